@@ -1,0 +1,830 @@
+/*
+ * config.c: the configuration of mckvd, from its defaults, an INI file and
+ * the command line, in that order of precedence (the command line wins).
+ *
+ * Everything is generated from the MCKV_OPTIONS table of options.h: the
+ * defaults, the INI keys, the long options (--key-name, and --key_name too),
+ * --help and config_each() for `stats settings`. opt_table below is that list
+ * with each field's offset in struct config; a key is found by name, by short
+ * flag or by long-option index, and its text parsed by its type into the field.
+ *
+ * INI files go through inih's ini_parse_stream() with our own line reader.
+ * Debian builds inih without INI_HANDLER_LINENO, so the handler gets no line
+ * number: the reader counts lines itself (inih calls it once per line, and
+ * the handler runs while that line is the last one read). The reader also
+ * strips leading blanks, so an indented key is never taken for a multi-line
+ * continuation, and refuses lines longer than inih's buffer rather than let
+ * inih split them. A load goes into a copy of the config, so a bad file
+ * leaves the caller's config as it was (what a SIGHUP reload needs).
+ *
+ * Every function here runs on the main thread (start-up, SIGHUP reload); it
+ * uses getopt_long(), whose state is process-global.
+ */
+/* Angle brackets on purpose: from server/, "config.h" would find this
+ * module's own server/config.h first instead of the autoconf header. */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server/config.h"
+#include "util/status.h"
+
+struct opt_desc {
+    const char *name;       /* as in options.h: snake_case */
+    const char *section;    /* INI section */
+    enum opt_type type;
+    const char *def;        /* default, as text */
+    uint64_t min, max;      /* inclusive bounds of numeric values */
+    int short_flag;         /* memcached's letter, or 0 */
+    bool reloadable;
+    const char *help;
+    size_t offset;          /* of the field in struct config */
+};
+
+static const struct opt_desc opt_table[] = {
+#define X(name, section, type, def, min, max, shortf, reload, help)           \
+    { #name, section, type, def, (uint64_t)(min), (uint64_t)(max), shortf,    \
+      (reload) != 0, help, offsetof(struct config, name) },
+    MCKV_OPTIONS(X)
+#undef X
+};
+
+enum { OPT_COUNT = sizeof(opt_table) / sizeof(opt_table[0]) };
+
+/* The INI loader tracks the keys already set in a 64-bit mask. */
+_Static_assert(OPT_COUNT <= 64, "too many options for the duplicate mask");
+
+/* getopt_long() values of the long options: key i is OPTVAL_KEY + i. */
+enum {
+    OPTVAL_CONFIG = 'f',
+    OPTVAL_HELP = 'h',
+    OPTVAL_VERSION = 'V',
+    OPTVAL_KEY = 256,
+};
+
+/* Longest long option name, plus its NUL. */
+#define OPT_NAME_MAX 64
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void
+set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static char **
+field_str(struct config *cfg, const struct opt_desc *o)
+{
+    return (char **)(void *)((char *)cfg + o->offset);
+}
+
+static uint64_t *
+field_u64(struct config *cfg, const struct opt_desc *o)
+{
+    return (uint64_t *)(void *)((char *)cfg + o->offset);
+}
+
+static bool *
+field_bool(struct config *cfg, const struct opt_desc *o)
+{
+    return (bool *)(void *)((char *)cfg + o->offset);
+}
+
+static const void *
+field_const(const struct config *cfg, const struct opt_desc *o)
+{
+    return (const char *)cfg + o->offset;
+}
+
+/* "max_connections" -> "max-connections". `out` holds OPT_NAME_MAX bytes. */
+static void
+dashed_name(const char *name, char *out)
+{
+    size_t i;
+
+    for (i = 0; name[i] != '\0' && i + 1 < OPT_NAME_MAX; i++)
+        out[i] = name[i] == '_' ? '-' : name[i];
+    out[i] = '\0';
+}
+
+/* Index of the key called `name` (dashes and underscores alike), or -1. */
+static int
+find_key(const char *name)
+{
+    for (int i = 0; i < OPT_COUNT; i++) {
+        const char *a = opt_table[i].name;
+        const char *b = name;
+
+        while (*a != '\0' && (*a == *b || (*a == '_' && *b == '-'))) {
+            a++;
+            b++;
+        }
+        if (*a == '\0' && *b == '\0')
+            return i;
+    }
+    return -1;
+}
+
+/* ---- parsing values --------------------------------------------------- */
+
+/* Decimal digits only, no sign, no blanks; false on overflow. */
+static bool
+parse_decimal(const char *s, const char **end, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *p = s;
+
+    if (*p < '0' || *p > '9')
+        return false;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *end = p;
+    *out = v;
+    return true;
+}
+
+static bool
+parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = { "yes", "true", "on", "1" };
+    static const char *const no[] = { "no", "false", "off", "0" };
+
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Parses `text` as key `o` and stores it in cfg. 0 or MCKV_ENOMEM or
+ * MCKV_EINVAL with the reason (no key name, no location) in err.
+ */
+static int
+set_value(struct config *cfg, const struct opt_desc *o, const char *text,
+          char *err, size_t errlen)
+{
+    uint64_t v = 0;
+    const char *end = NULL;
+
+    switch (o->type) {
+    case OPT_STR: {
+        char *copy = strdup(text);
+        char **field = field_str(cfg, o);
+
+        if (copy == NULL) {
+            set_err(err, errlen, "out of memory");
+            return MCKV_ENOMEM;
+        }
+        free(*field);
+        *field = copy;
+        return MCKV_OK;
+    }
+    case OPT_BOOL:
+        if (!parse_bool(text, field_bool(cfg, o))) {
+            set_err(err, errlen,
+                    "'%s' is not a boolean (yes/no, true/false, on/off, 1/0)",
+                    text);
+            return MCKV_EINVAL;
+        }
+        return MCKV_OK;
+    case OPT_SIZE:
+        if (!parse_decimal(text, &end, &v))
+            goto bad_number;
+        if (*end != '\0') {
+            unsigned shift;
+
+            switch (*end) {
+            case 'k': case 'K': shift = 10; break;
+            case 'm': case 'M': shift = 20; break;
+            case 'g': case 'G': shift = 30; break;
+            default: shift = 0; break;
+            }
+            if (shift == 0 || end[1] != '\0') {
+                set_err(err, errlen,
+                        "'%s' has a bad size suffix (use k, m or g)", text);
+                return MCKV_EINVAL;
+            }
+            if (v > (UINT64_MAX >> shift))
+                goto bad_number;
+            v <<= shift;
+        }
+        break;
+    case OPT_UINT:
+    case OPT_MB:
+        if (!parse_decimal(text, &end, &v) || *end != '\0')
+            goto bad_number;
+        break;
+    }
+    if (v < o->min || v > o->max)
+        goto bad_number;
+    *field_u64(cfg, o) = v;
+    return MCKV_OK;
+
+bad_number:
+    if (o->min == o->max)
+        set_err(err, errlen, "'%s' is not supported: must be %" PRIu64, text,
+                o->min);
+    else if (o->type == OPT_SIZE)
+        set_err(err, errlen,
+                "'%s' is not a size between %" PRIu64 " and %" PRIu64
+                " bytes", text, o->min, o->max);
+    else
+        set_err(err, errlen,
+                "'%s' is not a number between %" PRIu64 " and %" PRIu64, text,
+                o->min, o->max);
+    return MCKV_EINVAL;
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+/*
+ * Sets every field to its default, parsed from the table. 0, MCKV_ENOMEM, or
+ * MCKV_EINVAL if a default in options.h does not parse (a bug, caught by
+ * test_config). On failure cfg holds nothing to free. Main thread.
+ */
+int
+config_init(struct config *cfg)
+{
+    char reason[128];
+
+    memset(cfg, 0, sizeof(*cfg));
+    for (int i = 0; i < OPT_COUNT; i++) {
+        int rc = set_value(cfg, &opt_table[i], opt_table[i].def, reason,
+                           sizeof(reason));
+        if (rc < 0) {
+            config_deinit(cfg);
+            return rc;
+        }
+    }
+    return MCKV_OK;
+}
+
+/* Frees the strings and NULLs them; cfg may be deinit'ed twice. Main thread. */
+void
+config_deinit(struct config *cfg)
+{
+    for (int i = 0; i < OPT_COUNT; i++) {
+        if (opt_table[i].type == OPT_STR) {
+            char **field = field_str(cfg, &opt_table[i]);
+
+            free(*field);
+            *field = NULL;
+        }
+    }
+    free(cfg->config_file);
+    cfg->config_file = NULL;
+}
+
+/* dst becomes a deep copy of src. 0 or MCKV_ENOMEM (dst then holds nothing
+ * to free). */
+static int
+config_copy(struct config *dst, const struct config *src)
+{
+    *dst = *src;
+    for (int i = 0; i < OPT_COUNT; i++) {
+        if (opt_table[i].type == OPT_STR)
+            *field_str(dst, &opt_table[i]) = NULL;
+    }
+    dst->config_file = NULL;
+    for (int i = 0; i < OPT_COUNT; i++) {
+        const struct opt_desc *o = &opt_table[i];
+        const char *s;
+
+        if (o->type != OPT_STR)
+            continue;
+        s = *(char *const *)field_const(src, o);
+        if (s != NULL && (*field_str(dst, o) = strdup(s)) == NULL)
+            goto fail;
+    }
+    if (src->config_file != NULL &&
+        (dst->config_file = strdup(src->config_file)) == NULL)
+        goto fail;
+    return MCKV_OK;
+
+fail:
+    config_deinit(dst);
+    return MCKV_ENOMEM;
+}
+
+/* ---- INI files -------------------------------------------------------- */
+
+struct ini_load {
+    struct config *cfg;
+    const char *path;
+    FILE *fp;
+    int lineno;              /* lines handed to inih so far */
+    uint64_t seen;           /* bit i: key i already set by this file */
+    int seen_line[OPT_COUNT];
+    int err_line;            /* line of the first error, 0 if none */
+    int err_rc;              /* its status */
+    char err[256];           /* its text, complete: "FILE:LINE: ..." */
+};
+
+static void
+ini_error(struct ini_load *ld, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records the first error only: inih carries on after a handler error. */
+static void
+ini_error(struct ini_load *ld, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (ld->err_line != 0)
+        return;
+    ld->err_line = ld->lineno;
+    ld->err_rc = rc;
+    n = snprintf(ld->err, sizeof(ld->err), "%s:%d: ", ld->path, ld->lineno);
+    if (n < 0 || (size_t)n >= sizeof(ld->err))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(ld->err + n, sizeof(ld->err) - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+/* inih's reader: one line per call, counted, leading blanks removed. */
+static char *
+ini_read_line(char *str, int num, void *stream)
+{
+    struct ini_load *ld = stream;
+    size_t len, skip;
+
+    if (ld->err_line != 0)
+        return NULL;  /* an error is already recorded: stop reading */
+    if (fgets(str, num, ld->fp) == NULL) {
+        if (ferror(ld->fp)) {
+            ld->lineno++;
+            ini_error(ld, MCKV_EIO, "read error: %s", strerror(errno));
+        }
+        return NULL;
+    }
+    ld->lineno++;
+    len = strlen(str);
+    if (len > 0 && str[len - 1] != '\n' && !feof(ld->fp)) {
+        ini_error(ld, MCKV_EINVAL, "line too long (over %d bytes)", num - 2);
+        return NULL;
+    }
+    skip = strspn(str, " \t");
+    if (skip > 0)
+        memmove(str, str + skip, len - skip + 1);
+    return str;
+}
+
+/* inih's handler: returns nonzero on success. */
+static int
+ini_on_pair(void *user, const char *section, const char *name,
+            const char *value)
+{
+    struct ini_load *ld = user;
+    const struct opt_desc *o;
+    char reason[192];
+    int i, rc;
+
+    if (ld->err_line != 0)
+        return 0;
+    i = find_key(name);
+    if (i < 0) {
+        ini_error(ld, MCKV_EINVAL, "%s: unknown key", name);
+        return 0;
+    }
+    o = &opt_table[i];
+    if (section[0] != '\0' && strcmp(section, o->section) != 0) {
+        bool known = false;
+
+        for (int j = 0; j < OPT_COUNT && !known; j++)
+            known = strcmp(section, opt_table[j].section) == 0;
+        if (known)
+            ini_error(ld, MCKV_EINVAL,
+                      "%s: belongs in section [%s], not [%s]", name,
+                      o->section, section);
+        else
+            ini_error(ld, MCKV_EINVAL, "%s: unknown section [%s]", name,
+                      section);
+        return 0;
+    }
+    if (ld->seen & (UINT64_C(1) << i)) {
+        ini_error(ld, MCKV_EINVAL, "%s: duplicate key (first set on line %d)",
+                  name, ld->seen_line[i]);
+        return 0;
+    }
+    rc = set_value(ld->cfg, o, value, reason, sizeof(reason));
+    if (rc < 0) {
+        ini_error(ld, rc, "%s: %s", name, reason);
+        return 0;
+    }
+    ld->seen |= UINT64_C(1) << i;
+    ld->seen_line[i] = ld->lineno;
+    return 1;
+}
+
+/*
+ * Loads the INI file at `path` over cfg. 0, or a negative mckv_status with
+ * one line in err: "FILE:LINE: key: reason", "FILE:LINE: syntax error" or
+ * "FILE: cannot open: ...". On failure cfg is unchanged. Main thread.
+ */
+int
+config_load_file(struct config *cfg, const char *path, char *err,
+                 size_t errlen)
+{
+    struct ini_load ld;
+    struct config tmp;
+    int rc, syntax_line;
+
+    memset(&ld, 0, sizeof(ld));
+    ld.path = path;
+    ld.fp = fopen(path, "r");
+    if (ld.fp == NULL) {
+        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return MCKV_EIO;
+    }
+    rc = config_copy(&tmp, cfg);
+    if (rc < 0) {
+        fclose(ld.fp);
+        set_err(err, errlen, "%s: out of memory", path);
+        return rc;
+    }
+    ld.cfg = &tmp;
+    syntax_line = ini_parse_stream(ini_read_line, &ld, ini_on_pair, &ld);
+    fclose(ld.fp);
+
+    /* inih returns the first bad line, ours or its own; a line before our
+     * first recorded error (or any, if we recorded none) is a syntax error. */
+    if (syntax_line > 0 && (ld.err_line == 0 || syntax_line < ld.err_line)) {
+        set_err(err, errlen, "%s:%d: syntax error", path, syntax_line);
+        rc = MCKV_EINVAL;
+    } else if (syntax_line < 0 && ld.err_line == 0) {
+        set_err(err, errlen, "%s: out of memory", path);
+        rc = MCKV_ENOMEM;
+    } else if (ld.err_line != 0) {
+        set_err(err, errlen, "%s", ld.err);
+        rc = ld.err_rc < 0 ? ld.err_rc : MCKV_EINVAL;
+    } else {
+        rc = MCKV_OK;
+    }
+    if (rc < 0) {
+        config_deinit(&tmp);
+        return rc;
+    }
+    config_deinit(cfg);
+    *cfg = tmp;
+    return MCKV_OK;
+}
+
+/* ---- command line ----------------------------------------------------- */
+
+/* Long options: config, help, version, then each key twice (dashed and
+ * underscored), then the terminator. Names point into `names`. */
+struct long_opts {
+    struct option opts[3 + 2 * OPT_COUNT + 1];
+    char names[OPT_COUNT][OPT_NAME_MAX];
+    char shorts[8 + 2 * OPT_COUNT];
+};
+
+static void
+long_opts_build(struct long_opts *lo)
+{
+    size_t n = 0, s = 0;
+
+    lo->opts[n++] = (struct option){ "config", required_argument, NULL,
+                                     OPTVAL_CONFIG };
+    lo->opts[n++] = (struct option){ "help", no_argument, NULL, OPTVAL_HELP };
+    lo->opts[n++] = (struct option){ "version", no_argument, NULL,
+                                     OPTVAL_VERSION };
+    /* '+': stop at the first non-option (leftovers are an error anyway);
+     * ':': report a missing argument as ':' and print nothing ourselves. */
+    memcpy(lo->shorts, "+:f:hV", 6);
+    s = 6;
+    for (int i = 0; i < OPT_COUNT; i++) {
+        const struct opt_desc *o = &opt_table[i];
+
+        dashed_name(o->name, lo->names[i]);
+        lo->opts[n++] = (struct option){ lo->names[i], required_argument,
+                                         NULL, OPTVAL_KEY + i };
+        if (strcmp(lo->names[i], o->name) != 0)
+            lo->opts[n++] = (struct option){ o->name, required_argument, NULL,
+                                             OPTVAL_KEY + i };
+        if (o->short_flag != 0) {
+            lo->shorts[s++] = (char)o->short_flag;
+            if (o->short_flag != 'v')  /* -v counts; takes no value */
+                lo->shorts[s++] = ':';
+        }
+    }
+    lo->opts[n] = (struct option){ NULL, 0, NULL, 0 };
+    lo->shorts[s] = '\0';
+}
+
+/* Key index of short flag c, or -1. */
+static int
+find_short(int c)
+{
+    for (int i = 0; i < OPT_COUNT; i++) {
+        if (opt_table[i].short_flag == c)
+            return i;
+    }
+    return -1;
+}
+
+/* The option as the user wrote it, for messages: "-p" or "--port". */
+static void
+option_label(int c, int longindex, const struct long_opts *lo, char *out,
+             size_t outlen)
+{
+    if (longindex >= 0)
+        snprintf(out, outlen, "--%s", lo->opts[longindex].name);
+    else
+        snprintf(out, outlen, "-%c", c);
+}
+
+/* Reports getopt's '?' and ':' returns; argv[optind - 1] is the culprit. */
+static void
+option_error(int c, char **argv, char *err, size_t errlen)
+{
+    const char *arg = argv[optind - 1];
+
+    if (arg[0] == '-' && arg[1] == '-') {
+        size_t len = strcspn(arg + 2, "=");
+
+        if (c == ':')
+            set_err(err, errlen, "option %s: missing value", arg);
+        else if (arg[2 + len] == '=' && len > 0 &&
+                 (strncmp(arg + 2, "help", len) == 0 ||
+                  strncmp(arg + 2, "version", len) == 0))
+            set_err(err, errlen, "option --%.*s: takes no value", (int)len,
+                    arg + 2);
+        else
+            set_err(err, errlen, "unknown or ambiguous option '--%.*s'",
+                    (int)len, arg + 2);
+    } else if (c == ':') {
+        set_err(err, errlen, "option -%c: missing value", optopt);
+    } else {
+        set_err(err, errlen, "unknown option '-%c'", optopt);
+    }
+}
+
+/*
+ * Parses argv (see config.h). Pass 1 finds -f/--config, --help and
+ * --version wherever they are; the file is loaded; pass 2 applies every
+ * other option in order, over the file. Does not call config_validate().
+ * Main thread (getopt_long).
+ */
+enum config_action
+config_parse_args(struct config *cfg, int argc, char **argv, FILE *out,
+                  char *err, size_t errlen)
+{
+    struct long_opts lo;
+    const char *file = NULL;
+    bool help = false, version = false;
+    uint64_t v_count = 0;
+    int c, longindex;
+
+    long_opts_build(&lo);
+    opterr = 0;
+
+    /* Pass 1: -f, -h, -V. Errors are left to pass 2. */
+    optind = 0;  /* glibc: full re-initialisation */
+    for (;;) {
+        c = getopt_long(argc, argv, lo.shorts, lo.opts, NULL);
+        if (c == -1)
+            break;
+        if (c == OPTVAL_CONFIG) {
+            if (file != NULL) {
+                set_err(err, errlen,
+                        "option -f: only one configuration file may be given");
+                return CONFIG_EXIT_ERROR;
+            }
+            file = optarg;
+        } else if (c == OPTVAL_HELP) {
+            help = true;
+        } else if (c == OPTVAL_VERSION) {
+            version = true;
+        }
+    }
+    if (help) {
+        config_print_help(out);
+        return CONFIG_EXIT_OK;
+    }
+    if (version) {
+        fprintf(out, "mckvd " PACKAGE_VERSION "\n");
+        return CONFIG_EXIT_OK;
+    }
+    if (file != NULL) {
+        char *copy;
+
+        if (config_load_file(cfg, file, err, errlen) < 0)
+            return CONFIG_EXIT_ERROR;
+        copy = strdup(file);
+        if (copy == NULL) {
+            set_err(err, errlen, "out of memory");
+            return CONFIG_EXIT_ERROR;
+        }
+        free(cfg->config_file);
+        cfg->config_file = copy;
+    }
+
+    /* Pass 2: everything else, in order. */
+    optind = 0;
+    for (;;) {
+        char reason[192], label[OPT_NAME_MAX + 4];
+        const struct opt_desc *o;
+        int i;
+
+        longindex = -1;
+        c = getopt_long(argc, argv, lo.shorts, lo.opts, &longindex);
+        if (c == -1)
+            break;
+        if (c == '?' || c == ':') {
+            option_error(c, argv, err, errlen);
+            return CONFIG_EXIT_ERROR;
+        }
+        if (c == OPTVAL_CONFIG || c == OPTVAL_HELP || c == OPTVAL_VERSION)
+            continue;
+        i = c >= OPTVAL_KEY ? c - OPTVAL_KEY : find_short(c);
+        if (i < 0 || i >= OPT_COUNT) {
+            set_err(err, errlen, "unknown option '-%c'", c);
+            return CONFIG_EXIT_ERROR;
+        }
+        o = &opt_table[i];
+        if (c == 'v') {
+            /* -v, -vv: counted from zero; saturates at the maximum. */
+            if (v_count < o->max)
+                v_count++;
+            *field_u64(cfg, o) = v_count;
+            continue;
+        }
+        if (set_value(cfg, o, optarg, reason, sizeof(reason)) < 0) {
+            option_label(c, longindex, &lo, label, sizeof(label));
+            set_err(err, errlen, "option %s: %s", label, reason);
+            return CONFIG_EXIT_ERROR;
+        }
+        if (o->short_flag == 'v')
+            v_count = *field_u64(cfg, o);
+    }
+    if (optind < argc) {
+        set_err(err, errlen, "unexpected argument '%s'", argv[optind]);
+        return CONFIG_EXIT_ERROR;
+    }
+    return CONFIG_RUN;
+}
+
+/* ---- checks and output ------------------------------------------------ */
+
+/* Cross-key rules, as memcached 1.6 enforces them. 0, or MCKV_EINVAL with
+ * "key: reason" in err. Any thread that owns cfg. */
+int
+config_validate(const struct config *cfg, char *err, size_t errlen)
+{
+    /* The rules with their own words first, then the table's ranges. */
+    if (cfg->udp_port != 0) {
+        set_err(err, errlen, "udp_port: UDP is not supported; use 0");
+        return MCKV_EINVAL;
+    }
+    if (cfg->item_size_max < 1024) {
+        set_err(err, errlen, "item_size_max: %" PRIu64
+                " is below the minimum of 1024 bytes", cfg->item_size_max);
+        return MCKV_EINVAL;
+    }
+    for (int i = 0; i < OPT_COUNT; i++) {
+        const struct opt_desc *o = &opt_table[i];
+        uint64_t v;
+
+        if (o->type == OPT_STR || o->type == OPT_BOOL)
+            continue;
+        v = *(const uint64_t *)field_const(cfg, o);
+        if (v < o->min || v > o->max) {
+            set_err(err, errlen, "%s: %" PRIu64 " is not between %" PRIu64
+                    " and %" PRIu64, o->name, v, o->min, o->max);
+            return MCKV_EINVAL;
+        }
+    }
+    /* memcached: "Cannot set item size limit higher than 1/2 of memory
+     * max." */
+    if (cfg->item_size_max > cfg->memory_limit * 1024 * 1024 / 2) {
+        set_err(err, errlen, "item_size_max: %" PRIu64 " bytes is more than"
+                " half of memory_limit (%" PRIu64 " MB)", cfg->item_size_max,
+                cfg->memory_limit);
+        return MCKV_EINVAL;
+    }
+    return MCKV_OK;
+}
+
+static const char *
+type_placeholder(enum opt_type type)
+{
+    switch (type) {
+    case OPT_STR: return "TEXT";
+    case OPT_UINT: return "NUM";
+    case OPT_SIZE: return "BYTES";
+    case OPT_MB: return "MB";
+    case OPT_BOOL: return "BOOL";
+    }
+    return "VALUE";
+}
+
+/* Prints --help to out: every key of options.h. Main thread. */
+void
+config_print_help(FILE *out)
+{
+    fprintf(out,
+            "Usage: mckvd [OPTION]...\n"
+            "A memcached-compatible cache server.\n"
+            "\n"
+            "Values come from the defaults, then the INI file given with -f,\n"
+            "then the command line (which wins). In the file, write each key\n"
+            "as `key = value` in its [section] (or before any section).\n"
+            "Long options accept dashes or underscores: --max-connections,\n"
+            "--max_connections. Sizes take k, m or g suffixes (binary).\n"
+            "Booleans: yes/no, true/false, on/off, 1/0.\n"
+            "\n"
+            "  -f, --config=FILE\n"
+            "        load this INI file first\n"
+            "  -h, --help\n"
+            "        print this help and exit\n"
+            "  -V, --version\n"
+            "        print the version and exit\n");
+    for (int i = 0; i < OPT_COUNT; i++) {
+        const struct opt_desc *o = &opt_table[i];
+        char dashed[OPT_NAME_MAX];
+
+        dashed_name(o->name, dashed);
+        if (o->short_flag == 'v')
+            fprintf(out, "  -v, --%s=%s\n", dashed, type_placeholder(o->type));
+        else if (o->short_flag != 0)
+            fprintf(out, "  -%c, --%s=%s\n", o->short_flag, dashed,
+                    type_placeholder(o->type));
+        else
+            fprintf(out, "      --%s=%s\n", dashed, type_placeholder(o->type));
+        fprintf(out, "        %s\n", o->help);
+        if (o->short_flag == 'v')
+            fprintf(out, "        -v alone counts: -v = 1, -vv = 2\n");
+        fprintf(out, "        [%s] %s = %s", o->section, o->name, o->def);
+        if (o->type == OPT_UINT || o->type == OPT_MB || o->type == OPT_SIZE)
+            fprintf(out, "; range %" PRIu64 "..%" PRIu64, o->min, o->max);
+        fprintf(out, "; %s\n",
+                o->reloadable ? "reloadable (SIGHUP)" : "restart to change");
+    }
+}
+
+/* Calls fn for each key, in options.h order, with its value as text: sizes
+ * in bytes, memory_limit in MB, booleans as yes/no. `value` lives for the
+ * call only. Thread that owns cfg. */
+void
+config_each(const struct config *cfg,
+            void (*fn)(void *ctx, const char *name, const char *value),
+            void *ctx)
+{
+    for (int i = 0; i < OPT_COUNT; i++) {
+        const struct opt_desc *o = &opt_table[i];
+        const void *field = field_const(cfg, o);
+        char buf[32];
+        const char *text = buf;
+
+        switch (o->type) {
+        case OPT_STR:
+            text = *(char *const *)field;
+            if (text == NULL)
+                text = "";
+            break;
+        case OPT_BOOL:
+            text = *(const bool *)field ? "yes" : "no";
+            break;
+        case OPT_UINT:
+        case OPT_SIZE:
+        case OPT_MB:
+            snprintf(buf, sizeof(buf), "%" PRIu64,
+                     *(const uint64_t *)field);
+            break;
+        }
+        fn(ctx, o->name, text);
+    }
+}

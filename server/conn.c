@@ -1,0 +1,402 @@
+/*
+ * conn.c: reading, request dispatch and gathered writes for one connection.
+ *
+ * A connection lives on one worker thread and is driven by two libevent
+ * events: EV_READ while it accepts input, EV_WRITE while the socket refuses
+ * output. Each wake-up reads once, runs every whole request that is buffered
+ * (pipelined requests are answered in order), and writes all queued replies
+ * with one sendmsg(2) per IOV batch. See conn.h for the buffer model.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "protocol/proto_text.h"
+#include "server/cache.h"
+#include "server/conn.h"
+#include "server/process.h"
+#include "server/stats.h"
+#include "server/worker.h"
+#include "util/log.h"
+
+#define CONN_IOV_BATCH 256
+#define CONN_WBUF_INITIAL 4096
+#define CONN_SEGS_INITIAL 32
+
+static void conn_close(struct conn *c);
+
+struct conn *
+conn_create(struct worker *w, int fd)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        goto fail;
+    c->fd = fd;
+    c->worker = w;
+    c->rsize = CONN_RBUF_INITIAL;
+    c->rbuf = malloc(c->rsize);
+    c->wsize = CONN_WBUF_INITIAL;
+    c->wbuf = malloc(c->wsize);
+    c->segs_cap = CONN_SEGS_INITIAL;
+    c->segs = malloc(c->segs_cap * sizeof(*c->segs));
+    /* The largest request: a retrieval line of many keys, or a storage
+     * command with a value of item_size_max (binary: header + extras + key
+     * + value). Anything announcing more is refused by the parsers. */
+    c->rmax = (size_t)w->item_size_max + PROTO_TEXT_GET_LINE_MAX + 4096;
+    if (c->rbuf == NULL || c->wbuf == NULL || c->segs == NULL)
+        goto fail;
+    c->peer_len = sizeof(c->peer);
+    if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) != 0)
+        c->peer_len = 0;
+    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_event, c);
+    c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, conn_event, c);
+    if (c->rev == NULL || c->wev == NULL)
+        goto fail;
+    if (event_add(c->rev, NULL) != 0)
+        goto fail;
+    c->rev_on = true;
+    c->last_cmd_time = cache_now();
+    worker_conn_add(w, c);
+    return c;
+
+fail:
+    log_error("worker %u: cannot set up a connection: out of memory", w->id);
+    if (c != NULL) {
+        if (c->rev != NULL)
+            event_free(c->rev);
+        if (c->wev != NULL)
+            event_free(c->wev);
+        free(c->rbuf);
+        free(c->wbuf);
+        free(c->segs);
+        free(c);
+    }
+    close(fd);
+    atomic_fetch_sub(&global_stats.curr_connections, 1);
+    return NULL;
+}
+
+void
+conn_destroy(struct conn **cp)
+{
+    struct conn *c = *cp;
+    if (c == NULL)
+        return;
+    worker_conn_remove(c->worker, c);
+    event_free(c->rev);
+    event_free(c->wev);
+    close(c->fd);
+    for (unsigned i = c->seg_head; i < c->nsegs; i++)
+        if (c->segs[i].it != NULL)
+            cache_item_release(c->segs[i].it);
+    free(c->rbuf);
+    free(c->wbuf);
+    free(c->segs);
+    free(c);
+    atomic_fetch_sub(&global_stats.curr_connections, 1);
+    *cp = NULL;
+}
+
+/* ---- output ---- */
+
+static bool
+conn_seg_push(struct conn *c, struct item *it, uint32_t off, uint32_t len)
+{
+    if (len == 0)
+        return true;
+    if (it == NULL && c->nsegs > c->seg_head) {
+        struct out_seg *last = &c->segs[c->nsegs - 1];
+        if (last->it == NULL && last->off + last->len == off) {
+            last->len += len;
+            c->out_pending += len;
+            return true;
+        }
+    }
+    if (c->nsegs == c->segs_cap) {
+        unsigned cap = c->segs_cap * 2;
+        struct out_seg *s = realloc(c->segs, cap * sizeof(*s));
+        if (s == NULL)
+            return false;
+        c->segs = s;
+        c->segs_cap = cap;
+    }
+    c->segs[c->nsegs++] = (struct out_seg){ .it = it, .off = off, .len = len };
+    c->out_pending += len;
+    return true;
+}
+
+char *
+conn_out_reserve(struct conn *c, size_t n)
+{
+    if (c->wlen + n > c->wsize) {
+        size_t size = c->wsize;
+        while (size < c->wlen + n)
+            size *= 2;
+        char *b = realloc(c->wbuf, size);
+        if (b == NULL)
+            return NULL;
+        c->wbuf = b;
+        c->wsize = size;
+    }
+    return c->wbuf + c->wlen;
+}
+
+void
+conn_out_commit(struct conn *c, size_t used)
+{
+    if (conn_seg_push(c, NULL, (uint32_t)c->wlen, (uint32_t)used))
+        c->wlen += used;
+}
+
+bool
+conn_out_copy(struct conn *c, const void *p, size_t n)
+{
+    char *dst = conn_out_reserve(c, n);
+    if (dst == NULL)
+        return false;
+    memcpy(dst, p, n);
+    size_t before = c->wlen;
+    conn_out_commit(c, n);
+    return c->wlen == before + n;
+}
+
+bool
+conn_out_line(struct conn *c, const char *line)
+{
+    size_t n = strlen(line);
+    char *dst = conn_out_reserve(c, n + 2);
+    if (dst == NULL)
+        return false;
+    memcpy(dst, line, n);
+    dst[n] = '\r';
+    dst[n + 1] = '\n';
+    size_t before = c->wlen;
+    conn_out_commit(c, n + 2);
+    return c->wlen == before + n + 2;
+}
+
+bool
+conn_out_item(struct conn *c, struct item *it, const char *p, size_t n)
+{
+    uint32_t off = (uint32_t)(p - it->data);
+    atomic_fetch_add_explicit(&it->refcount, 1, memory_order_relaxed);
+    if (!conn_seg_push(c, it, off, (uint32_t)n)) {
+        cache_item_release(it);
+        return false;
+    }
+    return true;
+}
+
+/* Writes queued output. Returns 0 (all written or the socket is full) or -1
+ * when the connection is broken. */
+static int
+conn_flush(struct conn *c)
+{
+    while (c->seg_head < c->nsegs) {
+        struct iovec iov[CONN_IOV_BATCH];
+        int niov = 0;
+        for (unsigned i = c->seg_head; i < c->nsegs && niov < CONN_IOV_BATCH; i++) {
+            struct out_seg *s = &c->segs[i];
+            const char *base = s->it != NULL ? s->it->data : c->wbuf;
+            uint32_t skip = i == c->seg_head ? c->seg_head_done : 0;
+            iov[niov].iov_base = (void *)(base + s->off + skip);
+            iov[niov].iov_len = s->len - skip;
+            niov++;
+        }
+        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)niov };
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -1;
+        }
+        STAT_ADD(&c->worker->stats, bytes_written, n);
+        c->out_pending -= (size_t)n;
+        size_t left = (size_t)n;
+        while (left > 0) {
+            struct out_seg *s = &c->segs[c->seg_head];
+            size_t rest = s->len - c->seg_head_done;
+            if (left < rest) {
+                c->seg_head_done += (uint32_t)left;
+                break;
+            }
+            left -= rest;
+            if (s->it != NULL)
+                cache_item_release(s->it);
+            c->seg_head++;
+            c->seg_head_done = 0;
+        }
+    }
+    c->nsegs = c->seg_head = 0;
+    c->seg_head_done = 0;
+    c->wlen = 0;
+    if (c->wsize > 16 * CONN_WBUF_INITIAL) {
+        char *b = realloc(c->wbuf, CONN_WBUF_INITIAL);
+        if (b != NULL) {
+            c->wbuf = b;
+            c->wsize = CONN_WBUF_INITIAL;
+        }
+    }
+    return 0;
+}
+
+/* ---- input ---- */
+
+/* Reads once. Returns bytes read, 0 when nothing is available, -1 on EOF or
+ * error, -2 when the buffer is full at its limit (request too large). */
+static ssize_t
+conn_read(struct conn *c)
+{
+    if (c->rstart > 0 && (c->rstart == c->rend || c->rend == c->rsize ||
+                          c->rstart > c->rsize / 2)) {
+        memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
+        c->rend -= c->rstart;
+        c->rstart = 0;
+    }
+    if (c->rend == c->rsize) {
+        if (c->rsize >= c->rmax)
+            return -2;
+        size_t size = c->rsize * 2;
+        if (size > c->rmax)
+            size = c->rmax;
+        char *b = realloc(c->rbuf, size);
+        if (b == NULL)
+            return -2;
+        c->rbuf = b;
+        c->rsize = size;
+    }
+    for (;;) {
+        ssize_t n = read(c->fd, c->rbuf + c->rend, c->rsize - c->rend);
+        if (n > 0) {
+            c->rend += (size_t)n;
+            STAT_ADD(&c->worker->stats, bytes_read, n);
+            return n;
+        }
+        if (n == 0)
+            return -1;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        return -1;
+    }
+}
+
+/* Runs every whole buffered request while output stays under the mark. */
+static void
+conn_process_all(struct conn *c)
+{
+    while (!c->close_after_write && c->out_pending < CONN_OUT_HIGH) {
+        if (c->swallow > 0) {
+            size_t avail = c->rend - c->rstart;
+            size_t n = avail < c->swallow ? avail : (size_t)c->swallow;
+            c->rstart += n;
+            c->swallow -= n;
+            if (c->swallow > 0)
+                break;
+        }
+        if (c->rstart == c->rend)
+            break;
+        if (c->proto == CONN_PROTO_UNKNOWN)
+            c->proto = (unsigned char)c->rbuf[c->rstart] == 0x80
+                       ? CONN_PROTO_BIN : CONN_PROTO_TEXT;
+        size_t need = 0;
+        enum process_result r = c->proto == CONN_PROTO_BIN
+                                ? process_bin(c, &need) : process_text(c, &need);
+        if (r == PROCESS_NEED_MORE)
+            break;
+        __atomic_store_n(&c->last_cmd_time, cache_now(), __ATOMIC_RELAXED);
+        if (r == PROCESS_CLOSE)
+            c->close_after_write = true;
+    }
+    if (c->rstart == c->rend) {
+        c->rstart = c->rend = 0;
+        if (c->rsize > CONN_RBUF_INITIAL) {
+            char *b = realloc(c->rbuf, CONN_RBUF_INITIAL);
+            if (b != NULL) {
+                c->rbuf = b;
+                c->rsize = CONN_RBUF_INITIAL;
+            }
+        }
+    }
+}
+
+static void
+conn_set_events(struct conn *c)
+{
+    bool want_read = !c->close_after_write && c->out_pending < CONN_OUT_HIGH;
+    bool want_write = c->out_pending > 0;
+    if (want_read != c->rev_on) {
+        if (want_read)
+            event_add(c->rev, NULL);
+        else
+            event_del(c->rev);
+        c->rev_on = want_read;
+    }
+    if (want_write != c->wev_on) {
+        if (want_write)
+            event_add(c->wev, NULL);
+        else
+            event_del(c->wev);
+        c->wev_on = want_write;
+    }
+    __atomic_store_n(&c->state, want_write ? CONN_STATE_WRITE : CONN_STATE_READ,
+                     __ATOMIC_RELAXED);
+}
+
+static void
+conn_close(struct conn *c)
+{
+    conn_destroy(&c);
+}
+
+void
+conn_event(int fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    bool eof = false;
+
+    if ((what & EV_READ) && c->rev_on) {
+        ssize_t n = conn_read(c);
+        if (n == -1)
+            eof = true;
+        else if (n == -2) {
+            log_verbose("connection %d: request larger than %zu bytes, closing",
+                        c->fd, c->rmax);
+            conn_close(c);
+            return;
+        }
+    }
+    conn_process_all(c);
+    if (conn_flush(c) < 0) {
+        conn_close(c);
+        return;
+    }
+    /* Output drained: requests held back by the high mark can run now. */
+    if (c->out_pending == 0 && c->rstart < c->rend && !c->close_after_write) {
+        conn_process_all(c);
+        if (conn_flush(c) < 0) {
+            conn_close(c);
+            return;
+        }
+    }
+    if (eof || (c->close_after_write && c->out_pending == 0) ||
+        atomic_load_explicit(&c->worker->stopping, memory_order_relaxed)) {
+        if (c->out_pending == 0 || eof) {
+            conn_close(c);
+            return;
+        }
+        c->close_after_write = true;
+    }
+    conn_set_events(c);
+}

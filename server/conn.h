@@ -1,0 +1,98 @@
+/*
+ * conn.h: one client connection, owned by exactly one worker thread.
+ *
+ * Input: a read buffer that holds at least one whole request (it grows to
+ * the size the request announces, bounded by item_size_max, and shrinks back
+ * when idle), plus a count of bytes to discard (`swallow`) for requests that
+ * are refused without being buffered (a value over the size limit).
+ *
+ * Output: a list of segments, each either bytes copied into the connection's
+ * write buffer or a slice of an item (the item is referenced until written,
+ * so values are never copied). Replies of a whole batch of pipelined
+ * requests go out in one sendmsg(2). When a client stops reading, output
+ * past CONN_OUT_HIGH makes the connection stop parsing until it drains: no
+ * unbounded buffering.
+ */
+#ifndef MCKV_SERVER_CONN_H
+#define MCKV_SERVER_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct item;
+struct worker;
+struct event;
+
+#define CONN_RBUF_INITIAL 16384
+#define CONN_OUT_HIGH (4u << 20)  /* stop parsing past this much output */
+
+enum conn_proto { CONN_PROTO_UNKNOWN = 0, CONN_PROTO_BIN, CONN_PROTO_TEXT };
+
+struct out_seg {
+    struct item *it;     /* NULL: bytes live in wbuf at `off` */
+    uint32_t off;        /* offset into wbuf, or into it->data */
+    uint32_t len;
+};
+
+struct conn {
+    int fd;
+    struct worker *worker;
+    struct event *rev;        /* EV_READ, added while we accept input */
+    struct event *wev;        /* EV_WRITE, added while output is blocked */
+    bool rev_on, wev_on;
+    enum conn_proto proto;
+    bool close_after_write;   /* quit, fatal error, shutdown */
+    bool closing;
+
+    /* input */
+    char *rbuf;
+    size_t rsize;             /* allocated */
+    size_t rstart;            /* first unparsed byte */
+    size_t rend;              /* one past the last byte read */
+    uint64_t swallow;         /* bytes still to discard */
+    size_t rmax;              /* the read buffer never grows past this */
+
+    /* output */
+    char *wbuf;
+    size_t wsize, wlen;
+    struct out_seg *segs;
+    unsigned nsegs, segs_cap;
+    unsigned seg_head;        /* first segment not fully written */
+    uint32_t seg_head_done;   /* bytes of segs[seg_head] already written */
+    size_t out_pending;       /* bytes queued, not yet written */
+
+    /* for `stats conns` (read by other threads with relaxed loads) */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    uint32_t last_cmd_time;   /* rel_time_t */
+    int state;                /* enum conn_state, relaxed atomic */
+
+    struct conn *prev, *next; /* the worker's list */
+};
+
+enum conn_state { CONN_STATE_READ, CONN_STATE_WRITE, CONN_STATE_CLOSING };
+
+/* Worker thread: wraps an accepted fd. NULL when out of memory (fd closed). */
+struct conn *conn_create(struct worker *w, int fd);
+/* Worker thread: closes the socket, releases every item reference, frees. */
+void conn_destroy(struct conn **c);
+
+/* Worker thread: libevent callback for the connection's fd. */
+void conn_event(int fd, short what, void *arg);
+
+/* ---- output, for the protocol processors (worker thread) ---- */
+/* Copies n bytes to the reply stream. False when out of memory. */
+bool conn_out_copy(struct conn *c, const void *p, size_t n);
+/* Reserves n bytes at the end of the reply stream and returns them to be
+ * filled in (then call conn_out_commit with the bytes used). */
+char *conn_out_reserve(struct conn *c, size_t n);
+void conn_out_commit(struct conn *c, size_t used);
+/* Queues a slice of an item; takes a new reference (the caller keeps its). */
+bool conn_out_item(struct conn *c, struct item *it, const char *p, size_t n);
+
+/* Shortcut: copies a NUL-terminated string followed by "\r\n". */
+bool conn_out_line(struct conn *c, const char *line);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * options.h: every configuration key, declared once.
+ *
+ * The X-macro below generates the config struct, the INI parser's key table,
+ * the long options (--key-name, underscores as dashes), `--help` and
+ * `stats settings`. Add a key here and it appears everywhere.
+ *
+ * X(name, section, type, default, min, max, short_flag, reloadable, help)
+ *   type: OPT_STR, OPT_UINT (decimal), OPT_SIZE (bytes; k/m/g suffixes),
+ *         OPT_MB (megabytes, like memcached -m), OPT_BOOL (yes/no/true/false/1/0),
+ *         OPT_ENUM is expressed as OPT_STR + a check in config.c.
+ *   min/max bound numeric values (inclusive).
+ *   short_flag: memcached's one-letter flag, or 0.
+ *   reloadable: can change on SIGHUP without a restart.
+ */
+#ifndef MCKV_SERVER_OPTIONS_H
+#define MCKV_SERVER_OPTIONS_H
+
+#define MCKV_OPTIONS(X)                                                        \
+    X(listen, "server", OPT_STR, "127.0.0.1", 0, 0, 'l', 0,                    \
+      "address to listen on (IPv4 or IPv6 literal, or a host name)")           \
+    X(port, "server", OPT_UINT, "11211", 1, 65535, 'p', 0,                     \
+      "TCP port to listen on")                                                 \
+    X(udp_port, "server", OPT_UINT, "0", 0, 0, 'U', 0,                         \
+      "UDP port (UDP is not supported: must be 0)")                            \
+    X(threads, "server", OPT_UINT, "4", 1, 256, 't', 0,                        \
+      "number of worker threads")                                              \
+    X(max_connections, "server", OPT_UINT, "1024", 1, 1048576, 'c', 0,         \
+      "maximum simultaneous client connections")                               \
+    X(backlog, "server", OPT_UINT, "1024", 1, 65535, 'b', 0,                   \
+      "listen(2) backlog")                                                     \
+    X(memory_limit, "cache", OPT_MB, "64", 1, 1048576, 'm', 1,                 \
+      "item memory in megabytes")                                              \
+    X(item_size_max, "cache", OPT_SIZE, "1m", 1024, 1073741824, 'I', 0,        \
+      "largest item (key + value + header) in bytes; k/m suffixes allowed")   \
+    X(cas, "cache", OPT_BOOL, "yes", 0, 1, 0, 0,                               \
+      "keep CAS unique values (memcached -C turns this off)")                 \
+    X(verbosity, "logging", OPT_UINT, "0", 0, 2, 'v', 1,                       \
+      "0 = start/stop/errors, 1 = also connections, 2 = every command")       \
+    X(log_file, "logging", OPT_STR, "", 0, 0, 0, 0,                            \
+      "log file (empty: standard error)")
+
+enum opt_type { OPT_STR, OPT_UINT, OPT_SIZE, OPT_MB, OPT_BOOL };
+
+#endif
