@@ -633,11 +633,12 @@ process_text(struct conn *c, size_t *need)
     case PARSE_EINVALID:
         c->rstart += consumed;
         STAT_INCR(TS(c), protocol_errors);
-        conn_out_line(c, errmsg != NULL ? errmsg : "ERROR");
+        /* memcached's noreply silences error lines too */
+        reply(c, req.noreply, errmsg != NULL ? errmsg : "ERROR");
         return PROCESS_OK;
     case PARSE_EFATAL:
         STAT_INCR(TS(c), protocol_errors);
-        if (errmsg != NULL)
+        if (errmsg != NULL && errmsg[0] != '\0')   /* "": close silently */
             conn_out_line(c, errmsg);
         c->rstart = c->rend;
         return PROCESS_CLOSE;

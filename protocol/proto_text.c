@@ -1,0 +1,1062 @@
+/*
+ * proto_text.c: the memcached text protocol (classic and meta commands) as
+ * pure functions over a byte buffer, plus the few reply composers the hot path
+ * needs (VALUE header, STAT line, integer to decimal).
+ *
+ * The parser mirrors memcached 1.6.18 (proto_text.c + util.c) in what it
+ * accepts and in the error line it picks: the same whitespace tokenizer (only
+ * ' ' separates tokens, a NUL ends the line, at most 24 tokens are looked at),
+ * the same token-count checks per command ("ERROR" when wrong), the same
+ * safe_strto*() number rules (leading whitespace, a sign and trailing
+ * whitespace are accepted), the same order of checks and the same meta flag
+ * pre-parse. Deliberate differences, all on input no real client sends, are
+ * listed in the comments where they happen (search "memcached would").
+ *
+ * Nothing here allocates or writes to the input: pointers in struct text_req
+ * point into the caller's buffer, which must stay put while they are used.
+ */
+#include "config.h"
+
+#include <limits.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "protocol/proto_text.h"
+
+/* memcached tokenizes 23 tokens and keeps the rest of the line as one more;
+ * looking at 24 is enough to take every decision it takes. */
+#define TOKENS_MAX 24
+/* Meta commands: memcached refuses more than 19 tokens (ntokens > 20 with its
+ * terminal token). */
+#define META_TOKENS_MAX 19
+/* Longest opaque token, 'O' included, that memcached echoes. */
+#define META_OPAQUE_MAX 32
+/* memcached only lets a long line grow when the "get " follows at most this
+ * many leading spaces. */
+#define GET_LEADING_SPACES_MAX 100
+
+static const char err_error[] = "ERROR";
+static const char err_format[] = "CLIENT_ERROR bad command line format";
+static const char err_delete[] =
+    "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
+static const char err_delta[] = "CLIENT_ERROR invalid numeric delta argument";
+static const char err_exptime[] = "CLIENT_ERROR invalid exptime argument";
+static const char err_chunk[] = "CLIENT_ERROR bad data chunk";
+static const char err_line_too_long[] = "CLIENT_ERROR line too long";
+static const char err_meta_dup[] = "CLIENT_ERROR duplicate flag";
+static const char err_meta_invalid[] = "CLIENT_ERROR invalid flag";
+static const char err_meta_token[] =
+    "CLIENT_ERROR bad token in command line format";
+static const char err_meta_b64[] = "CLIENT_ERROR error decoding key";
+static const char err_meta_mlen[] = "CLIENT_ERROR incorrect length for M token";
+static const char err_meta_initial[] =
+    "CLIENT_ERROR invalid numeric initial value";
+static const char err_meta_delta[] = "CLIENT_ERROR invalid numeric delta value";
+static const char err_meta_too_many_mg[] =
+    "CLIENT_ERROR options flags are too long";
+static const char err_meta_too_many[] = "CLIENT_ERROR options flags too long";
+static const char err_meta_dup_or_invalid[] =
+    "CLIENT_ERROR invalid or duplicate flag";
+static const char err_meta_opaque[] = "CLIENT_ERROR opaque token too long";
+static const char err_meta_ms_mode[] =
+    "CLIENT_ERROR invalid mode for ms M token";
+static const char err_meta_ma_mode[] =
+    "CLIENT_ERROR invalid mode for ma M token";
+/* memcached closes an HTTP request without a word. */
+static const char err_silent_close[] = "";
+
+struct token {
+    const char *p;
+    size_t n;
+};
+
+/* One request line, split the way memcached's tokenize_command() does. */
+struct line {
+    const char *p;      /* start of the line */
+    size_t n;           /* content length: no "\r\n", cut at the first NUL */
+    size_t consumed;    /* bytes up to and including the '\n' */
+    struct token tok[TOKENS_MAX];
+    unsigned ntok;      /* tokens found, at most TOKENS_MAX */
+};
+
+static bool
+tok_is(const struct token *t, const char *word)
+{
+    size_t n = strlen(word);
+    return t->n == n && memcmp(t->p, word, n) == 0;
+}
+
+/* isspace() in the C locale, which memcached's xisspace() uses. */
+static bool
+c_isspace(char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/*
+ * The common part of glibc's strtoul/strtol (base 10) over a token that is
+ * not NUL-terminated: skips leading whitespace, takes one sign and the digits.
+ * Returns false when there is no digit (strto*() leaves endptr at the start)
+ * or when the magnitude does not fit 64 bits (ERANGE for every width we use).
+ * Then applies safe_strto*()'s rule for what may follow the digits: the end
+ * of the token or a whitespace character.
+ */
+static bool
+scan_number(const struct token *t, bool *neg, uint64_t *mag)
+{
+    size_t i = 0;
+    uint64_t v = 0;
+
+    while (i < t->n && c_isspace(t->p[i]))
+        i++;
+    *neg = false;
+    if (i < t->n && (t->p[i] == '+' || t->p[i] == '-')) {
+        *neg = t->p[i] == '-';
+        i++;
+    }
+    size_t digits = i;
+    while (i < t->n && t->p[i] >= '0' && t->p[i] <= '9') {
+        unsigned d = (unsigned)(t->p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+        i++;
+    }
+    if (i == digits)
+        return false;
+    if (i < t->n && !c_isspace(t->p[i]))
+        return false;
+    *mag = v;
+    return true;
+}
+
+/* memcached's safe_strtoull(): strtoull() wraps "-N" around; a result that
+ * looks negative as a signed number is refused when the token has a '-'. */
+static bool
+parse_u64(const struct token *t, uint64_t *out)
+{
+    bool neg;
+    uint64_t mag;
+
+    if (!scan_number(t, &neg, &mag))
+        return false;
+    uint64_t v = neg ? 0 - mag : mag;
+    if ((int64_t)v < 0 && memchr(t->p, '-', t->n) != NULL)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* memcached's safe_strtoul(), except that a value over 2^32-1 is refused:
+ * memcached would silently keep its low 32 bits (flags 4294967296 -> 0). */
+static bool
+parse_u32(const struct token *t, uint32_t *out)
+{
+    uint64_t v;
+
+    if (!parse_u64(t, &v) || v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* memcached's safe_strtol() with a 64-bit long. The value is kept whole:
+ * memcached would truncate it to 32 bits (exptime 4294967296 -> 0). */
+static bool
+parse_i64(const struct token *t, int64_t *out)
+{
+    bool neg;
+    uint64_t mag;
+
+    if (!scan_number(t, &neg, &mag))
+        return false;
+    if (neg) {
+        if (mag > (uint64_t)INT64_MAX + 1)
+            return false;
+        *out = mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
+    } else {
+        if (mag > (uint64_t)INT64_MAX)
+            return false;
+        *out = (int64_t)mag;
+    }
+    return true;
+}
+
+/* Splits line->p[0..n) on ' ' into at most TOKENS_MAX tokens. */
+static void
+tokenize(struct line *ln)
+{
+    size_t i = 0;
+
+    ln->ntok = 0;
+    while (i < ln->n && ln->ntok < TOKENS_MAX) {
+        while (i < ln->n && ln->p[i] == ' ')
+            i++;
+        if (i == ln->n)
+            break;
+        size_t start = i;
+        while (i < ln->n && ln->p[i] != ' ')
+            i++;
+        ln->tok[ln->ntok].p = ln->p + start;
+        ln->tok[ln->ntok].n = i - start;
+        ln->ntok++;
+    }
+}
+
+/* memcached's set_noreply_maybe(): the last token decides. */
+static bool
+last_is_noreply(const struct line *ln)
+{
+    return ln->ntok > 0 && tok_is(&ln->tok[ln->ntok - 1], "noreply");
+}
+
+/* Whether a line that has no newline yet may grow past PROTO_TEXT_LINE_MAX. */
+static bool
+is_retrieval_line(const char *buf, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len && buf[i] == ' ')
+        i++;
+    if (i > GET_LEADING_SPACES_MAX)
+        return false;
+    buf += i;
+    len -= i;
+    return (len >= 4 && memcmp(buf, "get ", 4) == 0) ||
+           (len >= 5 && memcmp(buf, "gets ", 5) == 0) ||
+           (len >= 4 && memcmp(buf, "gat ", 4) == 0) ||
+           (len >= 5 && memcmp(buf, "gats ", 5) == 0);
+}
+
+static bool
+is_base64_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '=';
+}
+
+/* The length memcached's base64_decode() produces for a key; 0 = invalid. */
+static size_t
+base64_decoded_len(const char *src, size_t len)
+{
+    size_t count = 0;
+    size_t out = 0;
+    unsigned block = 0;
+    unsigned pad = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        if (is_base64_char((unsigned char)src[i]))
+            count++;
+    }
+    if (count == 0 || count % 4 != 0)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!is_base64_char((unsigned char)src[i]))
+            continue;
+        if (src[i] == '=')
+            pad++;
+        if (++block == 4) {
+            out += 3;
+            block = 0;
+            if (pad > 0) {
+                if (pad > 2)
+                    return 0;
+                out -= pad;
+                break;
+            }
+        }
+    }
+    return out;
+}
+
+/*
+ * The value block of a storage command (classic or ms) once the line parsed.
+ * *consumed and the return value follow proto_text_parse_req()'s contract.
+ */
+static proto_parse
+read_value(struct text_req *req, const char *buf, size_t len,
+           const struct line *ln, uint32_t max_value, size_t *consumed,
+           const char **errmsg)
+{
+    if (req->vlen > max_value) {
+        *consumed = ln->consumed;
+        return PARSE_EOVERSIZE;
+    }
+    size_t need = ln->consumed + (size_t)req->vlen + 2;
+    if (len < need)
+        return PARSE_EUNFIN;
+    req->value = buf + ln->consumed;
+    *consumed = need;
+    /* memcached reads vlen + 2 bytes into the item, then checks the last two;
+     * whatever they were, those bytes are gone. */
+    if (buf[need - 2] != '\r' || buf[need - 1] != '\n') {
+        *errmsg = err_chunk;
+        return PARSE_EINVALID;
+    }
+    return PARSE_OK;
+}
+
+/* get/gets/gat/gats/bget: keys after the command (and exptime) token. */
+static proto_parse
+parse_retrieval(struct text_req *req, const struct line *ln, bool touch,
+                const char **errmsg)
+{
+    const struct token *after = &ln->tok[0];
+
+    if (touch) {
+        if (!parse_i64(&ln->tok[1], &req->exptime)) {
+            *errmsg = err_exptime;
+            return PARSE_EINVALID;
+        }
+        after = &ln->tok[1];
+    }
+
+    /* Walk the rest of the line: there may be more keys than tokens. */
+    const char *end = ln->p + ln->n;
+    const char *s = after->p + after->n;
+    const char *first = NULL;
+    const char *last_end = NULL;
+    unsigned nkeys = 0;
+
+    while (s < end) {
+        while (s < end && *s == ' ')
+            s++;
+        if (s == end)
+            break;
+        const char *k = s;
+        while (s < end && *s != ' ')
+            s++;
+        if ((size_t)(s - k) > PROTO_KEY_MAX) {
+            *errmsg = err_format;
+            return PARSE_EINVALID;
+        }
+        if (first == NULL) {
+            first = k;
+            req->key = k;
+            req->nkey = (uint8_t)(s - k);
+        }
+        last_end = s;
+        nkeys++;
+    }
+    /* "gat 10" with no key is valid in memcached: it answers "END". */
+    req->keys = first;
+    req->keys_len = first != NULL ? (size_t)(last_end - first) : 0;
+    req->nkeys = nkeys;
+    return PARSE_OK;
+}
+
+/* set/add/replace/append/prepend/cas: <key> <flags> <exptime> <bytes>
+ * [<cas unique>] [noreply], then the value. */
+static proto_parse
+parse_storage(struct text_req *req, const char *buf, size_t len,
+              const struct line *ln, uint32_t max_value, size_t *consumed,
+              const char **errmsg)
+{
+    bool is_cas = req->cmd == TEXT_CAS;
+    unsigned want = is_cas ? 6 : 5;
+    int64_t vlen;
+
+    if (ln->ntok != want && ln->ntok != want + 1) {
+        *errmsg = err_error;
+        return PARSE_EINVALID;
+    }
+    req->noreply = last_is_noreply(ln);
+    if (ln->tok[1].n > PROTO_KEY_MAX) {
+        *errmsg = err_format;
+        return PARSE_EINVALID;
+    }
+    req->key = ln->tok[1].p;
+    req->nkey = (uint8_t)ln->tok[1].n;
+    if (!parse_u32(&ln->tok[2], &req->flags) ||
+        !parse_i64(&ln->tok[3], &req->exptime) ||
+        !parse_i64(&ln->tok[4], &vlen) ||
+        (is_cas && !parse_u64(&ln->tok[5], &req->cas_unique))) {
+        *errmsg = err_format;
+        return PARSE_EINVALID;
+    }
+    /* memcached would wrap a length of 2^32 or more to 32 bits. */
+    if (vlen < 0 || vlen > INT_MAX - 2) {
+        *errmsg = err_format;
+        return PARSE_EINVALID;
+    }
+    req->vlen = (uint32_t)vlen;
+    return read_value(req, buf, len, ln, max_value, consumed, errmsg);
+}
+
+static proto_parse
+parse_delete(struct text_req *req, const struct line *ln, const char **errmsg)
+{
+    if (ln->ntok < 2 || ln->ntok > 4) {
+        *errmsg = err_error;
+        return PARSE_EINVALID;
+    }
+    if (ln->ntok > 2) {
+        /* Only the legacy hold time "0" and noreply are allowed. */
+        bool hold_is_zero = tok_is(&ln->tok[2], "0");
+        bool noreply = last_is_noreply(ln);
+        bool valid = (ln->ntok == 3 && (hold_is_zero || noreply)) ||
+                     (ln->ntok == 4 && hold_is_zero && noreply);
+        req->noreply = noreply;
+        if (!valid) {
+            *errmsg = err_delete;
+            return PARSE_EINVALID;
+        }
+    }
+    if (ln->tok[1].n > PROTO_KEY_MAX) {
+        *errmsg = err_format;
+        return PARSE_EINVALID;
+    }
+    req->key = ln->tok[1].p;
+    req->nkey = (uint8_t)ln->tok[1].n;
+    return PARSE_OK;
+}
+
+/* incr/decr <key> <delta> and touch <key> <exptime>, each [noreply]. */
+static proto_parse
+parse_key_number(struct text_req *req, const struct line *ln,
+                 const char **errmsg)
+{
+    if (ln->ntok != 3 && ln->ntok != 4) {
+        *errmsg = err_error;
+        return PARSE_EINVALID;
+    }
+    req->noreply = last_is_noreply(ln);
+    if (ln->tok[1].n > PROTO_KEY_MAX) {
+        *errmsg = err_format;
+        return PARSE_EINVALID;
+    }
+    req->key = ln->tok[1].p;
+    req->nkey = (uint8_t)ln->tok[1].n;
+    if (req->cmd == TEXT_TOUCH) {
+        if (!parse_i64(&ln->tok[2], &req->exptime)) {
+            *errmsg = err_exptime;
+            return PARSE_EINVALID;
+        }
+    } else if (!parse_u64(&ln->tok[2], &req->delta)) {
+        *errmsg = err_delta;
+        return PARSE_EINVALID;
+    }
+    return PARSE_OK;
+}
+
+static proto_parse
+parse_flush_all(struct text_req *req, const struct line *ln,
+                const char **errmsg)
+{
+    if (ln->ntok > 3) {
+        *errmsg = err_error;
+        return PARSE_EINVALID;
+    }
+    req->noreply = last_is_noreply(ln);
+    /* As memcached: the delay is the first argument unless the only argument
+     * is noreply; a third token is ignored. */
+    if (ln->ntok != (req->noreply ? 2u : 1u)) {
+        if (!parse_i64(&ln->tok[1], &req->delay)) {
+            *errmsg = err_exptime;
+            return PARSE_EINVALID;
+        }
+        req->has_delay = true;
+    }
+    return PARSE_OK;
+}
+
+static proto_parse
+parse_verbosity(struct text_req *req, const struct line *ln,
+                const char **errmsg)
+{
+    if (ln->ntok != 2 && ln->ntok != 3) {
+        *errmsg = err_error;
+        return PARSE_EINVALID;
+    }
+    req->noreply = last_is_noreply(ln);
+    /* memcached keeps the low 32 bits here too; harmless for a level the
+     * server clamps anyway, so it is mirrored rather than refused. */
+    uint64_t level;
+    if (!parse_u64(&ln->tok[1], &level)) {
+        *errmsg = err_format;
+        return PARSE_EINVALID;
+    }
+    req->level = (uint32_t)level;
+    return PARSE_OK;
+}
+
+static void
+parse_stats(struct text_req *req, const struct line *ln)
+{
+    if (ln->ntok < 2)
+        return;
+    /* From the first argument to the end of the last one, however many. */
+    const char *end = ln->p + ln->n;
+    while (end > ln->tok[1].p && end[-1] == ' ')
+        end--;
+    req->arg = ln->tok[1].p;
+    req->arglen = (size_t)(end - ln->tok[1].p);
+}
+
+/*
+ * memcached's _meta_flag_preparse() over tokens [first, ntok): records each
+ * flag in req->mflags and checks it. Returns NULL when all are good, else the
+ * error line memcached picks (a duplicate or unknown flag stops at once; a bad
+ * value is remembered and a later bad value overrides it).
+ */
+static const char *
+meta_flags_parse(struct text_req *req, const struct line *ln, unsigned first)
+{
+    bool seen[128] = {false};
+    const char *err = err_format;
+    bool has_error = false;
+
+    for (unsigned i = first; i < ln->ntok; i++) {
+        const struct token *t = &ln->tok[i];
+        unsigned char o = (unsigned char)t->p[0];
+        struct token val = { t->p + 1, t->n - 1 };
+        int64_t i64;
+        uint64_t u64;
+        uint32_t u32;
+
+        if (o >= 127 || seen[o])
+            return err_meta_dup;
+        seen[o] = true;
+
+        struct text_meta_flag *mf = &req->mflags[req->nmflags++];
+        mf->flag = (char)o;
+        mf->tok = val.p;
+        if (val.n > UINT8_MAX) {
+            /* memcached would ignore the tail of a long token or read a long
+             * zero-padded number; nothing real sends one. */
+            mf->toklen = UINT8_MAX;
+            err = err_meta_token;
+            has_error = true;
+            continue;
+        }
+        mf->toklen = (uint8_t)val.n;
+
+        switch (o) {
+        case 'b':
+            if (base64_decoded_len(ln->tok[1].p, ln->tok[1].n) == 0) {
+                err = err_meta_b64;
+                has_error = true;
+            }
+            break;
+        case 'N':
+        case 'T':
+        case 'R':
+            if (!parse_i64(&val, &i64)) {
+                err = err_meta_token;
+                has_error = true;
+            }
+            break;
+        case 'F':
+            /* memcached leaves the message as it was for a bad F. */
+            if (!parse_u32(&val, &u32))
+                has_error = true;
+            break;
+        case 'C':
+            if (!parse_u64(&val, &u64)) {
+                err = err_meta_token;
+                has_error = true;
+            }
+            break;
+        case 'M':
+            if (val.n != 1) {
+                err = err_meta_mlen;
+                has_error = true;
+            }
+            break;
+        case 'J':
+            if (!parse_u64(&val, &u64)) {
+                err = err_meta_initial;
+                has_error = true;
+            }
+            break;
+        case 'D':
+            if (!parse_u64(&val, &u64)) {
+                err = err_meta_delta;
+                has_error = true;
+            }
+            break;
+        case 'l': case 'O': case 'P': case 'L': case 'k': case 's': case 't':
+        case 'c': case 'f': case 'v': case 'h': case 'u': case 'q': case 'I':
+            break;
+        default:
+            return err_meta_invalid;
+        }
+        if (o == 'q')
+            req->noreply = true;
+    }
+    return has_error ? err : NULL;
+}
+
+/* The M token's mode character, 0 when absent. */
+static char
+meta_mode(const struct text_req *req)
+{
+    for (unsigned i = 0; i < req->nmflags; i++) {
+        if (req->mflags[i].flag == 'M' && req->mflags[i].toklen == 1)
+            return req->mflags[i].tok[0];
+    }
+    return 0;
+}
+
+static bool
+meta_opaque_too_long(const struct text_req *req)
+{
+    for (unsigned i = 0; i < req->nmflags; i++) {
+        if (req->mflags[i].flag == 'O' &&
+            (size_t)req->mflags[i].toklen + 1 > META_OPAQUE_MAX)
+            return true;
+    }
+    return false;
+}
+
+/* mg, md, ma: <key> <flags>* */
+static proto_parse
+parse_meta_keyed(struct text_req *req, const struct line *ln,
+                 const char **errmsg)
+{
+    const char *err;
+
+    if (ln->ntok < 2) {
+        *errmsg = err_error;
+        return PARSE_EINVALID;
+    }
+    if (ln->tok[1].n > PROTO_KEY_MAX) {
+        *errmsg = err_format;
+        return PARSE_EINVALID;
+    }
+    if (ln->ntok > META_TOKENS_MAX) {
+        *errmsg = req->cmd == TEXT_MG ? err_meta_too_many_mg
+                                      : err_meta_too_many;
+        return PARSE_EINVALID;
+    }
+    req->key = ln->tok[1].p;
+    req->nkey = (uint8_t)ln->tok[1].n;
+    err = meta_flags_parse(req, ln, 2);
+    if (err != NULL) {
+        *errmsg = req->cmd == TEXT_MG ? err : err_meta_dup_or_invalid;
+        return PARSE_EINVALID;
+    }
+    if (req->cmd == TEXT_MA) {
+        char mode = meta_mode(req);
+        if (mode != 0 && mode != 'I' && mode != '+' && mode != 'D' &&
+            mode != '-') {
+            *errmsg = err_meta_ma_mode;
+            return PARSE_EINVALID;
+        }
+    }
+    if (meta_opaque_too_long(req)) {
+        *errmsg = err_meta_opaque;
+        return PARSE_EINVALID;
+    }
+    return PARSE_OK;
+}
+
+/* ms <key> <datalen> <flags>*, then the value. */
+static proto_parse
+parse_meta_set(struct text_req *req, const char *buf, size_t len,
+               const struct line *ln, uint32_t max_value, size_t *consumed,
+               const char **errmsg)
+{
+    int64_t vlen;
+    const char *err;
+
+    if (ln->ntok < 2) {
+        *errmsg = err_error;
+        return PARSE_EINVALID;
+    }
+    if (ln->tok[1].n > PROTO_KEY_MAX || ln->ntok == 2) {
+        *errmsg = err_format;
+        return PARSE_EINVALID;
+    }
+    if (ln->ntok > META_TOKENS_MAX) {
+        *errmsg = err_meta_too_many;
+        return PARSE_EINVALID;
+    }
+    if (!parse_i64(&ln->tok[2], &vlen) || vlen < 0 || vlen > INT_MAX - 2) {
+        *errmsg = err_format;
+        return PARSE_EINVALID;
+    }
+    req->vlen = (uint32_t)vlen;
+    req->key = ln->tok[1].p;
+    req->nkey = (uint8_t)ln->tok[1].n;
+
+    err = meta_flags_parse(req, ln, 3);
+    if (err == NULL) {
+        /* A bad mode is reported over a long opaque, as in memcached. */
+        char mode = meta_mode(req);
+        if (mode != 0 && mode != 'E' && mode != 'A' && mode != 'P' &&
+            mode != 'R' && mode != 'S')
+            err = err_meta_ms_mode;
+        else if (meta_opaque_too_long(req))
+            err = err_meta_opaque;
+    }
+    /* Errors after the length was read are always sent (even with q), and
+     * the value is swallowed unread. */
+    if (err != NULL) {
+        req->noreply = false;
+        if (req->vlen > max_value) {
+            /* memcached would send err and swallow vlen + 2 bytes; we cannot
+             * hold that much, so the caller's oversize path does the skip. */
+            *consumed = ln->consumed;
+            return PARSE_EOVERSIZE;
+        }
+        size_t need = ln->consumed + (size_t)req->vlen + 2;
+        if (len < need)
+            return PARSE_EUNFIN;
+        *consumed = need;
+        *errmsg = err;
+        return PARSE_EINVALID;
+    }
+    proto_parse rc = read_value(req, buf, len, ln, max_value, consumed,
+                                errmsg);
+    if (rc != PARSE_OK)
+        req->noreply = false;
+    return rc;
+}
+
+/* me <key> [b]: a debug dump; memcached looks only at a 'b' right after. */
+static proto_parse
+parse_meta_debug(struct text_req *req, const struct line *ln,
+                 const char **errmsg)
+{
+    if (ln->ntok < 2 || ln->tok[1].n > PROTO_KEY_MAX) {
+        *errmsg = err_format;
+        return PARSE_EINVALID;
+    }
+    req->key = ln->tok[1].p;
+    req->nkey = (uint8_t)ln->tok[1].n;
+    if (ln->ntok >= 3 && tok_is(&ln->tok[2], "b") &&
+        base64_decoded_len(req->key, req->nkey) == 0) {
+        *errmsg = err_format;
+        return PARSE_EINVALID;
+    }
+    for (unsigned i = 2; i < ln->ntok; i++) {
+        struct text_meta_flag *mf = &req->mflags[req->nmflags++];
+        size_t n = ln->tok[i].n - 1;
+        mf->flag = ln->tok[i].p[0];
+        mf->tok = ln->tok[i].p + 1;
+        mf->toklen = (uint8_t)(n > UINT8_MAX ? UINT8_MAX : n);
+    }
+    return PARSE_OK;
+}
+
+/* Finds the end of the request line, or says why there is none yet. */
+static proto_parse
+find_line(struct line *ln, const char *buf, size_t len, const char **errmsg)
+{
+    size_t scan = len < PROTO_TEXT_LINE_MAX + 1 ? len : PROTO_TEXT_LINE_MAX + 1;
+    const char *nl = memchr(buf, '\n', scan);
+
+    /* A line longer than the limit is refused whether or not its newline has
+     * arrived; memcached would still run it when the newline came in the same
+     * read, which makes its answer depend on packet boundaries. */
+    if (nl == NULL && len > PROTO_TEXT_LINE_MAX) {
+        if (!is_retrieval_line(buf, len)) {
+            *errmsg = err_line_too_long;
+            return PARSE_EFATAL;
+        }
+        scan = len < PROTO_TEXT_GET_LINE_MAX + 1 ? len
+                                                 : PROTO_TEXT_GET_LINE_MAX + 1;
+        nl = memchr(buf + PROTO_TEXT_LINE_MAX + 1, '\n',
+                    scan - (PROTO_TEXT_LINE_MAX + 1));
+        if (nl == NULL && len > PROTO_TEXT_GET_LINE_MAX) {
+            *errmsg = err_line_too_long;
+            return PARSE_EFATAL;
+        }
+    }
+    if (nl == NULL)
+        return PARSE_EUNFIN;
+
+    ln->p = buf;
+    ln->n = (size_t)(nl - buf);
+    ln->consumed = ln->n + 1;
+    if (ln->n > 0 && buf[ln->n - 1] == '\r')
+        ln->n--;
+    /* memcached handles the line as a C string. */
+    const char *nul = memchr(buf, '\0', ln->n);
+    if (nul != NULL)
+        ln->n = (size_t)(nul - buf);
+    return PARSE_OK;
+}
+
+proto_parse
+proto_text_parse_req(struct text_req *req, const char *buf, size_t len,
+                     uint32_t max_value, size_t *consumed, const char **errmsg)
+{
+    struct line ln;
+    proto_parse rc;
+
+    memset(req, 0, offsetof(struct text_req, mflags));
+    req->nmflags = 0;
+    *consumed = 0;
+    *errmsg = NULL;
+
+    if (len == 0)
+        return PARSE_EUNFIN;
+    rc = find_line(&ln, buf, len, errmsg);
+    if (rc != PARSE_OK)
+        return rc;
+    tokenize(&ln);
+
+    rc = PARSE_EINVALID;
+    *errmsg = err_error;
+    const struct token *cmd = &ln.tok[0];
+
+    /* The dispatch follows memcached's process_command_ascii(), branch by
+     * branch, so a near-miss gets the same answer ("ERROR"). */
+    if (ln.ntok == 0 || cmd->n < 2) {
+        /* ERROR */
+    } else if (cmd->p[0] == 'm' && cmd->n == 2) {
+        *errmsg = NULL;
+        switch (cmd->p[1]) {
+        case 'g':
+            req->cmd = TEXT_MG;
+            rc = parse_meta_keyed(req, &ln, errmsg);
+            break;
+        case 's':
+            req->cmd = TEXT_MS;
+            rc = parse_meta_set(req, buf, len, &ln, max_value, consumed,
+                                errmsg);
+            break;
+        case 'd':
+            req->cmd = TEXT_MD;
+            rc = parse_meta_keyed(req, &ln, errmsg);
+            break;
+        case 'a':
+            req->cmd = TEXT_MA;
+            rc = parse_meta_keyed(req, &ln, errmsg);
+            break;
+        case 'n':
+            req->cmd = TEXT_MN;
+            rc = PARSE_OK;
+            break;
+        case 'e':
+            req->cmd = TEXT_ME;
+            rc = parse_meta_debug(req, &ln, errmsg);
+            break;
+        default:
+            *errmsg = err_error;
+            break;
+        }
+    } else if (cmd->p[0] == 'g') {
+        if (ln.ntok < 2) {
+            /* ERROR */
+        } else if (tok_is(cmd, "get")) {
+            req->cmd = TEXT_GET;
+        } else if (tok_is(cmd, "gets")) {
+            req->cmd = TEXT_GETS;
+        } else if (tok_is(cmd, "gat")) {
+            req->cmd = TEXT_GAT;
+        } else if (tok_is(cmd, "gats")) {
+            req->cmd = TEXT_GATS;
+        }
+        if (req->cmd != TEXT_UNKNOWN) {
+            *errmsg = NULL;
+            rc = parse_retrieval(req, &ln,
+                                 req->cmd == TEXT_GAT || req->cmd == TEXT_GATS,
+                                 errmsg);
+        }
+    } else if (cmd->p[0] == 's') {
+        if (tok_is(cmd, "set")) {
+            req->cmd = TEXT_SET;
+        } else if (tok_is(cmd, "stats")) {
+            req->cmd = TEXT_STATS;
+            parse_stats(req, &ln);
+            rc = PARSE_OK;
+        }
+    } else if (cmd->p[0] == 'a') {
+        if (tok_is(cmd, "add"))
+            req->cmd = TEXT_ADD;
+        else if (tok_is(cmd, "append"))
+            req->cmd = TEXT_APPEND;
+    } else if (cmd->p[0] == 'c') {
+        if (tok_is(cmd, "cas"))
+            req->cmd = TEXT_CAS;
+    } else if (cmd->p[0] == 'i') {
+        if (tok_is(cmd, "incr")) {
+            req->cmd = TEXT_INCR;
+            *errmsg = NULL;
+            rc = parse_key_number(req, &ln, errmsg);
+        }
+    } else if (cmd->p[0] == 'd') {
+        if (tok_is(cmd, "delete")) {
+            req->cmd = TEXT_DELETE;
+            *errmsg = NULL;
+            rc = parse_delete(req, &ln, errmsg);
+        } else if (tok_is(cmd, "decr")) {
+            req->cmd = TEXT_DECR;
+            *errmsg = NULL;
+            rc = parse_key_number(req, &ln, errmsg);
+        }
+    } else if (cmd->p[0] == 't') {
+        if (tok_is(cmd, "touch")) {
+            req->cmd = TEXT_TOUCH;
+            *errmsg = NULL;
+            rc = parse_key_number(req, &ln, errmsg);
+        }
+    } else if (tok_is(cmd, "replace")) {
+        req->cmd = TEXT_REPLACE;
+    } else if (tok_is(cmd, "prepend")) {
+        req->cmd = TEXT_PREPEND;
+    } else if (tok_is(cmd, "bget")) {
+        /* memcached still takes the ancient "bget" as a get. */
+        if (ln.ntok >= 2) {
+            req->cmd = TEXT_GET;
+            *errmsg = NULL;
+            rc = parse_retrieval(req, &ln, false, errmsg);
+        }
+    } else if (tok_is(cmd, "flush_all")) {
+        req->cmd = TEXT_FLUSH_ALL;
+        *errmsg = NULL;
+        rc = parse_flush_all(req, &ln, errmsg);
+    } else if (tok_is(cmd, "version")) {
+        req->cmd = TEXT_VERSION;
+        rc = PARSE_OK;
+    } else if (tok_is(cmd, "quit")) {
+        req->cmd = TEXT_QUIT;
+        rc = PARSE_OK;
+    } else if (tok_is(cmd, "verbosity")) {
+        req->cmd = TEXT_VERBOSITY;
+        *errmsg = NULL;
+        rc = parse_verbosity(req, &ln, errmsg);
+    } else {
+        /* An unknown command whose last (23rd at most) token starts with
+         * "HTTP/" is a web request: memcached drops it without a reply. */
+        const struct token *last =
+            &ln.tok[(ln.ntok < TOKENS_MAX ? ln.ntok : TOKENS_MAX - 1) - 1];
+        if (last->n >= 5 && memcmp(last->p, "HTTP/", 5) == 0) {
+            *errmsg = err_silent_close;
+            rc = PARSE_EFATAL;
+        }
+    }
+
+    switch (req->cmd) {
+    case TEXT_SET: case TEXT_ADD: case TEXT_REPLACE: case TEXT_APPEND:
+    case TEXT_PREPEND: case TEXT_CAS:
+        *errmsg = NULL;
+        rc = parse_storage(req, buf, len, &ln, max_value, consumed, errmsg);
+        break;
+    default:
+        break;
+    }
+
+    /* memcached always sends a meta command's error, q or not. */
+    if (rc != PARSE_OK && req->cmd >= TEXT_MG)
+        req->noreply = false;
+
+    switch (rc) {
+    case PARSE_OK:
+        *errmsg = NULL;
+        if (*consumed == 0)
+            *consumed = ln.consumed;
+        break;
+    case PARSE_EINVALID:
+        if (*consumed == 0)
+            *consumed = ln.consumed;
+        break;
+    case PARSE_EUNFIN:
+        *consumed = 0;
+        break;
+    case PARSE_EOVERSIZE:
+        *errmsg = NULL;
+        break;
+    case PARSE_EFATAL:
+        *consumed = 0;
+        break;
+    }
+    return rc;
+}
+
+bool
+proto_text_next_key(const struct text_req *req, size_t *cursor,
+                     const char **key, uint8_t *nkey)
+{
+    size_t i = *cursor;
+
+    if (req->keys == NULL)
+        return false;
+    while (i < req->keys_len && req->keys[i] == ' ')
+        i++;
+    if (i >= req->keys_len) {
+        *cursor = req->keys_len;
+        return false;
+    }
+    size_t start = i;
+    while (i < req->keys_len && req->keys[i] != ' ')
+        i++;
+    *key = req->keys + start;
+    *nkey = (uint8_t)(i - start);
+    *cursor = i;
+    return true;
+}
+
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536"
+    "37383940414243444546474849505152535455565758596061626364656667686970717273"
+    "7475767778798081828384858687888990919293949596979899";
+
+size_t
+proto_text_u64toa(uint64_t v, char *out)
+{
+    char tmp[20];
+    char *p = tmp + sizeof(tmp);
+
+    /* Two digits per division, from the right. */
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * r, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+    size_t n = (size_t)(tmp + sizeof(tmp) - p);
+    memcpy(out, p, n);
+    return n;
+}
+
+size_t
+proto_text_compose_value_hdr(char *out, const char *key, uint8_t nkey,
+                             uint32_t flags, uint32_t vlen, bool with_cas,
+                             uint64_t cas)
+{
+    char *p = out;
+
+    memcpy(p, "VALUE ", 6);
+    p += 6;
+    memcpy(p, key, nkey);
+    p += nkey;
+    *p++ = ' ';
+    p += proto_text_u64toa(flags, p);
+    *p++ = ' ';
+    p += proto_text_u64toa(vlen, p);
+    if (with_cas) {
+        *p++ = ' ';
+        p += proto_text_u64toa(cas, p);
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    return (size_t)(p - out);
+}
+
+size_t
+proto_text_compose_stat(char *out, size_t outlen, const char *name,
+                        const char *value)
+{
+    size_t nname = strlen(name);
+    size_t nvalue = strlen(value);
+    size_t total = 5 + nname + 1 + nvalue + 2;
+
+    if (total > outlen)
+        return 0;
+    memcpy(out, "STAT ", 5);
+    memcpy(out + 5, name, nname);
+    out[5 + nname] = ' ';
+    memcpy(out + 6 + nname, value, nvalue);
+    memcpy(out + 6 + nname + nvalue, "\r\n", 2);
+    return total;
+}
