@@ -16,8 +16,10 @@
  *   1. wrong magic (first byte, even before 24 bytes)   -> PARSE_EFATAL
  *   2. fewer than 24 bytes                               -> PARSE_EUNFIN
  *   3. extlen + keylen > bodylen                         -> PARSE_EFATAL
- *   4. bodylen > max_body                                -> PARSE_EOVERSIZE
- *   5. keylen > 250, or lengths that do not fit opcode   -> PARSE_EINVALID
+ *   4. keylen > 250, or lengths that do not fit opcode   -> PARSE_EINVALID
+ *   5. bodylen > max_body                                -> PARSE_EOVERSIZE
+ * (rules before size, as memcached: a GET announcing 2 GB is invalid, and a
+ * SET announcing 2 GB is too large)
  *   6. fewer than 24 + bodylen bytes                     -> PARSE_EUNFIN
  *   7. otherwise                                         -> PARSE_OK
  */
@@ -222,13 +224,13 @@ proto_bin_parse_req(struct bin_req *req, const char *buf, size_t len,
     if ((uint32_t)req->extlen + req->keylen > req->bodylen) {
         return PARSE_EFATAL;
     }
-    if (req->bodylen > max_body) {
-        *consumed = PROTO_BIN_HDR_LEN;
-        return PARSE_EOVERSIZE;
-    }
     if (!req_lengths_fit(req)) {
         *consumed = PROTO_BIN_HDR_LEN;
         return PARSE_EINVALID;
+    }
+    if (req->bodylen > max_body) {
+        *consumed = PROTO_BIN_HDR_LEN;
+        return PARSE_EOVERSIZE;
     }
     /* Compare without computing 24 + bodylen, which may wrap size_t on
      * 32-bit builds when max_body is near UINT32_MAX. */

@@ -118,6 +118,15 @@ main(int argc, char **argv)
         fprintf(stderr, "mckvd: cannot create the event loop\n");
         goto out;
     }
+    /* Signals first: a SIGTERM that arrives as soon as the port accepts
+     * must already mean a graceful stop. */
+    sigterm_ev = evsignal_new(base, SIGTERM, on_stop_signal, base);
+    sigint_ev = evsignal_new(base, SIGINT, on_stop_signal, base);
+    if (sigterm_ev == NULL || sigint_ev == NULL ||
+        event_add(sigterm_ev, NULL) != 0 || event_add(sigint_ev, NULL) != 0) {
+        fprintf(stderr, "mckvd: cannot install signal handlers\n");
+        goto out;
+    }
     if (listener_setup(base, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "mckvd: %s\n", err);
         goto out;
@@ -132,10 +141,6 @@ main(int argc, char **argv)
     clock_ev = event_new(base, -1, EV_PERSIST, on_clock, NULL);
     struct timeval second = { 1, 0 };
     event_add(clock_ev, &second);
-    sigterm_ev = evsignal_new(base, SIGTERM, on_stop_signal, base);
-    sigint_ev = evsignal_new(base, SIGINT, on_stop_signal, base);
-    event_add(sigterm_ev, NULL);
-    event_add(sigint_ev, NULL);
 
     log_info("mckvd %s started: listening on %s:%u, %u threads, %lu MB, "
              "item_size_max %lu", PACKAGE_VERSION, cfg.listen,

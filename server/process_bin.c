@@ -311,13 +311,27 @@ process_bin(struct conn *c, size_t *need)
         if (len >= PROTO_BIN_HDR_LEN)
             *need = PROTO_BIN_HDR_LEN + (size_t)req.bodylen;
         return PROCESS_NEED_MORE;
-    case PARSE_EOVERSIZE:
-        /* Refused without buffering the body: skip it as it arrives. */
-        c->rstart += PROTO_BIN_HDR_LEN;
-        c->swallow = req.bodylen;
+    case PARSE_EOVERSIZE: {
+        /* Refused without buffering the value: skip it as it arrives. A
+         * too-large SET also drops the old value (memcached does, so a stale
+         * value is not served after the client was told the set failed);
+         * that needs the key, so wait for extras and key first. */
+        size_t skip = PROTO_BIN_HDR_LEN;
+        if (req.opcode == BIN_OP_SET || req.opcode == BIN_OP_SETQ) {
+            skip += (size_t)req.extlen + req.keylen;
+            if (len < skip) {
+                *need = skip;
+                return PROCESS_NEED_MORE;
+            }
+            if (req.keylen > 0 && req.keylen <= PROTO_KEY_MAX)
+                cache_delete(buf + skip - req.keylen, (uint8_t)req.keylen, 0);
+        }
+        c->rstart += skip;
+        c->swallow = req.bodylen - (skip - PROTO_BIN_HDR_LEN);
         STAT_INCR(TS(c), store_too_large);
         bin_error(c, &req, BIN_STATUS_E2BIG);
         return PROCESS_OK;
+    }
     case PARSE_EINVALID:
         /* memcached answers EINVAL and closes the connection. */
         c->rstart = c->rend;
@@ -325,6 +339,10 @@ process_bin(struct conn *c, size_t *need)
         bin_error(c, &req, BIN_STATUS_EINVAL);
         return PROCESS_CLOSE;
     case PARSE_EFATAL:
+        /* Lengths that contradict each other: memcached answers
+         * UNKNOWN_COMMAND before closing; a wrong magic just closes. */
+        if (len >= PROTO_BIN_HDR_LEN && (unsigned char)buf[0] == PROTO_BIN_REQ_MAGIC)
+            bin_error(c, &req, BIN_STATUS_UNKNOWN_COMMAND);
         c->rstart = c->rend;
         STAT_INCR(TS(c), protocol_errors);
         return PROCESS_CLOSE;
