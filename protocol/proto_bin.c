@@ -23,7 +23,7 @@
  *   6. fewer than 24 + bodylen bytes                     -> PARSE_EUNFIN
  *   7. otherwise                                         -> PARSE_OK
  */
-#include "config.h"
+#include <config.h>
 
 #include <string.h>
 

@@ -15,7 +15,7 @@
  * Nothing here allocates or writes to the input: pointers in struct text_req
  * point into the caller's buffer, which must stay put while they are used.
  */
-#include "config.h"
+#include <config.h>
 
 #include <limits.h>
 #include <stddef.h>

@@ -12,7 +12,7 @@
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I<src> -I<build> \
  *     -D_GNU_SOURCE tests/fuzz/fuzz_proto_bin.c protocol/proto_bin.c
  */
-#include "config.h"
+#include <config.h>
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -17,7 +17,7 @@
  * The first input byte times 4 is the value limit, so the seeds start with
  * one byte ('z' = 488) before the request text.
  */
-#include "config.h"
+#include <config.h>
 
 #include <stddef.h>
 #include <stdint.h>

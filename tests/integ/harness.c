@@ -7,7 +7,7 @@
  * exec $MCKVD. It is stopped by its pid only. Socket reads use poll() with a
  * deadline so a missing reply turns into a failed assertion, never a hang.
  */
-#include "config.h"
+#include <config.h>
 
 #include "tests/integ/harness.h"
 

@@ -14,7 +14,7 @@
  * sleeps only let a 1-second-granularity clock pass an expiry, with at least
  * a second of margin either way.
  */
-#include "config.h"
+#include <config.h>
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -9,7 +9,7 @@
  * --help, --version, unknown options, leftovers), config_validate() and
  * config_each().
  */
-#include "config.h"
+#include <config.h>
 
 #include <stdarg.h>
 #include <stddef.h>

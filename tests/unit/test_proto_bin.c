@@ -8,7 +8,7 @@
  * bodies, key length limits, wrong extras per opcode, pipelines, and the
  * response composer and parser.
  */
-#include "config.h"
+#include <config.h>
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -7,7 +7,7 @@
  * over-long input is fed. Expected error lines were checked against
  * memcached 1.6.18 (see the report of this module for the list).
  */
-#include "config.h"
+#include <config.h>
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -10,7 +10,7 @@
  * arrive once and in order. A stranded entry would leave the consumer in
  * poll() forever, so a generous wall-clock guard turns a hang into a failure.
  */
-#include "config.h"
+#include <config.h>
 
 #include <stdarg.h>
 #include <stddef.h>
