@@ -1,14 +1,21 @@
 /*
- * kvstore.h: the pluggable storage engine interface (persistence, issue 3).
+ * kvstore.h: the pluggable storage engine interface.
  *
- * An engine is a versioned table of function pointers. Only the flusher
- * thread writes through it and only fetcher threads read through it; an
- * engine knows nothing of connections or protocols. Defined here so the
- * server's module layout is in place; no engine is wired in yet.
+ * An engine is a versioned table of function pointers (struct kvstore_ops).
+ * Only the flusher thread writes through it (one read-write handle) and only
+ * fetcher threads read through it (one read-only handle each); an engine
+ * knows nothing of connections, protocols or the cache. Every function
+ * returns MCKV_OK (0) or a negative mckv_status (util/status.h);
+ * kvstore_ops.strerror-style detail goes to the engine's last_error().
+ *
+ * Records hold absolute unix expiry times (0 = never) so a database stays
+ * meaningful across restarts, and the CAS of the write, so CAS keeps growing
+ * after a restart (the engine's meta table keeps the high mark).
  */
 #ifndef MCKV_ENGINES_KVSTORE_H
 #define MCKV_ENGINES_KVSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,15 +33,65 @@ struct kvstore_record {
     uint32_t vlen;
 };
 
+struct kvstore_options {
+    const char *path;       /* database file; its directory exists */
+    bool read_only;         /* fetcher handles */
+    bool synchronous_full;  /* sqlite_synchronous = full (else normal) */
+    uint64_t cache_kb;      /* page cache size hint, KiB (0 = engine default) */
+};
+
+/* Called by get() once the size of the value is known: returns where to
+ * write vlen bytes (NULL: out of memory, get returns MCKV_ENOMEM). `rec`
+ * holds everything but the value. */
+typedef char *(*kvstore_alloc_fn)(void *ctx, const struct kvstore_record *rec);
+
+/* Called by scan() for each row; rec->value points into engine memory valid
+ * only during the call. Return false to stop early. */
+typedef bool (*kvstore_scan_fn)(void *ctx, const struct kvstore_record *rec);
+
+/* Called by stats() for each engine statistic. */
+typedef void (*kvstore_stat_fn)(void *ctx, const char *name, const char *value);
+
 struct kvstore_ops {
     unsigned api_version;   /* KVSTORE_API_VERSION */
-    const char *name;
-    int (*open)(struct kvstore **kv, const char *path, int read_only);
+    const char *name;       /* "sqlite", "memory" */
+    bool persistent;        /* false: nothing survives a restart */
+
+    int (*open)(struct kvstore **kv, const struct kvstore_options *opts);
     void (*close)(struct kvstore *kv);
+
+    /* Writes: flusher thread only, between begin() and commit(). */
     int (*begin)(struct kvstore *kv);
     int (*put)(struct kvstore *kv, const struct kvstore_record *rec);
     int (*del)(struct kvstore *kv, const char *key, uint8_t nkey);
+    /* Deletes every row whose cas < cas_below (flush_all). */
+    int (*flush)(struct kvstore *kv, uint64_t cas_below);
+    /* Small named integers in the meta table (schema version, CAS mark). */
+    int (*set_meta)(struct kvstore *kv, const char *name, int64_t value);
     int (*commit)(struct kvstore *kv);
+    /* Abandons the open transaction (after a failed put or commit). */
+    int (*rollback)(struct kvstore *kv);
+
+    /* Reads: any handle. */
+    int (*get_meta)(struct kvstore *kv, const char *name, int64_t *value);
+    /* MCKV_ENOTFOUND when absent; else fills *rec (value written through
+     * alloc, rec->value points at it). */
+    int (*get)(struct kvstore *kv, const char *key, uint8_t nkey,
+               kvstore_alloc_fn alloc, void *ctx, struct kvstore_record *rec);
+    /* Visits rows in storage order starting after *cursor (0 = start), at
+     * most `max` rows per call; *cursor is updated so the next call goes
+     * on. Returns MCKV_OK, or MCKV_ENOTFOUND when no rows are left. */
+    int (*scan)(struct kvstore *kv, uint64_t *cursor, unsigned max,
+                kvstore_scan_fn fn, void *ctx);
+    void (*stats)(struct kvstore *kv, kvstore_stat_fn fn, void *ctx);
+    /* Human-readable detail of the last error on this handle. */
+    const char *(*last_error)(struct kvstore *kv);
 };
+
+extern const struct kvstore_ops kvstore_sqlite_ops;
+extern const struct kvstore_ops kvstore_memory_ops;
+
+/* Finds an engine by name; NULL when unknown. */
+const struct kvstore_ops *kvstore_find(const char *name);
 
 #endif

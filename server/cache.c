@@ -69,6 +69,8 @@ _Static_assert((1u << CACHE_SHARD_BITS) == CACHE_SHARDS,
 
 /* Private iflags bits, next to the public ITEM_LINKED; shard lock. */
 #define ITEM_FETCHED 0x02u         /* read at least once since linked */
+#define ITEM_STUB 0x04u            /* value ejected: it is on disk only */
+#define ITEM_TOMBSTONE 0x08u       /* known absent while the cache is incomplete */
 
 struct shard_stats {
     uint64_t curr_items;
@@ -105,8 +107,15 @@ static struct shard shards[CACHE_SHARDS];
 static struct {
     uint32_t item_size_max;
     bool cas_enabled;
+    bool persistent;
+    void (*on_change)(const struct cache_change *change);
     bool ready;
 } cfg;
+
+/* Persistent mode: false while keys absent from memory may be on disk. */
+static atomic_bool complete = true;
+static atomic_uint_fast64_t stubs_now;
+static atomic_uint_fast64_t tombstones_now;
 
 static atomic_size_t mem_used;
 static atomic_size_t mem_limit;
@@ -233,6 +242,10 @@ flush_fire(rel_time_t now)
         /* Orders the mark before the clear: a reader that sees flush_time
          * at 0 (acquire) also sees the mark that replaces it. */
         atomic_store_explicit(&flush_time, 0, memory_order_release);
+        if (cfg.persistent) {
+            struct cache_change ch = { .kind = CACHE_CHANGE_FLUSH, .cas_below = mark };
+            cfg.on_change(&ch);
+        }
     }
     pthread_mutex_unlock(&flush_lock);
 }
@@ -522,13 +535,26 @@ lru_bump(struct shard *s, struct item *it)
 }
 
 /* Links an unlinked item with a fresh CAS; shard lock held. */
+static bool item_unlink_locked(struct shard *s, struct item *it);
+
 static void
-item_link_locked(struct shard *s, struct item *it, rel_time_t now)
+item_link_common(struct shard *s, struct item *it, rel_time_t now, bool keep_cas)
 {
+    if (atomic_load_explicit(&tombstones_now, memory_order_relaxed) > 0) {
+        /* find_live() hides tombstones: a new version replaces one here */
+        struct item *dup = hash_find(s, item_key(it), it->nkey, it->hv);
+        if (dup != NULL && (dup->iflags & ITEM_TOMBSTONE))
+            item_unlink_locked(s, dup);
+    }
     it->time = now;
-    it->cas = cfg.cas_enabled
-        ? atomic_fetch_add_explicit(&cas_next, 1, memory_order_relaxed) : 0;
-    it->iflags = ITEM_LINKED;
+    if (!keep_cas)
+        it->cas = cfg.cas_enabled
+            ? atomic_fetch_add_explicit(&cas_next, 1, memory_order_relaxed) : 0;
+    it->iflags = (uint8_t)((it->iflags & (ITEM_STUB | ITEM_TOMBSTONE)) | ITEM_LINKED);
+    if (it->iflags & ITEM_STUB)
+        atomic_fetch_add_explicit(&stubs_now, 1, memory_order_relaxed);
+    if (it->iflags & ITEM_TOMBSTONE)
+        atomic_fetch_add_explicit(&tombstones_now, 1, memory_order_relaxed);
     item_ref(it); /* the table's reference */
 
     struct item **b = bucket_for(s, it->hv);
@@ -552,6 +578,12 @@ item_link_locked(struct shard *s, struct item *it, rel_time_t now)
         atomic_store_explicit(&s->want_grow, true, memory_order_relaxed);
 }
 
+static void
+item_link_locked(struct shard *s, struct item *it, rel_time_t now)
+{
+    item_link_common(s, it, now, false);
+}
+
 /* Unlinks and drops the table's reference; shard lock held. Returns true
  * when that was the last reference and the item is freed. */
 static bool
@@ -560,6 +592,10 @@ item_unlink_locked(struct shard *s, struct item *it)
     hash_remove(s, it);
     lru_remove(s, it);
     it->iflags &= (uint8_t)~ITEM_LINKED;
+    if (it->iflags & ITEM_STUB)
+        atomic_fetch_sub_explicit(&stubs_now, 1, memory_order_relaxed);
+    if (it->iflags & ITEM_TOMBSTONE)
+        atomic_fetch_sub_explicit(&tombstones_now, 1, memory_order_relaxed);
 
     size_t size = item_usable(it);
     unsigned c = size_class(size);
@@ -602,9 +638,79 @@ find_live(struct shard *s, const char *key, uint8_t nkey, uint32_t hv,
             it = NULL;
         }
     }
+    if (it != NULL && (it->iflags & ITEM_TOMBSTONE)) {
+        it = NULL;   /* known absent */
+    } else if (it == NULL && reason == CACHE_MISS_ABSENT &&
+               !atomic_load_explicit(&complete, memory_order_relaxed)) {
+        reason = CACHE_MISS_ON_DISK;
+    }
     if (why != NULL)
         *why = reason;
     return it;
+}
+
+/* The caller must fetch the value before it can answer: a stub, or a key
+ * that may be on disk. */
+static inline bool
+needs_fetch(const struct item *it, enum cache_miss why)
+{
+    return it != NULL ? (it->iflags & ITEM_STUB) != 0 : why == CACHE_MISS_ON_DISK;
+}
+
+/* Persistence: counts a linked item dirty and takes the hook's reference;
+ * shard lock held. Returns the item to pass to change_put() once the lock
+ * is dropped (NULL when not persistent). */
+static struct item *
+mark_dirty(struct item *it)
+{
+    if (!cfg.persistent)
+        return NULL;
+    it->dirty++;
+    item_ref(it);
+    return it;
+}
+
+static void
+change_put(struct item *it)
+{
+    if (it == NULL)
+        return;
+    struct cache_change ch = { .kind = CACHE_CHANGE_PUT, .item = it };
+    cfg.on_change(&ch);
+}
+
+static void
+change_del(const char *key, uint8_t nkey)
+{
+    if (!cfg.persistent)
+        return;
+    struct cache_change ch = { .kind = CACHE_CHANGE_DEL, .key = key, .nkey = nkey };
+    cfg.on_change(&ch);
+}
+
+/* A stub in place of a clean item that is being evicted; shard lock held.
+ * NULL when no memory (the item is then dropped: the cache is no longer
+ * complete). The stub's bytes are accounted without the limit check: the
+ * item it replaces frees more. */
+static struct item *
+stub_create(const struct item *it)
+{
+    size_t ntotal = offsetof(struct item, data) + it->nkey + 2;
+    struct item *st = malloc(ntotal);
+    if (st == NULL)
+        return NULL;
+    atomic_fetch_add_explicit(&mem_used, item_usable(st), memory_order_relaxed);
+    memset(st, 0, offsetof(struct item, data));
+    st->cas = it->cas;
+    atomic_init(&st->exptime, item_exptime(it));
+    st->flags = it->flags;
+    st->hv = it->hv;
+    atomic_init(&st->refcount, 1);
+    st->nkey = it->nkey;
+    st->iflags = ITEM_STUB;
+    memcpy(st->data, it->data, it->nkey);
+    memcpy(st->data + it->nkey, "\r\n", 2);
+    return st;
 }
 
 /*
@@ -632,16 +738,57 @@ shard_evict(struct shard *s, size_t need)
                 break;
             }
         }
+        if (it == NULL && cfg.persistent) {
+            /* Never drop a dirty item. Prefer ejecting the least recent
+             * clean value (a stub keeps its key, so gets stay exact); drop
+             * a stub only when the window holds nothing else. */
+            struct item *stub_victim = NULL;
+            unsigned looked_p = 0;
+            for (struct item *p = s->lru_tail; p != NULL && looked_p < 1024;
+                 p = p->lru_prev, looked_p++) {
+                if (p->dirty != 0)
+                    continue;
+                if (p->iflags & ITEM_STUB) {
+                    if (stub_victim == NULL)
+                        stub_victim = p;
+                    continue;
+                }
+                it = p;
+                break;
+            }
+            if (it == NULL)
+                it = stub_victim;
+            if (it == NULL)
+                break;   /* only dirty items at the tail: nothing to free */
+            if (!(it->iflags & (ITEM_STUB | ITEM_TOMBSTONE))) {
+                size_t size = item_usable(it);
+                struct item *stub = stub_create(it);
+                if (stub != NULL) {
+                    rel_time_t t = it->time;
+                    item_unlink_locked(s, it);
+                    item_link_common(s, stub, now, true);
+                    stub->time = t;
+                    item_unref(stub);   /* the table holds it now */
+                    s->st.evictions++;
+                    freed += size;
+                    n++;
+                    continue;
+                }
+            }
+            if (it->iflags & ITEM_STUB)
+                atomic_store_explicit(&complete, false, memory_order_relaxed);
+        }
         size_t size;
         bool fetched;
-        if (it != NULL) {
+        if (it != NULL && (item_is_flushed(it, now) || item_is_expired(it, now))) {
             fetched = (it->iflags & ITEM_FETCHED) != 0;
             size = item_usable(it);
             s->st.reclaimed++;
             if (!fetched)
                 s->st.expired_unfetched++;
         } else {
-            it = s->lru_tail;
+            if (it == NULL)
+                it = s->lru_tail;
             fetched = (it->iflags & ITEM_FETCHED) != 0;
             size = item_usable(it);
             s->st.evictions++;
@@ -826,6 +973,11 @@ cache_setup(const struct cache_options *opts)
         return MCKV_EINVAL;
     cfg.item_size_max = opts->item_size_max;
     cfg.cas_enabled = opts->cas_enabled;
+    cfg.persistent = opts->persistent && opts->on_change != NULL;
+    cfg.on_change = opts->on_change;
+    atomic_store(&complete, true);
+    atomic_store(&stubs_now, 0);
+    atomic_store(&tombstones_now, 0);
     atomic_store(&mem_used, 0);
     atomic_store(&mem_limit, opts->memory_limit);
     atomic_store(&cas_next, 1);
@@ -922,8 +1074,13 @@ store_concat(struct item *it, bool append, uint64_t cas_in, uint64_t *cas_out)
     struct shard *s = &shards[shard_index(it->hv)];
     for (;;) {
         rel_time_t now = op_now();
+        enum cache_miss why;
         shard_lock(s);
-        struct item *old = find_live(s, item_key(it), it->nkey, it->hv, now, NULL);
+        struct item *old = find_live(s, item_key(it), it->nkey, it->hv, now, &why);
+        if (needs_fetch(old, why)) {
+            shard_unlock(s);
+            return CACHE_NEED_FETCH;
+        }
         if (old == NULL) {
             shard_unlock(s);
             return CACHE_NOT_STORED;
@@ -967,7 +1124,9 @@ store_concat(struct item *it, bool append, uint64_t cas_in, uint64_t *cas_out)
             res = CACHE_STORED;
             done = true;
         }
+        struct item *changed = done ? mark_dirty(nu) : NULL;
         shard_unlock(s);
+        change_put(changed);
         item_unref(old);
         item_unref(nu);
         if (done)
@@ -994,7 +1153,14 @@ cache_store(struct item *it, enum cache_store_op op, uint64_t cas_in,
         shard_unlock(s);
         return CACHE_NOT_STORED;
     }
-    struct item *old = find_live(s, item_key(it), it->nkey, it->hv, now, NULL);
+    enum cache_miss why;
+    struct item *old = find_live(s, item_key(it), it->nkey, it->hv, now, &why);
+    if (needs_fetch(old, why) && (op != CACHE_SET || cas_check)) {
+        /* add/replace/cas must know whether the key exists on disk; a
+         * plain set does not care (a stub is simply replaced). */
+        shard_unlock(s);
+        return CACHE_NEED_FETCH;
+    }
     if (old != NULL) {
         if (cas_check) {
             /* cas_in 0, or any cas_in with CAS off (items hold 0), is a
@@ -1018,7 +1184,9 @@ cache_store(struct item *it, enum cache_store_op op, uint64_t cas_in,
     }
     if (res == CACHE_STORED && cas_out != NULL)
         *cas_out = it->cas;
+    struct item *changed = res == CACHE_STORED ? mark_dirty(it) : NULL;
     shard_unlock(s);
+    change_put(changed);
     return res;
 }
 
@@ -1030,16 +1198,28 @@ get_common(const char *key, uint8_t nkey, bool touch, rel_time_t exptime,
     struct shard *s = &shards[shard_index(hv)];
     rel_time_t now = op_now();
 
+    enum cache_miss reason;
+    struct item *changed = NULL;
     shard_lock(s);
-    struct item *it = find_live(s, key, nkey, hv, now, why);
+    struct item *it = find_live(s, key, nkey, hv, now, &reason);
+    if (it != NULL && (it->iflags & ITEM_STUB)) {
+        lru_bump(s, it);
+        reason = CACHE_MISS_ON_DISK;
+        it = NULL;
+    }
     if (it != NULL) {
-        if (touch)
+        if (touch) {
             item_set_exptime(it, exptime);
+            changed = mark_dirty(it);   /* the new expiry persists */
+        }
         it->iflags |= ITEM_FETCHED;
         lru_bump(s, it);
         item_ref(it);
     }
     shard_unlock(s);
+    change_put(changed);
+    if (why != NULL)
+        *why = reason;
     return it;
 }
 
@@ -1059,9 +1239,10 @@ cache_get_touch(const char *key, uint8_t nkey, rel_time_t exptime,
 enum cache_result
 cache_touch(const char *key, uint8_t nkey, rel_time_t exptime)
 {
-    struct item *it = get_common(key, nkey, true, exptime, NULL);
+    enum cache_miss why;
+    struct item *it = get_common(key, nkey, true, exptime, &why);
     if (it == NULL)
-        return CACHE_NOT_FOUND;
+        return why == CACHE_MISS_ON_DISK ? CACHE_NEED_FETCH : CACHE_NOT_FOUND;
     item_unref(it);
     return CACHE_TOUCHED;
 }
@@ -1074,9 +1255,12 @@ cache_delete(const char *key, uint8_t nkey, uint64_t cas_in)
     rel_time_t now = op_now();
     enum cache_result res;
 
+    enum cache_miss why;
     shard_lock(s);
-    struct item *it = find_live(s, key, nkey, hv, now, NULL);
-    if (it == NULL) {
+    struct item *it = find_live(s, key, nkey, hv, now, &why);
+    if (it == NULL && why == CACHE_MISS_ON_DISK) {
+        res = CACHE_NEED_FETCH;
+    } else if (it == NULL) {
         res = CACHE_NOT_FOUND;
     } else if (cas_in != 0 && it->cas != cas_in) {
         res = CACHE_EXISTS;
@@ -1085,6 +1269,11 @@ cache_delete(const char *key, uint8_t nkey, uint64_t cas_in)
         res = CACHE_DELETED;
     }
     shard_unlock(s);
+    if (res == CACHE_DELETED) {
+        if (!atomic_load_explicit(&complete, memory_order_relaxed))
+            cache_install_absent(key, nkey);   /* warmup must not revive it */
+        change_del(key, nkey);
+    }
     return res;
 }
 
@@ -1138,7 +1327,12 @@ cache_delta(const char *key, uint8_t nkey, bool incr, uint64_t delta,
     for (;;) {
         rel_time_t now = op_now();
         shard_lock(s);
-        struct item *old = find_live(s, key, nkey, hv, now, NULL);
+        enum cache_miss why;
+        struct item *old = find_live(s, key, nkey, hv, now, &why);
+        if (needs_fetch(old, why)) {
+            shard_unlock(s);
+            return CACHE_NEED_FETCH;
+        }
         enum cache_result res = CACHE_STORED;
         uint64_t value = 0;
         if (old == NULL)
@@ -1191,7 +1385,9 @@ cache_delta(const char *key, uint8_t nkey, bool incr, uint64_t delta,
                 *cas_out = nu->cas;
             done = true;
         }
+        struct item *changed = done ? mark_dirty(nu) : NULL;
         shard_unlock(s);
+        change_put(changed);
         item_unref(old);
         item_unref(nu);
         if (done)
@@ -1215,6 +1411,10 @@ cache_flush(rel_time_t when)
         /* An immediate flush supersedes a pending delayed one (as in
          * memcached); the mark is stored first, see flush_fire(). */
         atomic_store_explicit(&flush_time, 0, memory_order_release);
+        if (cfg.persistent) {
+            struct cache_change ch = { .kind = CACHE_CHANGE_FLUSH, .cas_below = mark };
+            cfg.on_change(&ch);
+        }
     } else {
         atomic_store_explicit(&flush_time, when, memory_order_release);
     }
@@ -1278,4 +1478,143 @@ cache_stats_reset(void)
         memset(s->st.class_evictions, 0, sizeof(s->st.class_evictions));
         pthread_mutex_unlock(&s->lock);
     }
+}
+
+/* ---------------------------------------------------------------- persistence */
+
+struct item *
+cache_item_alloc_noevict(const char *key, uint8_t nkey, uint32_t flags,
+                         rel_time_t exptime, uint32_t nbytes)
+{
+    size_t ntotal = offsetof(struct item, data) + nkey + (size_t)nbytes + 2;
+    if (ntotal > cfg.item_size_max)
+        return NULL;
+    uint32_t hv = hash_murmur3_32(key, nkey, HASH_SEED);
+    struct item *it = malloc(alloc_request(ntotal));
+    if (it == NULL)
+        return NULL;
+    if (!mem_try_reserve(item_usable(it))) {
+        free(it);
+        return NULL;
+    }
+    memset(it, 0, offsetof(struct item, data));
+    atomic_init(&it->exptime, exptime);
+    it->flags = flags;
+    it->nbytes = nbytes;
+    it->hv = hv;
+    atomic_init(&it->refcount, 1);
+    it->nkey = nkey;
+    memcpy(it->data, key, nkey);
+    memcpy(item_value(it) + nbytes, "\r\n", 2);
+    return it;
+}
+
+enum cache_result
+cache_install(struct item *it)
+{
+    struct shard *s = &shards[shard_index(it->hv)];
+    rel_time_t now = op_now();
+    enum cache_result res = CACHE_NOT_STORED;
+
+    if (item_is_expired(it, now))
+        return CACHE_NOT_STORED;
+    shard_lock(s);
+    struct item *old = hash_find(s, item_key(it), it->nkey, it->hv);
+    if (old != NULL && (old->iflags & ITEM_STUB) && old->cas == it->cas) {
+        rel_time_t t = old->time;
+        item_unlink_locked(s, old);
+        item_link_common(s, it, now, true);
+        it->time = t;
+        res = CACHE_STORED;
+    } else if (old == NULL && !atomic_load_explicit(&complete, memory_order_relaxed)) {
+        item_link_common(s, it, now, true);
+        res = CACHE_STORED;
+    } else if (old != NULL && old->iflags & ITEM_STUB) {
+        /* a stub of another version: the disk read raced a newer write */
+    }
+    shard_unlock(s);
+    return res;
+}
+
+void
+cache_install_absent(const char *key, uint8_t nkey)
+{
+    if (atomic_load_explicit(&complete, memory_order_relaxed))
+        return;
+    struct item *t = cache_item_alloc_noevict(key, nkey, 0, 0, 0);
+    if (t == NULL)
+        return;
+    t->iflags = ITEM_TOMBSTONE;
+    struct shard *s = &shards[shard_index(t->hv)];
+    rel_time_t now = op_now();
+    shard_lock(s);
+    struct item *old = hash_find(s, key, nkey, t->hv);
+    if (old == NULL)
+        item_link_common(s, t, now, true);
+    shard_unlock(s);
+    item_unref(t);
+}
+
+void
+cache_item_clean(struct item *it)
+{
+    struct shard *s = &shards[shard_index(it->hv)];
+    pthread_mutex_lock(&s->lock);
+    if (it->dirty > 0)
+        it->dirty--;
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool
+cache_item_is_current(struct item *it)
+{
+    struct shard *s = &shards[shard_index(it->hv)];
+    pthread_mutex_lock(&s->lock);
+    bool linked = (it->iflags & ITEM_LINKED) != 0;
+    pthread_mutex_unlock(&s->lock);
+    return linked;
+}
+
+bool
+cache_key_present(const char *key, uint8_t nkey)
+{
+    uint32_t hv = hash_murmur3_32(key, nkey, HASH_SEED);
+    struct shard *s = &shards[shard_index(hv)];
+    pthread_mutex_lock(&s->lock);
+    struct item *it = hash_find(s, key, nkey, hv);
+    bool present = it != NULL && !(it->iflags & ITEM_TOMBSTONE);
+    pthread_mutex_unlock(&s->lock);
+    return present;
+}
+
+void
+cache_set_cas_floor(uint64_t floor)
+{
+    uint64_t cur = atomic_load(&cas_next);
+    while (cur <= floor && !atomic_compare_exchange_weak(&cas_next, &cur, floor + 1))
+        ;
+}
+
+uint64_t
+cache_cas_high(void)
+{
+    return atomic_load_explicit(&cas_next, memory_order_relaxed) - 1;
+}
+
+void
+cache_set_complete(bool value)
+{
+    atomic_store(&complete, value);
+}
+
+bool
+cache_is_complete(void)
+{
+    return atomic_load(&complete);
+}
+
+uint64_t
+cache_ejected_items(void)
+{
+    return atomic_load_explicit(&stubs_now, memory_order_relaxed);
 }

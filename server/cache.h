@@ -50,6 +50,7 @@ struct item {
     atomic_uint refcount;         /* one for the table while linked + readers */
     uint8_t nkey;
     uint8_t iflags;               /* ITEM_LINKED; guarded by the shard lock */
+    uint16_t dirty;               /* queued writes not yet committed (shard lock) */
     char data[];                  /* key, then value, then "\r\n" */
 };
 
@@ -58,10 +59,35 @@ static inline const char *item_key(const struct item *it) { return it->data; }
  * in one iovec). Writable only between cache_item_alloc() and linking. */
 static inline char *item_value(struct item *it) { return it->data + it->nkey; }
 
+/*
+ * Persistence hook (cache_options.on_change), called on the thread that
+ * made the change, after the shard lock is dropped, in the order changes
+ * were made on that thread:
+ *   CACHE_CHANGE_PUT: `item` was linked (or touched) and counted dirty; the
+ *     callee owns one reference to it and must later call
+ *     cache_item_clean() and release it.
+ *   CACHE_CHANGE_DEL: key/nkey was deleted.
+ *   CACHE_CHANGE_FLUSH: every item with cas < cas_below is gone.
+ */
+enum cache_change_kind { CACHE_CHANGE_PUT, CACHE_CHANGE_DEL, CACHE_CHANGE_FLUSH };
+struct cache_change {
+    enum cache_change_kind kind;
+    struct item *item;
+    const char *key;
+    uint8_t nkey;
+    uint64_t cas_below;
+};
+
 struct cache_options {
     size_t memory_limit;      /* bytes of item memory */
     uint32_t item_size_max;   /* largest value + key + header accepted */
     bool cas_enabled;         /* false: every CAS is 0 (memcached -C) */
+    /* Persistent engine: dirty items are never evicted; clean ones lose
+     * their value (an "ejected" stub keeps key and metadata) instead of
+     * being dropped; keys not in memory may be on disk while the cache is
+     * not complete (warmup). on_change is called for every mutation. */
+    bool persistent;
+    void (*on_change)(const struct cache_change *change);
 };
 
 /* Starts the cache. Main thread, before workers start. 0 or mckv_status. */
@@ -112,6 +138,7 @@ enum cache_result {
     CACHE_NON_NUMERIC,  /* incr/decr on a value that is not a number */
     CACHE_ENOMEM,       /* no memory for the new item */
     CACHE_E2BIG,        /* append/prepend result too large */
+    CACHE_NEED_FETCH,   /* the answer depends on a value on disk: fetch, retry */
 };
 
 /*
@@ -132,7 +159,10 @@ enum cache_result cache_store(struct item *it, enum cache_store_op op,
  * or flushed items are unlinked on the way and reported through *expired
  * (may be NULL) for the get_expired / get_flushed stats.
  */
-enum cache_miss { CACHE_MISS_ABSENT, CACHE_MISS_EXPIRED, CACHE_MISS_FLUSHED };
+enum cache_miss {
+    CACHE_MISS_ABSENT, CACHE_MISS_EXPIRED, CACHE_MISS_FLUSHED,
+    CACHE_MISS_ON_DISK,   /* may be on disk: fetch it (cache_install) and retry */
+};
 struct item *cache_get(const char *key, uint8_t nkey, enum cache_miss *why);
 
 /* Like cache_get, and sets the item's exptime (gat, gats, GAT*). */
@@ -161,6 +191,37 @@ enum cache_result cache_delta(const char *key, uint8_t nkey, bool incr,
 /* flush_all: invalidates every item stored at or before `when` once `when`
  * is reached (when <= now: at once). */
 void cache_flush(rel_time_t when);
+
+/* ---- persistence (cache_options.persistent) ---- */
+/* Like cache_item_alloc, but fails instead of evicting (warmup). */
+struct item *cache_item_alloc_noevict(const char *key, uint8_t nkey,
+                                      uint32_t flags, rel_time_t exptime,
+                                      uint32_t nbytes);
+/*
+ * Links an item read from disk (fetcher or warmup thread), keeping the
+ * it->cas the caller set: in place of an ejected stub of the same CAS, or
+ * where the key is absent while the cache is incomplete. Anything newer in
+ * memory wins (returns CACHE_NOT_STORED). The item is clean.
+ */
+enum cache_result cache_install(struct item *it);
+/* A fetch found nothing on disk: remember the key as absent (incomplete
+ * cache only) so the request that waited for it can finish. */
+void cache_install_absent(const char *key, uint8_t nkey);
+/* Flusher: one queued write of `it` is committed (or dropped). */
+void cache_item_clean(struct item *it);
+/* Flusher: true while `it` is the linked version of its key. */
+bool cache_item_is_current(struct item *it);
+/* Flusher: true when the key has a live value or stub in memory. */
+bool cache_key_present(const char *key, uint8_t nkey);
+/* Start-up: CAS values handed out from now on exceed `floor`. */
+void cache_set_cas_floor(uint64_t floor);
+/* The highest CAS handed out so far. */
+uint64_t cache_cas_high(void);
+/* The cache holds every key of the disk (warmup done, no stub dropped). */
+void cache_set_complete(bool complete);
+bool cache_is_complete(void);
+/* Items whose value is on disk only (stubs), and stubs dropped. */
+uint64_t cache_ejected_items(void);
 
 /* ---- stats ---- */
 #define CACHE_SIZE_CLASSES 24   /* powers of two from 64 bytes up */

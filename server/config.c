@@ -185,6 +185,35 @@ parse_bool(const char *s, bool *out)
     return false;
 }
 
+/* String options that take one of a few words: "a|b|c", else NULL. */
+static const char *
+str_choices(const char *name)
+{
+    if (strcmp(name, "engine") == 0)
+        return "sqlite|memory";
+    if (strcmp(name, "durability") == 0)
+        return "async|sync";
+    if (strcmp(name, "sqlite_synchronous") == 0)
+        return "normal|full";
+    return NULL;
+}
+
+static bool
+str_choice_ok(const char *choices, const char *text)
+{
+    size_t n = strlen(text);
+    for (const char *p = choices; *p != '\0';) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar != NULL ? (size_t)(bar - p) : strlen(p);
+        if (len == n && n > 0 && memcmp(p, text, n) == 0)
+            return true;
+        if (bar == NULL)
+            break;
+        p = bar + 1;
+    }
+    return false;
+}
+
 /*
  * Parses `text` as key `o` and stores it in cfg. 0 or MCKV_ENOMEM or
  * MCKV_EINVAL with the reason (no key name, no location) in err.
@@ -198,6 +227,11 @@ set_value(struct config *cfg, const struct opt_desc *o, const char *text,
 
     switch (o->type) {
     case OPT_STR: {
+        const char *choices = str_choices(o->name);
+        if (choices != NULL && !str_choice_ok(choices, text)) {
+            set_err(err, errlen, "'%s' is not one of: %s", text, choices);
+            return MCKV_EINVAL;
+        }
         char *copy = strdup(text);
         char **field = field_str(cfg, o);
 

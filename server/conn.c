@@ -21,6 +21,7 @@
 #include "protocol/proto_text.h"
 #include "server/cache.h"
 #include "server/conn.h"
+#include "server/persist.h"
 #include "server/process.h"
 #include "server/stats.h"
 #include "server/worker.h"
@@ -83,6 +84,16 @@ fail:
     return NULL;
 }
 
+static void
+conn_free(struct conn *c)
+{
+    free(c->rbuf);
+    free(c->wbuf);
+    free(c->segs);
+    free(c);
+    atomic_fetch_sub(&global_stats.curr_connections, 1);
+}
+
 void
 conn_destroy(struct conn **cp)
 {
@@ -90,18 +101,104 @@ conn_destroy(struct conn **cp)
     if (c == NULL)
         return;
     worker_conn_remove(c->worker, c);
+    if (c->sync_waiting)
+        worker_sync_forget(c->worker, c);
     event_free(c->rev);
     event_free(c->wev);
+    if (c->throttle_ev != NULL)
+        event_free(c->throttle_ev);
     close(c->fd);
     for (unsigned i = c->seg_head; i < c->nsegs; i++)
         if (c->segs[i].it != NULL)
             cache_item_release(c->segs[i].it);
-    free(c->rbuf);
-    free(c->wbuf);
-    free(c->segs);
-    free(c);
-    atomic_fetch_sub(&global_stats.curr_connections, 1);
+    c->nsegs = c->seg_head = 0;
     *cp = NULL;
+    if (c->fetch_pending > 0) {
+        /* a fetcher will post this pointer back: free it then */
+        c->dead = true;
+        return;
+    }
+    conn_free(c);
+}
+
+void
+conn_fetch_done(struct conn *c)
+{
+    c->fetch_pending--;
+    if (c->dead) {
+        if (c->fetch_pending == 0)
+            conn_free(c);
+        return;
+    }
+    if (c->fetch_pending == 0) {
+        if (c->fetch_rounds < UINT8_MAX)
+            c->fetch_rounds++;
+        conn_resume(c);
+    }
+}
+
+#define CONN_FETCH_ROUNDS_MAX 4
+
+void
+conn_need_fetch(struct conn *c, const char *key, uint8_t nkey)
+{
+    if (c->park_state == CONN_PARK_FAIL)
+        return;
+    if (c->fetch_rounds >= CONN_FETCH_ROUNDS_MAX ||
+        atomic_exchange_explicit(&c->fetch_failed, false, memory_order_relaxed) ||
+        !persist_enabled() || !persist_fetch(c, key, nkey)) {
+        c->park_state = CONN_PARK_FAIL;
+        return;
+    }
+    c->park_state = CONN_PARK_WAIT;
+}
+
+void
+conn_resume(struct conn *c)
+{
+    conn_event(c->fd, 0, c);
+}
+
+static void
+conn_throttle_done(int fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+    c->throttled = false;
+    conn_resume(c);
+}
+
+void
+conn_throttle(struct conn *c, uint32_t ms)
+{
+    if (ms > c->throttle_ms)
+        c->throttle_ms = ms;
+}
+
+void
+conn_out_mark(struct conn *c, struct conn_out_mark *m)
+{
+    m->wlen = c->wlen;
+    m->nsegs = c->nsegs;
+    m->out_pending = c->out_pending;
+}
+
+void
+conn_out_rewind(struct conn *c, const struct conn_out_mark *m)
+{
+    for (unsigned i = m->nsegs; i < c->nsegs; i++)
+        if (c->segs[i].it != NULL)
+            cache_item_release(c->segs[i].it);
+    c->nsegs = m->nsegs;
+    c->wlen = m->wlen;
+    c->out_pending = m->out_pending;
+    /* a merged trailing segment may have grown past the mark */
+    if (c->nsegs > c->seg_head) {
+        struct out_seg *last = &c->segs[c->nsegs - 1];
+        if (last->it == NULL && last->off + last->len > c->wlen)
+            last->len = (uint32_t)(c->wlen - last->off);
+    }
 }
 
 /* ---- output ---- */
@@ -295,7 +392,8 @@ conn_read(struct conn *c)
 static void
 conn_process_all(struct conn *c)
 {
-    while (!c->close_after_write && c->out_pending < CONN_OUT_HIGH) {
+    while (!c->close_after_write && c->out_pending < CONN_OUT_HIGH &&
+           c->fetch_pending == 0) {
         if (c->swallow > 0) {
             size_t avail = c->rend - c->rstart;
             size_t n = avail < c->swallow ? avail : (size_t)c->swallow;
@@ -310,10 +408,15 @@ conn_process_all(struct conn *c)
             c->proto = (unsigned char)c->rbuf[c->rstart] == 0x80
                        ? CONN_PROTO_BIN : CONN_PROTO_TEXT;
         size_t need = 0;
+        unsigned w = c->worker->id;
+        uint64_t queued = persist_queued_seq(w);
         enum process_result r = c->proto == CONN_PROTO_BIN
                                 ? process_bin(c, &need) : process_text(c, &need);
-        if (r == PROCESS_NEED_MORE)
+        if (r == PROCESS_NEED_MORE || r == PROCESS_PARKED)
             break;
+        c->fetch_rounds = 0;
+        if (persist_durability_sync() && persist_queued_seq(w) != queued)
+            c->sync_seq = persist_queued_seq(w);
         __atomic_store_n(&c->last_cmd_time, cache_now(), __ATOMIC_RELAXED);
         if (r == PROCESS_CLOSE)
             c->close_after_write = true;
@@ -330,11 +433,22 @@ conn_process_all(struct conn *c)
     }
 }
 
+/* Replies are held while a sync write waits for its commit or while the
+ * connection is throttled. */
+static bool
+conn_held(const struct conn *c)
+{
+    return c->throttled ||
+           (c->sync_seq != 0 && c->sync_seq > persist_committed_seq(c->worker->id));
+}
+
 static void
 conn_set_events(struct conn *c)
 {
-    bool want_read = !c->close_after_write && c->out_pending < CONN_OUT_HIGH;
-    bool want_write = c->out_pending > 0;
+    bool held = conn_held(c);
+    bool want_read = !c->close_after_write && c->out_pending < CONN_OUT_HIGH &&
+                     c->fetch_pending == 0 && !held;
+    bool want_write = c->out_pending > 0 && !held;
     if (want_read != c->rev_on) {
         if (want_read)
             event_add(c->rev, NULL);
@@ -377,18 +491,40 @@ conn_event(int fd, short what, void *arg)
             return;
         }
     }
-    conn_process_all(c);
-    if (conn_flush(c) < 0) {
-        conn_close(c);
-        return;
-    }
-    /* Output drained: requests held back by the high mark can run now. */
-    if (c->out_pending == 0 && c->rstart < c->rend && !c->close_after_write) {
-        conn_process_all(c);
+    for (int round = 0; round < 2; round++) {
+        if (!conn_held(c))
+            conn_process_all(c);
+        if (c->throttle_ms > 0) {
+            /* backpressure: this batch's replies wait for the timer */
+            if (c->throttle_ev == NULL)
+                c->throttle_ev = evtimer_new(c->worker->base, conn_throttle_done, c);
+            if (c->throttle_ev != NULL) {
+                struct timeval tv = { c->throttle_ms / 1000,
+                                      (c->throttle_ms % 1000) * 1000 };
+                evtimer_add(c->throttle_ev, &tv);
+                c->throttled = true;
+            }
+            c->throttle_ms = 0;
+        }
+        if (conn_held(c)) {
+            if (!c->throttled && !c->sync_waiting)
+                worker_sync_wait(c->worker, c);
+            if (eof) {
+                conn_close(c);
+                return;
+            }
+            conn_set_events(c);
+            return;
+        }
+        c->sync_seq = 0;   /* nothing left to wait for */
         if (conn_flush(c) < 0) {
             conn_close(c);
             return;
         }
+        /* Output drained: requests held back by the high mark run now. */
+        if (!(c->out_pending == 0 && c->rstart < c->rend &&
+              !c->close_after_write && c->fetch_pending == 0))
+            break;
     }
     if (eof || (c->close_after_write && c->out_pending == 0) ||
         atomic_load_explicit(&c->worker->stopping, memory_order_relaxed)) {

@@ -16,6 +16,7 @@
 #ifndef MCKV_SERVER_CONN_H
 #define MCKV_SERVER_CONN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -70,9 +71,29 @@ struct conn {
     int state;                /* enum conn_state, relaxed atomic */
 
     struct conn *prev, *next; /* the worker's list */
+
+    /* persistence: the connection is parked while any of these holds */
+    unsigned fetch_pending;   /* background fetches in flight */
+    atomic_bool fetch_failed; /* set by a fetcher: the disk read failed */
+    uint8_t fetch_rounds;     /* fetches the current request waited for */
+    uint8_t park_state;       /* CONN_PARK_*: set by a processor */
+    uint64_t sync_seq;        /* durability=sync: reply after this commit */
+    bool sync_waiting;        /* on the worker's sync wait list */
+    struct conn *sync_next;
+    struct event *throttle_ev;/* backpressure: reply delayed until it fires */
+    uint32_t throttle_ms;     /* delay asked by the current batch */
+    bool throttled;
+    bool dead;                /* closed while a fetch was in flight */
 };
 
 enum conn_state { CONN_STATE_READ, CONN_STATE_WRITE, CONN_STATE_CLOSING };
+enum conn_park { CONN_PARK_NONE, CONN_PARK_WAIT, CONN_PARK_FAIL };
+
+/* Worker thread, from a processor: the cache needs key's value from disk.
+ * Starts a background fetch (park_state WAIT: the request runs again once
+ * it is in memory) or, after several rounds, a failed disk read or a full
+ * fetch queue, gives up (park_state FAIL: reply temporary failure). */
+void conn_need_fetch(struct conn *c, const char *key, uint8_t nkey);
 
 /* Worker thread: wraps an accepted fd. NULL when out of memory (fd closed). */
 struct conn *conn_create(struct worker *w, int fd);
@@ -81,6 +102,24 @@ void conn_destroy(struct conn **c);
 
 /* Worker thread: libevent callback for the connection's fd. */
 void conn_event(int fd, short what, void *arg);
+
+/* Worker thread: a background fetch for this connection finished. */
+void conn_fetch_done(struct conn *c);
+/* Worker thread: the commit this connection waits for happened. */
+void conn_resume(struct conn *c);
+
+/* For the processors (worker thread): the output position before a
+ * request, and the undo of everything queued since (a request that parks
+ * for a fetch is run again from the start when it resumes). */
+struct conn_out_mark {
+    size_t wlen;
+    unsigned nsegs;
+    size_t out_pending;
+};
+void conn_out_mark(struct conn *c, struct conn_out_mark *m);
+void conn_out_rewind(struct conn *c, const struct conn_out_mark *m);
+/* Delays this connection's replies (backpressure) by at least ms. */
+void conn_throttle(struct conn *c, uint32_t ms);
 
 /* ---- output, for the protocol processors (worker thread) ---- */
 /* Copies n bytes to the reply stream. False when out of memory. */

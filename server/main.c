@@ -23,6 +23,7 @@
 #include "server/cache.h"
 #include "server/config.h"
 #include "server/listener.h"
+#include "server/persist.h"
 #include "server/process.h"
 #include "server/stats.h"
 #include "server/worker.h"
@@ -103,15 +104,23 @@ main(int argc, char **argv)
         .memory_limit = (size_t)cfg.memory_limit * 1024 * 1024,
         .item_size_max = (uint32_t)cfg.item_size_max,
         .cas_enabled = cfg.cas,
+        .persistent = strcmp(cfg.engine, "memory") != 0,
+        .on_change = persist_cache_hook,
     };
     struct event_base *base = NULL;
     struct event *clock_ev = NULL, *sigterm_ev = NULL, *sigint_ev = NULL;
     bool workers_started = false;
+    bool persist_ready = false;
 
     if (cache_setup(&copts) != 0) {
         fprintf(stderr, "mckvd: cannot set up the cache: out of memory\n");
         goto out;
     }
+    if (persist_setup(&cfg, (unsigned)cfg.threads, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mckvd: %s\n", err);
+        goto out;
+    }
+    persist_ready = true;
     stats_setup(&cfg);
     base = event_base_new();
     if (base == NULL) {
@@ -137,6 +146,10 @@ main(int argc, char **argv)
         goto out;
     }
     workers_started = true;
+    if (persist_start(err, sizeof(err)) != 0) {
+        fprintf(stderr, "mckvd: %s\n", err);
+        goto out;
+    }
 
     clock_ev = event_new(base, -1, EV_PERSIST, on_clock, NULL);
     struct timeval second = { 1, 0 };
@@ -152,6 +165,9 @@ main(int argc, char **argv)
 out:
     if (workers_started)
         workers_stop();
+    /* after the workers: every change they queued gets to disk */
+    if (persist_ready)
+        persist_stop();
     workers_free();
     listener_close();
     if (clock_ev != NULL)

@@ -35,6 +35,26 @@
       "largest item (key + value + header) in bytes; k/m suffixes allowed")   \
     X(cas, "cache", OPT_BOOL, "yes", 0, 1, 0, 0,                               \
       "keep CAS unique values (memcached -C turns this off)")                 \
+    X(engine, "persistence", OPT_STR, "sqlite", 0, 0, 0, 0,                   \
+      "storage engine: sqlite (persistent) or memory (a plain cache)")        \
+    X(db_path, "persistence", OPT_STR, "data/mckv.db", 0, 0, 0, 0,             \
+      "database file for engine = sqlite (its directory is created)")         \
+    X(durability, "persistence", OPT_STR, "async", 0, 0, 0, 0,                 \
+      "async: reply once queued; sync: reply after the commit holding it")    \
+    X(flush_interval_ms, "persistence", OPT_UINT, "100", 1, 60000, 0, 1,       \
+      "the oldest an unpersisted write may get in async mode (ms)")           \
+    X(batch_max_items, "persistence", OPT_UINT, "10000", 1, 1000000, 0, 0,     \
+      "most writes committed in one transaction")                             \
+    X(sqlite_synchronous, "persistence", OPT_STR, "normal", 0, 0, 0, 0,        \
+      "SQLite synchronous pragma: normal or full")                            \
+    X(fetchers, "persistence", OPT_UINT, "2", 1, 64, 0, 0,                     \
+      "threads reading from disk (background fetches and warmup)")            \
+    X(dirty_soft_limit_mb, "persistence", OPT_UINT, "64", 1, 1048576, 0, 1,    \
+      "unpersisted MB past which write replies are slowed down")              \
+    X(dirty_hard_limit_mb, "persistence", OPT_UINT, "256", 1, 1048576, 0, 1,   \
+      "unpersisted MB past which writes get a temporary failure")             \
+    X(engine_delay_us, "persistence", OPT_UINT, "0", 0, 1000000, 0, 0,         \
+      "testing: delay every engine write by this many microseconds")          \
     X(verbosity, "logging", OPT_UINT, "0", 0, 2, 'v', 1,                       \
       "0 = start/stop/errors, 1 = also connections, 2 = every command")       \
     X(log_file, "logging", OPT_STR, "", 0, 0, 0, 0,                            \

@@ -15,6 +15,7 @@ enum process_result {
     PROCESS_OK,        /* one request handled, bytes consumed */
     PROCESS_NEED_MORE, /* a partial request: read more first */
     PROCESS_CLOSE,     /* close the connection after writing */
+    PROCESS_PARKED,    /* waits for a background fetch; nothing consumed */
 };
 
 /* Worker thread: handles one request at c->rbuf + c->rstart. On PROCESS_OK

@@ -13,6 +13,7 @@
 #include "protocol/proto_text.h"
 #include "server/cache.h"
 #include "server/conn.h"
+#include "server/persist.h"
 #include "server/process.h"
 #include "server/stats.h"
 #include "server/worker.h"
@@ -77,6 +78,25 @@ bin_ok(struct conn *c, const struct bin_req *req, uint64_t cas)
         bin_reply(c, req, BIN_STATUS_SUCCESS, cas, NULL, 0, NULL, 0, NULL, 0);
 }
 
+/* Write admission (backpressure): true when the write may go ahead (its
+ * reply perhaps delayed); false when refused with a temporary failure. */
+static bool
+admit_write(struct conn *c, const struct bin_req *req)
+{
+    uint32_t delay_ms;
+    switch (persist_admit_write(&delay_ms)) {
+    case PERSIST_ADMIT_OK:
+        return true;
+    case PERSIST_ADMIT_DELAY:
+        conn_throttle(c, delay_ms);
+        return true;
+    case PERSIST_ADMIT_REFUSE:
+        break;
+    }
+    bin_error(c, req, BIN_STATUS_ETMPFAIL);
+    return false;
+}
+
 /* ---- commands ---- */
 
 static void
@@ -90,6 +110,8 @@ bin_get(struct conn *c, const struct bin_req *req)
     bool with_value = op != BIN_OP_TOUCH;
     enum cache_miss why = CACHE_MISS_ABSENT;
     uint8_t nkey = (uint8_t)req->keylen;
+    if (op == BIN_OP_TOUCH && !admit_write(c, req))
+        return;
     struct item *it = touch
         ? cache_get_touch(req->key, nkey, cache_realtime((int32_t)req->exptime), &why)
         : cache_get(req->key, nkey, &why);
@@ -100,6 +122,10 @@ bin_get(struct conn *c, const struct bin_req *req)
     }
     if (op != BIN_OP_TOUCH)
         STAT_INCR(TS(c), cmd_get);
+    if (it == NULL && why == CACHE_MISS_ON_DISK) {
+        conn_need_fetch(c, req->key, nkey);
+        return;
+    }
     if (it == NULL) {
         if (op != BIN_OP_TOUCH) {
             STAT_INCR(TS(c), get_misses);
@@ -151,6 +177,8 @@ bin_store(struct conn *c, const struct bin_req *req)
     bool too_large = false;
     bool append = op == CACHE_APPEND || op == CACHE_PREPEND;
     uint8_t nkey = (uint8_t)req->keylen;
+    if (!admit_write(c, req))
+        return;
     struct item *it = cache_item_alloc(req->key, nkey, append ? 0 : req->flags,
                                        append ? 0 : cache_realtime((int32_t)req->exptime),
                                        req->vlen, &too_large);
@@ -166,6 +194,10 @@ bin_store(struct conn *c, const struct bin_req *req)
     uint64_t cas = 0;
     enum cache_result r = cache_store(it, op, req->cas, &cas);
     cache_item_release(it);
+    if (r == CACHE_NEED_FETCH) {
+        conn_need_fetch(c, req->key, nkey);
+        return;
+    }
     if (req->cas != 0) {
         if (r == CACHE_STORED)
             STAT_INCR(TS(c), cas_hits);
@@ -203,7 +235,13 @@ bin_store(struct conn *c, const struct bin_req *req)
 static void
 bin_delete(struct conn *c, const struct bin_req *req)
 {
+    if (!admit_write(c, req))
+        return;
     enum cache_result r = cache_delete(req->key, (uint8_t)req->keylen, req->cas);
+    if (r == CACHE_NEED_FETCH) {
+        conn_need_fetch(c, req->key, (uint8_t)req->keylen);
+        return;
+    }
     STAT_PICK(TS(c), r == CACHE_DELETED, delete_hits, delete_misses);
     if (r == CACHE_DELETED)
         bin_ok(c, req, 0);
@@ -220,8 +258,14 @@ bin_delta(struct conn *c, const struct bin_req *req)
     uint64_t value = 0, cas = 0;
     enum cache_result r;
 
+    if (!admit_write(c, req))
+        return;
     for (int attempt = 0; ; attempt++) {
         r = cache_delta(req->key, nkey, incr, req->delta, req->cas, &value, &cas);
+        if (r == CACHE_NEED_FETCH) {
+            conn_need_fetch(c, req->key, nkey);
+            return;
+        }
         if (r != CACHE_NOT_FOUND || req->exptime == 0xffffffffu ||
             req->cas != 0 || attempt > 0)
             break;
@@ -349,6 +393,9 @@ process_bin(struct conn *c, size_t *need)
     case PARSE_OK:
         break;
     }
+    size_t start = c->rstart;
+    struct conn_out_mark mark;
+    conn_out_mark(c, &mark);
     c->rstart += consumed;
     log_debug("<%d binary opcode 0x%02x", c->fd, req.opcode);
 
@@ -400,6 +447,17 @@ process_bin(struct conn *c, size_t *need)
     default:
         bin_error(c, &req, BIN_STATUS_UNKNOWN_COMMAND);
         break;
+    }
+    if (c->park_state != CONN_PARK_NONE) {
+        /* Undo what the request wrote; it runs again from the start. */
+        conn_out_rewind(c, &mark);
+        enum conn_park st = c->park_state;
+        c->park_state = CONN_PARK_NONE;
+        if (st == CONN_PARK_WAIT) {
+            c->rstart = start;
+            return PROCESS_PARKED;
+        }
+        bin_error(c, &req, BIN_STATUS_ETMPFAIL);
     }
     return PROCESS_OK;
 }

@@ -14,6 +14,7 @@
 #include "protocol/proto_text.h"
 #include "server/cache.h"
 #include "server/conn.h"
+#include "server/persist.h"
 #include "server/process.h"
 #include "server/stats.h"
 #include "server/worker.h"
@@ -28,6 +29,27 @@ reply(struct conn *c, bool noreply, const char *line)
 {
     if (!noreply)
         conn_out_line(c, line);
+}
+
+#define TEMPORARY_FAILURE "SERVER_ERROR temporary failure"
+
+/* Write admission (backpressure): true when the write may go ahead (its
+ * reply perhaps delayed); false when refused, with the reply written. */
+static bool
+admit_write(struct conn *c, bool noreply)
+{
+    uint32_t delay_ms;
+    switch (persist_admit_write(&delay_ms)) {
+    case PERSIST_ADMIT_OK:
+        return true;
+    case PERSIST_ADMIT_DELAY:
+        conn_throttle(c, delay_ms);
+        return true;
+    case PERSIST_ADMIT_REFUSE:
+        break;
+    }
+    reply(c, noreply, TEMPORARY_FAILURE);
+    return false;
 }
 
 /* ---- retrieval ---- */
@@ -74,6 +96,10 @@ do_get(struct conn *c, const struct text_req *req)
             STAT_PICK(TS(c), it != NULL, touch_hits, touch_misses);
         }
         STAT_INCR(TS(c), cmd_get);
+        if (it == NULL && why == CACHE_MISS_ON_DISK) {
+            conn_need_fetch(c, key, nkey);
+            continue;
+        }
         if (it == NULL) {
             count_miss(c, why);
             continue;
@@ -150,6 +176,8 @@ do_store(struct conn *c, const struct text_req *req)
     };
     enum cache_store_op op = ops[req->cmd];
     const char *err = NULL;
+    if (!admit_write(c, req->noreply))
+        return;
     struct item *it = alloc_value(c, req->key, req->nkey, req->flags,
                                   req->exptime, req->value, req->vlen, &err);
     if (it == NULL) {
@@ -164,13 +192,23 @@ do_store(struct conn *c, const struct text_req *req)
     enum cache_result r = store(c, it, op,
                                 op == CACHE_CAS ? req->cas_unique : 0, &cas);
     cache_item_release(it);
+    if (r == CACHE_NEED_FETCH) {
+        conn_need_fetch(c, req->key, req->nkey);
+        return;
+    }
     reply(c, req->noreply, store_reply(r));
 }
 
 static void
 do_delete(struct conn *c, const struct text_req *req)
 {
+    if (!admit_write(c, req->noreply))
+        return;
     enum cache_result r = cache_delete(req->key, req->nkey, 0);
+    if (r == CACHE_NEED_FETCH) {
+        conn_need_fetch(c, req->key, req->nkey);
+        return;
+    }
     if (r == CACHE_DELETED) {
         STAT_INCR(TS(c), delete_hits);
         reply(c, req->noreply, "DELETED");
@@ -185,9 +223,14 @@ do_delta(struct conn *c, const struct text_req *req)
 {
     bool incr = req->cmd == TEXT_INCR;
     uint64_t value = 0, cas = 0;
+    if (!admit_write(c, req->noreply))
+        return;
     enum cache_result r = cache_delta(req->key, req->nkey, incr, req->delta, 0,
                                       &value, &cas);
     switch (r) {
+    case CACHE_NEED_FETCH:
+        conn_need_fetch(c, req->key, req->nkey);
+        break;
     case CACHE_STORED: {
         STAT_PICK(TS(c), incr, incr_hits, decr_hits);
         if (!req->noreply) {
@@ -216,8 +259,14 @@ do_delta(struct conn *c, const struct text_req *req)
 static void
 do_touch(struct conn *c, const struct text_req *req)
 {
+    if (!admit_write(c, req->noreply))
+        return;
     enum cache_result r = cache_touch(req->key, req->nkey,
                                       cache_realtime(req->exptime));
+    if (r == CACHE_NEED_FETCH) {
+        conn_need_fetch(c, req->key, req->nkey);
+        return;
+    }
     STAT_INCR(TS(c), cmd_touch);
     if (r == CACHE_TOUCHED) {
         STAT_INCR(TS(c), touch_hits);
@@ -410,6 +459,10 @@ do_mg(struct conn *c, const struct text_req *req, const struct meta_opts *o)
     STAT_INCR(TS(c), cmd_get);
     if (o->has_ttl)
         STAT_INCR(TS(c), cmd_touch);
+    if (it == NULL && why == CACHE_MISS_ON_DISK) {
+        conn_need_fetch(c, req->key, req->nkey);
+        return;
+    }
     if (it == NULL) {
         count_miss(c, why);
         if (!o->quiet)
@@ -446,6 +499,8 @@ do_ms(struct conn *c, const struct text_req *req, const struct meta_opts *o)
     if (o->has_cas && op == CACHE_SET)
         op = CACHE_CAS;
     const char *err = NULL;
+    if (!admit_write(c, false))
+        return;
     struct item *it = alloc_value(c, req->key, req->nkey, o->client_flags,
                                   o->has_ttl ? o->ttl : 0, req->value,
                                   req->vlen, &err);
@@ -455,6 +510,11 @@ do_ms(struct conn *c, const struct text_req *req, const struct meta_opts *o)
     }
     uint64_t cas = 0;
     enum cache_result r = store(c, it, op, o->has_cas ? o->cas : 0, &cas);
+    if (r == CACHE_NEED_FETCH) {
+        cache_item_release(it);
+        conn_need_fetch(c, req->key, req->nkey);
+        return;
+    }
     const char *code;
     switch (r) {
     case CACHE_STORED: code = "HD"; break;
@@ -476,7 +536,13 @@ do_ms(struct conn *c, const struct text_req *req, const struct meta_opts *o)
 static void
 do_md(struct conn *c, const struct text_req *req, const struct meta_opts *o)
 {
+    if (!admit_write(c, false))
+        return;
     enum cache_result r = cache_delete(req->key, req->nkey, o->has_cas ? o->cas : 0);
+    if (r == CACHE_NEED_FETCH) {
+        conn_need_fetch(c, req->key, req->nkey);
+        return;
+    }
     const char *code = r == CACHE_DELETED ? "HD" : r == CACHE_EXISTS ? "EX" : "NF";
     STAT_PICK(TS(c), r == CACHE_DELETED, delete_hits, delete_misses);
     if (o->quiet && r != CACHE_EXISTS)
@@ -502,9 +568,15 @@ do_ma(struct conn *c, const struct text_req *req, const struct meta_opts *o)
     if (!have_delta)
         delta = 1;
     enum cache_result r;
+    if (!admit_write(c, false))
+        return;
     for (int attempt = 0; ; attempt++) {
         r = cache_delta(req->key, req->nkey, incr, delta,
                         o->has_cas ? o->cas : 0, &value, &cas);
+        if (r == CACHE_NEED_FETCH) {
+            conn_need_fetch(c, req->key, req->nkey);
+            return;
+        }
         if (r != CACHE_NOT_FOUND || !o->has_vivify || attempt > 0)
             break;
         char num[24];
@@ -645,6 +717,9 @@ process_text(struct conn *c, size_t *need)
     case PARSE_OK:
         break;
     }
+    size_t start = c->rstart;
+    struct conn_out_mark mark;
+    conn_out_mark(c, &mark);
     c->rstart += consumed;
     log_debug("<%d %.*s", c->fd, (int)(memchr(buf, '\n', consumed) != NULL
               ? (const char *)memchr(buf, '\n', consumed) - buf : 0), buf);
@@ -691,6 +766,17 @@ process_text(struct conn *c, size_t *need)
     case TEXT_UNKNOWN:
         conn_out_line(c, "ERROR");
         break;
+    }
+    if (c->park_state != CONN_PARK_NONE) {
+        /* Undo what the request wrote; it runs again from the start. */
+        conn_out_rewind(c, &mark);
+        enum conn_park st = c->park_state;
+        c->park_state = CONN_PARK_NONE;
+        if (st == CONN_PARK_WAIT) {
+            c->rstart = start;
+            return PROCESS_PARKED;
+        }
+        reply(c, req.noreply, TEMPORARY_FAILURE);
     }
     return PROCESS_OK;
 }

@@ -21,6 +21,7 @@
 #include "server/cache.h"
 #include "server/config.h"
 #include "server/conn.h"
+#include "server/persist.h"
 #include "server/process.h"
 #include "server/stats.h"
 #include "server/worker.h"
@@ -253,6 +254,8 @@ stats_group(const char *group, size_t len, stats_emit_fn emit, void *ctx)
         stats_items(emit, ctx, true);
     else if (group_is(group, len, "conns"))
         stats_conns(emit, ctx);
+    else if (group_is(group, len, "kvstore"))
+        persist_stats(emit, ctx);
     else if (group_is(group, len, "reset"))
         stats_reset();
     else

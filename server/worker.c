@@ -23,6 +23,7 @@
 
 #include "server/config.h"
 #include "server/conn.h"
+#include "server/persist.h"
 #include "server/worker.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -60,6 +61,58 @@ worker_conn_remove(struct worker *w, struct conn *c)
         c->next->prev = c->prev;
     w->nconns--;
     pthread_mutex_unlock(&w->conns_lock);
+}
+
+void
+worker_sync_wait(struct worker *w, struct conn *c)
+{
+    c->sync_waiting = true;
+    c->sync_next = w->sync_waiters;
+    w->sync_waiters = c;
+}
+
+void
+worker_sync_forget(struct worker *w, struct conn *c)
+{
+    for (struct conn **p = &w->sync_waiters; *p != NULL; p = &(*p)->sync_next) {
+        if (*p == c) {
+            *p = c->sync_next;
+            break;
+        }
+    }
+    c->sync_waiting = false;
+}
+
+void
+worker_sync_committed(struct worker *w)
+{
+    uint64_t committed = persist_committed_seq(w->id);
+    struct conn *ready = NULL;
+    for (struct conn **p = &w->sync_waiters; *p != NULL;) {
+        struct conn *c = *p;
+        if (c->sync_seq <= committed) {
+            *p = c->sync_next;
+            c->sync_waiting = false;
+            c->sync_next = ready;
+            ready = c;
+        } else {
+            p = &c->sync_next;
+        }
+    }
+    while (ready != NULL) {
+        struct conn *c = ready;
+        ready = c->sync_next;
+        conn_resume(c);
+    }
+}
+
+/* worker thread: fetches finished, commits happened */
+static void
+worker_done(int fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    persist_completions(arg);
 }
 
 static void
@@ -137,6 +190,7 @@ static void *
 worker_main(void *arg)
 {
     struct worker *w = arg;
+    persist_worker_bind(w->id);
     event_base_dispatch(w->base);
     return NULL;
 }
@@ -169,6 +223,12 @@ workers_start(const struct config *cfg, unsigned n)
                                  EV_READ | EV_PERSIST, worker_notify, w);
         if (w->notify_ev == NULL || event_add(w->notify_ev, NULL) != 0)
             return MCKV_ENOMEM;
+        if (persist_enabled()) {
+            w->done_ev = event_new(w->base, persist_completion_fd(i),
+                                   EV_READ | EV_PERSIST, worker_done, w);
+            if (w->done_ev == NULL || event_add(w->done_ev, NULL) != 0)
+                return MCKV_ENOMEM;
+        }
     }
     for (unsigned i = 0; i < n; i++) {
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0)
@@ -217,6 +277,8 @@ workers_free(void)
             event_free(w->stop_timer);
         if (w->notify_ev != NULL)
             event_free(w->notify_ev);
+        if (w->done_ev != NULL)
+            event_free(w->done_ev);
         ring_deinit(&w->conn_ring);
         if (w->base != NULL)
             event_base_free(w->base);

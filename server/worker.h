@@ -32,6 +32,11 @@ struct worker {
     struct conn *conns;
     unsigned nconns;
 
+    /* persistence: completions (fetches done, commits) and the
+     * connections whose sync writes wait for a commit */
+    struct event *done_ev;
+    struct conn *sync_waiters;
+
     /* settings copied from the config at start (read-only) */
     uint32_t item_size_max;
 };
@@ -49,6 +54,12 @@ bool workers_dispatch(int fd);
 void workers_stop(void);
 /* Main thread, after workers_stop(): frees them. */
 void workers_free(void);
+
+/* Worker thread: the sync wait list (durability = sync). */
+void worker_sync_wait(struct worker *w, struct conn *c);
+void worker_sync_forget(struct worker *w, struct conn *c);
+/* Worker thread: a commit advanced: resumes the connections it covers. */
+void worker_sync_committed(struct worker *w);
 
 /* Worker thread: unlinks a closed connection from its worker's list. */
 void worker_conn_add(struct worker *w, struct conn *c);

@@ -11,6 +11,8 @@
 #include "util/ring.h"
 #include "util/status.h"
 
+static void ring_notify(struct ring *r);
+
 int
 ring_init(struct ring *r, unsigned min_entries)
 {
@@ -49,15 +51,27 @@ ring_push(struct ring *r, void *entry)
     /* Orders our publication of the entry (p_tail store) before our read of
      * the consumer's head; pairs with the fence in ring_empty_fenced(). */
     atomic_thread_fence(memory_order_seq_cst);
-    if (ck_ring_size(&r->ring) == 1) {
-        uint64_t one = 1;
-        ssize_t w;
-        do {
-            w = write(r->notify_fd, &one, sizeof(one));
-        } while (w < 0 && errno == EINTR);
-        /* EAGAIN means the counter is saturated: the consumer is already
-         * signalled, which is all we need. */
-    }
+    if (ck_ring_size(&r->ring) == 1)
+        ring_notify(r);   /* EAGAIN (counter saturated) is fine: signalled */
+    return true;
+}
+
+static void
+ring_notify(struct ring *r)
+{
+    uint64_t one = 1;
+    ssize_t w;
+    do {
+        w = write(r->notify_fd, &one, sizeof(one));
+    } while (w < 0 && errno == EINTR);
+}
+
+bool
+ring_push_mp(struct ring *r, void *entry)
+{
+    if (!ck_ring_enqueue_mpsc(&r->ring, r->slots, entry))
+        return false;
+    ring_notify(r);
     return true;
 }
 

@@ -35,6 +35,11 @@ void ring_deinit(struct ring *r);
 /* Producer thread only. Returns false when the ring is full (nothing queued). */
 bool ring_push(struct ring *r, void *entry);
 
+/* Any number of producer threads (the ring is then MPSC). Always writes the
+ * notify fd: with several producers the "size == 1" test of ring_push()
+ * could be passed by none of them. Use for rare events only. */
+bool ring_push_mp(struct ring *r, void *entry);
+
 /* Consumer thread only. Returns false when the ring is empty. */
 bool ring_pop(struct ring *r, void **entry);
 

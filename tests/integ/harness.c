@@ -140,11 +140,36 @@ append_env_args(const char **argv, size_t argc)
     return argc;
 }
 
+/* mckvd persists by default: each server gets a database of its own in a
+ * fresh directory, removed when the server stops. */
+static void
+db_dir_for(char *buf, size_t len, uint16_t port)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(buf, len, "%s/mckv-harness-%d-%u", tmp != NULL ? tmp : "/tmp",
+             (int)getpid(), (unsigned)port);
+}
+
+static void
+db_dir_remove(uint16_t port)
+{
+    static const char *const files[] = { "mckv.db", "mckv.db-wal", "mckv.db-shm" };
+    char dir[256], path[300];
+    db_dir_for(dir, sizeof(dir), port);
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 static pid_t
 spawn(const char *const *extra_args, uint16_t port)
 {
     const char *argv[MAX_ARGS + 1];
     char port_str[16];
+    static char db_arg[320];
+    char dir[256];
     size_t argc = 0;
     pid_t pid;
 
@@ -159,6 +184,12 @@ spawn(const char *const *extra_args, uint16_t port)
     if (harness_is_memcached() && geteuid() == 0) {
         argv[argc++] = "-u";
         argv[argc++] = "root";
+    }
+    if (!harness_is_memcached()) {
+        db_dir_remove(port);
+        db_dir_for(dir, sizeof(dir), port);
+        snprintf(db_arg, sizeof(db_arg), "--db-path=%s/mckv.db", dir);
+        argv[argc++] = db_arg;
     }
     for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL &&
                        argc < MAX_ARGS - 8; i++)
@@ -293,6 +324,8 @@ server_stop_with(struct server *srv, int signo)
     if (result != 0)
         fprintf(stderr, "harness: server pid %d stopped with result %d\n",
                 (int)srv->pid, result);
+    if (!harness_is_memcached())
+        db_dir_remove(srv->port);
     free(srv);
     return result;
 }

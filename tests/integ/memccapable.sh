@@ -78,9 +78,11 @@ stop_server() {
 }
 
 # shellcheck disable=SC2317  # called from the EXIT trap
+dbdir=""
 cleanup() {
     stop_server >/dev/null 2>&1
     rm -f "$log"
+    [ -n "$dbdir" ] && rm -rf "$dbdir"
 }
 trap cleanup EXIT
 
@@ -90,6 +92,10 @@ if [ "$(basename "$MCKVD")" = memcached ] && [ "$(id -u)" = 0 ]; then
 fi
 # shellcheck disable=SC2206  # word splitting wanted
 extra+=(${MCKVD_EXTRA_ARGS:-})
+if [ "$(basename "$MCKVD")" != memcached ]; then
+    dbdir=$(mktemp -d)   # mckvd persists by default: a database of its own
+    extra+=("--db-path=$dbdir/mckv.db")
+fi
 
 started=0
 for _attempt in 1 2 3; do

@@ -198,7 +198,7 @@ port_cli=$(free_port)
 cfg="$tmp/good.conf"
 printf '[server]\nlisten = 127.0.0.1\nport = %s\nthreads = 2\nudp_port = 0\n' \
     "$port_file" >"$cfg"
-"$MCKVD" -f "$cfg" &
+"$MCKVD" -f "$cfg" --db-path="$tmp/db1/mckv.db" &
 pid=$!
 pids+=("$pid")
 if wait_port "$port_file" "$pid"; then
@@ -210,7 +210,7 @@ stop_pid "$pid"
 status=$?
 [ "$status" = 0 ] || fail "SIGTERM: exit status $status (want 0)"
 
-"$MCKVD" -f "$cfg" -p "$port_cli" &
+"$MCKVD" -f "$cfg" -p "$port_cli" --db-path="$tmp/db2/mckv.db" &
 pid=$!
 pids+=("$pid")
 if wait_port "$port_cli" "$pid"; then
@@ -226,7 +226,7 @@ stop_pid "$pid"
 
 # --- port already in use --------------------------------------------------
 port=$(free_port)
-"$MCKVD" -p "$port" -l 127.0.0.1 -U 0 &
+"$MCKVD" -p "$port" -l 127.0.0.1 -U 0 --db-path="$tmp/db3/mckv.db" &
 pid=$!
 pids+=("$pid")
 if wait_port "$port" "$pid"; then

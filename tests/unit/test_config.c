@@ -771,6 +771,23 @@ each_collect(void *ctx, const char *name, const char *value)
     snprintf(e->lines[e->count++], sizeof(e->lines[0]), "%s=%s", name, value);
 }
 
+/* Word-valued keys accept their words only, with the usual error line. */
+static void
+test_word_choices(void **state)
+{
+    struct fixture *f = *state;
+    char *ok[] = { "mckvd", "--engine=memory", "--durability=sync",
+                   "--sqlite-synchronous=full", NULL };
+    char *bad[] = { "mckvd", "--engine=rocks", NULL };
+
+    assert_int_equal(parse(f, ARGC(ok), ok, NULL), CONFIG_RUN);
+    assert_string_equal(f->cfg.engine, "memory");
+    assert_string_equal(f->cfg.durability, "sync");
+    assert_string_equal(f->cfg.sqlite_synchronous, "full");
+    assert_int_equal(parse(f, ARGC(bad), bad, NULL), CONFIG_EXIT_ERROR);
+    assert_non_null(strstr(f->err, "'rocks' is not one of: sqlite|memory"));
+}
+
 static void
 test_each_renders_all_keys(void **state)
 {
@@ -783,12 +800,17 @@ test_each_renders_all_keys(void **state)
     static const char *const want[] = {
         "listen=::1", "port=2222", "udp_port=0", "threads=4",
         "max_connections=1024", "backlog=1024",
-        "memory_limit=16", "item_size_max=65536", "cas=no", "verbosity=1",
+        "memory_limit=16", "item_size_max=65536", "cas=no",
+        "engine=memory", "db_path=data/mckv.db", "durability=sync",
+        "flush_interval_ms=100", "batch_max_items=10000",
+        "sqlite_synchronous=normal", "fetchers=2", "dirty_soft_limit_mb=64",
+        "dirty_hard_limit_mb=256", "engine_delay_us=0", "verbosity=1",
         "log_file=",
     };
     struct each_ctx e = { 0 };
     char *argv[] = { "mckvd", "-l", "::1", "-p", "2222", "-m", "16",
-                     "-I", "64k", "--cas=0", "-v", NULL };
+                     "-I", "64k", "--cas=0", "-v", "--engine=memory",
+                     "--durability", "sync", NULL };
 
     assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
     config_each(&f->cfg, each_collect, &e);
@@ -834,6 +856,7 @@ main(void)
         T(test_version),
         T(test_validate),
         T(test_each_renders_all_keys),
+        T(test_word_choices),
 #undef T
     };
 

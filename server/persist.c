@@ -1,0 +1,877 @@
+/*
+ * persist.c: write-behind persistence (contract in persist.h).
+ *
+ * Queues. Each worker owns an SPSC ring to the flusher. A record is the
+ * item itself for a put (the cache handed us a reference; nothing is
+ * copied) or a small heap record tagged in its low bit for a delete.
+ * flush_all does not go through the rings: its CAS mark is a single atomic
+ * the flusher reads (a flush may fire on any thread). Each worker also owns
+ * an MPSC completion ring, fed by the flusher (a commit advanced) and the
+ * fetchers (a background fetch finished).
+ *
+ * The flusher. Drains every ring into one batch (at most batch_max_items),
+ * writes it in one transaction and commits. The newest version wins without
+ * a per-batch map: a put is written only while its item is still the
+ * linked version of its key (an older one was replaced, and the newer
+ * version has a record of its own, in this batch or a later one, which
+ * commits later), and a delete only while no newer value exists in memory.
+ * After the commit the items are marked clean and released, and each
+ * worker's committed sequence advances (sync durability waits on it). A
+ * failed transaction is rolled back and retried with backoff, the records
+ * kept: items stay dirty (never evicted) until the disk takes them.
+ *
+ * Reads. Fetcher threads (util/hotpool.c) each own a read-only engine
+ * handle. A background fetch reads one key, installs the value in the cache
+ * (or records the key as absent) and posts the connection back to its
+ * worker. The warmup is one long task on the same pool.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <sched.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engines/kvstore.h"
+#include "protocol/proto.h"
+#include "server/cache.h"
+#include "server/config.h"
+#include "server/conn.h"
+#include "server/persist.h"
+#include "server/worker.h"
+#include "util/hotpool.h"
+#include "util/log.h"
+#include "util/ring.h"
+#include "util/status.h"
+
+#define PERSIST_RING_SIZE 65536
+#define PERSIST_DONE_RING_SIZE 16384
+#define PERSIST_FETCH_BACKLOG 16384
+#define PERSIST_BACKOFF_MIN_MS 50
+#define PERSIST_BACKOFF_MAX_MS 5000
+#define PERSIST_THROTTLE_MAX_MS 2000
+#define PERSIST_SCAN_CHUNK 1000
+#define COMMIT_TAG ((void *)(uintptr_t)1)
+#define DEL_TAG 1u
+
+struct del_rec {
+    uint8_t nkey;
+    char key[];
+};
+
+struct pworker {
+    struct ring queue;          /* worker -> flusher */
+    struct ring done;           /* flusher, fetchers -> worker */
+    uint64_t queued;            /* records pushed (worker thread only) */
+    _Atomic uint64_t queued_pub;/* the same, for stats */
+    _Atomic uint64_t committed; /* records committed (flusher writes) */
+    uint64_t drained;           /* records popped (flusher only) */
+};
+
+struct fetch_task {
+    struct hotpool_task task;
+    struct conn *conn;
+    unsigned worker;
+    uint8_t nkey;
+    char key[PROTO_KEY_MAX];
+};
+
+enum warmup_state { WARMUP_NONE, WARMUP_RUNNING, WARMUP_DONE };
+
+static struct {
+    bool enabled;
+    bool sync;
+    const struct kvstore_ops *ops;
+    struct kvstore_options kopts;
+    char *path;
+    struct kvstore *kv;           /* read-write: flusher thread */
+    unsigned nworkers;
+    struct pworker *pw;
+    uint32_t flush_interval_ms;
+    uint32_t batch_max;
+    uint64_t soft_bytes, hard_bytes;
+    uint32_t delay_us;
+    unsigned nfetchers;
+    struct hotpool *pool;
+    pthread_t flusher;
+    bool flusher_started;
+    atomic_bool stopping;
+    int wake_fd;                  /* wakes the flusher (flush_all, stop) */
+    _Atomic uint64_t flush_mark;  /* pending flush_all: cas_below */
+
+    /* stats */
+    atomic_int_fast64_t dirty_items;
+    atomic_int_fast64_t dirty_bytes;
+    _Atomic uint64_t items_persisted, deletes_persisted, flushes_persisted;
+    _Atomic uint64_t commits, commit_us_total, commit_us_max;
+    _Atomic uint64_t batch_last, batch_max_seen, batch_items_total;
+    _Atomic uint64_t bg_fetches, bg_fetch_us_total, bg_fetch_us_max;
+    _Atomic uint64_t bg_fetch_misses;
+    _Atomic uint64_t throttled_writes, temporary_failures, engine_errors;
+    _Atomic uint64_t queue_overflows;
+    _Atomic uint64_t drain_rate_bps;   /* bytes committed per second (EWMA) */
+    _Atomic int warmup_state;
+    _Atomic uint64_t warmup_loaded, warmup_skipped, warmup_ms;
+    atomic_bool warmup_truncated;
+    uint64_t warmup_start_ms;
+} P = { .wake_fd = -1 };
+
+static _Thread_local int my_worker = -1;
+
+static uint64_t
+now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void
+atomic_max(_Atomic uint64_t *a, uint64_t v)
+{
+    uint64_t cur = atomic_load_explicit(a, memory_order_relaxed);
+    while (cur < v && !atomic_compare_exchange_weak(a, &cur, v))
+        ;
+}
+
+static void
+wake_flusher(void)
+{
+    uint64_t one = 1;
+    ssize_t w = write(P.wake_fd, &one, sizeof(one));
+    (void)w;
+}
+
+bool
+persist_enabled(void)
+{
+    return P.enabled;
+}
+
+bool
+persist_durability_sync(void)
+{
+    return P.enabled && P.sync;
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+/* Creates every missing directory of path's parent. */
+static int
+make_parent_dirs(const char *path, char *err, size_t errlen)
+{
+    char *dir = strdup(path);
+    if (dir == NULL)
+        return -1;
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL || slash == dir) {
+        free(dir);
+        return 0;
+    }
+    *slash = '\0';
+    for (char *p = dir + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+                snprintf(err, errlen, "db_path %s: cannot create %s: %s", path,
+                         dir, strerror(errno));
+                free(dir);
+                return -1;
+            }
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    free(dir);
+    return 0;
+}
+
+int
+persist_setup(const struct config *cfg, unsigned nthreads, char *err,
+              size_t errlen)
+{
+    P.ops = kvstore_find(cfg->engine);
+    if (P.ops == NULL) {
+        snprintf(err, errlen, "engine: unknown engine '%s'", cfg->engine);
+        return -1;
+    }
+    P.enabled = P.ops->persistent;
+    if (!P.enabled)
+        return 0;
+    if (!cfg->cas) {
+        snprintf(err, errlen, "cas: a persistent engine needs cas = yes "
+                 "(flush_all and restarts are ordered by CAS)");
+        return -1;
+    }
+    P.sync = strcmp(cfg->durability, "sync") == 0;
+    P.nworkers = nthreads;
+    P.flush_interval_ms = (uint32_t)cfg->flush_interval_ms;
+    P.batch_max = (uint32_t)cfg->batch_max_items;
+    P.soft_bytes = cfg->dirty_soft_limit_mb * 1024 * 1024;
+    P.hard_bytes = cfg->dirty_hard_limit_mb * 1024 * 1024;
+    if (P.hard_bytes <= P.soft_bytes)
+        P.hard_bytes = P.soft_bytes + 1024 * 1024;
+    P.delay_us = (uint32_t)cfg->engine_delay_us;
+    P.nfetchers = (unsigned)cfg->fetchers;
+    P.path = strdup(cfg->db_path);
+    if (P.path == NULL || make_parent_dirs(P.path, err, errlen) != 0)
+        return -1;
+    P.kopts = (struct kvstore_options){
+        .path = P.path,
+        .synchronous_full = strcmp(cfg->sqlite_synchronous, "full") == 0,
+    };
+    int rc = P.ops->open(&P.kv, &P.kopts);
+    if (rc != MCKV_OK) {
+        snprintf(err, errlen, "db_path %s: %s", P.path,
+                 P.kv != NULL ? P.ops->last_error(P.kv) : mckv_strerror(rc));
+        return -1;
+    }
+    int64_t cas_high = 0;
+    if (P.ops->get_meta(P.kv, "cas_high", &cas_high) == MCKV_OK && cas_high > 0)
+        cache_set_cas_floor((uint64_t)cas_high);
+    /* Until the warmup has read every row, a key missing from memory may
+     * be on disk. */
+    cache_set_complete(false);
+
+    P.pw = calloc(nthreads, sizeof(*P.pw));
+    if (P.pw == NULL)
+        return -1;
+    for (unsigned i = 0; i < nthreads; i++) {
+        if (ring_init(&P.pw[i].queue, PERSIST_RING_SIZE) != 0 ||
+            ring_init(&P.pw[i].done, PERSIST_DONE_RING_SIZE) != 0) {
+            snprintf(err, errlen, "persistence: cannot create queues");
+            return -1;
+        }
+    }
+    P.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (P.wake_fd < 0) {
+        snprintf(err, errlen, "persistence: eventfd: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- workers */
+
+void
+persist_worker_bind(unsigned id)
+{
+    my_worker = (int)id;
+}
+
+int
+persist_completion_fd(unsigned worker)
+{
+    return P.enabled ? P.pw[worker].done.notify_fd : -1;
+}
+
+uint64_t
+persist_queued_seq(unsigned worker)
+{
+    return P.enabled ? P.pw[worker].queued : 0;
+}
+
+uint64_t
+persist_committed_seq(unsigned worker)
+{
+    return P.enabled ? atomic_load_explicit(&P.pw[worker].committed,
+                                            memory_order_acquire) : 0;
+}
+
+static void
+queue_record(void *rec)
+{
+    struct pworker *pw = &P.pw[my_worker];
+    if (!ring_push(&pw->queue, rec)) {
+        /* persist_admit_write() keeps room, so this is a bug; never block */
+        atomic_fetch_add(&P.queue_overflows, 1);
+        log_error("persistence: worker %d queue full; a write is not persisted",
+                  my_worker);
+        if (((uintptr_t)rec & DEL_TAG) == 0) {
+            struct item *it = rec;
+            atomic_fetch_sub(&P.dirty_items, 1);
+            atomic_fetch_sub(&P.dirty_bytes, (int64_t)cache_item_total_size(it));
+            cache_item_clean(it);
+            cache_item_release(it);
+        } else {
+            free((void *)((uintptr_t)rec & ~(uintptr_t)DEL_TAG));
+        }
+        return;
+    }
+    pw->queued++;
+    atomic_store_explicit(&pw->queued_pub, pw->queued, memory_order_relaxed);
+}
+
+void
+persist_cache_hook(const struct cache_change *ch)
+{
+    switch (ch->kind) {
+    case CACHE_CHANGE_FLUSH:
+        atomic_max(&P.flush_mark, ch->cas_below);
+        wake_flusher();
+        return;
+    case CACHE_CHANGE_PUT:
+        if (my_worker < 0) {   /* not a worker: nothing may queue here */
+            cache_item_clean(ch->item);
+            cache_item_release(ch->item);
+            return;
+        }
+        atomic_fetch_add(&P.dirty_items, 1);
+        atomic_fetch_add(&P.dirty_bytes, (int64_t)cache_item_total_size(ch->item));
+        queue_record(ch->item);
+        return;
+    case CACHE_CHANGE_DEL: {
+        if (my_worker < 0)
+            return;
+        struct del_rec *d = malloc(sizeof(*d) + ch->nkey);
+        if (d == NULL) {
+            log_error("persistence: out of memory; a delete is not persisted");
+            return;
+        }
+        d->nkey = ch->nkey;
+        memcpy(d->key, ch->key, ch->nkey);
+        queue_record((void *)((uintptr_t)d | DEL_TAG));
+        return;
+    }
+    }
+}
+
+enum persist_admit
+persist_admit_write(uint32_t *delay_ms)
+{
+    *delay_ms = 0;
+    if (!P.enabled)
+        return PERSIST_ADMIT_OK;
+    int64_t dirty = atomic_load_explicit(&P.dirty_bytes, memory_order_relaxed);
+    struct pworker *pw = &P.pw[my_worker];
+    if ((uint64_t)(dirty > 0 ? dirty : 0) >= P.hard_bytes ||
+        ring_size(&pw->queue) + 4 >= pw->queue.capacity) {
+        atomic_fetch_add_explicit(&P.temporary_failures, 1, memory_order_relaxed);
+        return PERSIST_ADMIT_REFUSE;
+    }
+    if (dirty > 0 && (uint64_t)dirty > P.soft_bytes) {
+        uint64_t rate = atomic_load_explicit(&P.drain_rate_bps, memory_order_relaxed);
+        if (rate < 1024 * 1024)
+            rate = 1024 * 1024;   /* unknown yet: assume 1 MB/s */
+        uint64_t ms = ((uint64_t)dirty - P.soft_bytes) * 1000 / rate;
+        if (ms == 0)
+            ms = 1;
+        if (ms > PERSIST_THROTTLE_MAX_MS)
+            ms = PERSIST_THROTTLE_MAX_MS;
+        *delay_ms = (uint32_t)ms;
+        atomic_fetch_add_explicit(&P.throttled_writes, 1, memory_order_relaxed);
+        return PERSIST_ADMIT_DELAY;
+    }
+    return PERSIST_ADMIT_OK;
+}
+
+/* ---------------------------------------------------------------- flusher */
+
+struct batch_entry {
+    void *rec;
+};
+
+static int
+write_batch(struct batch_entry *batch, size_t n, uint64_t mark,
+            uint64_t *bytes_out, uint64_t *puts_out, uint64_t *dels_out)
+{
+    const struct kvstore_ops *ops = P.ops;
+    uint64_t bytes = 0, puts = 0, dels = 0;
+    int rc = ops->begin(P.kv);
+    if (rc == MCKV_OK && mark != 0)
+        rc = ops->flush(P.kv, mark);
+    for (size_t i = 0; i < n && rc == MCKV_OK; i++) {
+        void *rec = batch[i].rec;
+        if ((uintptr_t)rec & DEL_TAG) {
+            struct del_rec *d = (void *)((uintptr_t)rec & ~(uintptr_t)DEL_TAG);
+            if (cache_key_present(d->key, d->nkey))
+                continue;   /* a newer value exists: its put follows */
+            rc = ops->del(P.kv, d->key, d->nkey);
+            dels++;
+            continue;
+        }
+        struct item *it = rec;
+        if (!cache_item_is_current(it))
+            continue;       /* replaced: the newer version has its record */
+        if (mark != 0 && it->cas < mark)
+            continue;       /* flushed */
+        rel_time_t exp = atomic_load_explicit(&it->exptime, memory_order_relaxed);
+        struct kvstore_record r = {
+            .key = item_key(it), .nkey = it->nkey, .flags = it->flags,
+            .exptime = (int64_t)cache_rel_to_unix(exp), .cas = it->cas,
+            .value = item_key(it) + it->nkey, .vlen = it->nbytes,
+        };
+        if (P.delay_us > 0)
+            usleep(P.delay_us);   /* testing knob: a slow disk */
+        rc = ops->put(P.kv, &r);
+        bytes += it->nbytes + it->nkey;
+        puts++;
+    }
+    if (rc == MCKV_OK)
+        rc = ops->set_meta(P.kv, "cas_high", (int64_t)cache_cas_high());
+    if (rc == MCKV_OK)
+        rc = ops->commit(P.kv);
+    if (rc != MCKV_OK) {
+        atomic_fetch_add(&P.engine_errors, 1);
+        ops->rollback(P.kv);
+        return rc;
+    }
+    *bytes_out = bytes;
+    *puts_out = puts;
+    *dels_out = dels;
+    return MCKV_OK;
+}
+
+/* Waits for work: the rings' notify fds and the wake fd, bounded. */
+static void
+flusher_wait(int timeout_ms)
+{
+    struct pollfd fds[P.nworkers + 1];
+    for (unsigned i = 0; i < P.nworkers; i++)
+        fds[i] = (struct pollfd){ .fd = P.pw[i].queue.notify_fd, .events = POLLIN };
+    fds[P.nworkers] = (struct pollfd){ .fd = P.wake_fd, .events = POLLIN };
+    for (unsigned i = 0; i < P.nworkers; i++)
+        if (!ring_empty_fenced(&P.pw[i].queue))
+            return;
+    if (atomic_load(&P.flush_mark) != 0 || atomic_load(&P.stopping))
+        return;
+    poll(fds, P.nworkers + 1, timeout_ms);
+}
+
+static void
+consume_notifies(void)
+{
+    uint64_t v;
+    for (unsigned i = 0; i < P.nworkers; i++)
+        ring_consume_notify(&P.pw[i].queue);
+    ssize_t r = read(P.wake_fd, &v, sizeof(v));
+    (void)r;
+}
+
+/* flusher thread */
+static void *
+flusher_main(void *arg)
+{
+    (void)arg;
+    struct batch_entry *batch = malloc(P.batch_max * sizeof(*batch));
+    uint64_t *drained_now = calloc(P.nworkers, sizeof(*drained_now));
+    unsigned backoff_ms = PERSIST_BACKOFF_MIN_MS;
+    uint64_t stop_deadline = 0;
+    if (batch == NULL || drained_now == NULL) {
+        log_error("persistence: flusher out of memory");
+        return NULL;
+    }
+    for (;;) {
+        consume_notifies();
+        size_t n = 0;
+        for (unsigned w = 0; w < P.nworkers; w++) {
+            void *rec;
+            drained_now[w] = 0;
+            while (n < P.batch_max && ring_pop(&P.pw[w].queue, &rec)) {
+                batch[n++].rec = rec;
+                drained_now[w]++;
+            }
+        }
+        uint64_t mark = atomic_exchange(&P.flush_mark, 0);
+        if (n == 0 && mark == 0) {
+            bool empty = true;
+            for (unsigned w = 0; w < P.nworkers; w++)
+                empty &= ring_empty_fenced(&P.pw[w].queue);
+            if (empty && atomic_load(&P.stopping))
+                break;
+            if (empty)
+                flusher_wait((int)P.flush_interval_ms);
+            continue;
+        }
+        for (;;) {
+            uint64_t t0 = now_us(), bytes = 0, puts = 0, dels = 0;
+            int rc = write_batch(batch, n, mark, &bytes, &puts, &dels);
+            uint64_t dt = now_us() - t0;
+            if (rc == MCKV_OK) {
+                backoff_ms = PERSIST_BACKOFF_MIN_MS;
+                atomic_fetch_add(&P.commits, 1);
+                atomic_fetch_add(&P.commit_us_total, dt);
+                atomic_max(&P.commit_us_max, dt);
+                atomic_store(&P.batch_last, n);
+                atomic_max(&P.batch_max_seen, n);
+                atomic_fetch_add(&P.batch_items_total, n);
+                atomic_fetch_add(&P.items_persisted, puts);
+                atomic_fetch_add(&P.deletes_persisted, dels);
+                if (mark != 0)
+                    atomic_fetch_add(&P.flushes_persisted, 1);
+                if (dt > 0 && bytes > 0) {
+                    uint64_t rate = bytes * 1000000u / dt;
+                    uint64_t old = atomic_load(&P.drain_rate_bps);
+                    atomic_store(&P.drain_rate_bps, old == 0 ? rate : (old * 7 + rate) / 8);
+                }
+                break;
+            }
+            log_error("persistence: commit of %zu writes failed: %s; retrying "
+                      "in %u ms (data stays in memory)", n,
+                      P.ops->last_error(P.kv), backoff_ms);
+            if (atomic_load(&P.stopping)) {
+                if (stop_deadline == 0)
+                    stop_deadline = now_us() + 30u * 1000000u;
+                else if (now_us() > stop_deadline) {
+                    log_error("persistence: giving up at shutdown: %zu writes "
+                              "are not on disk", n);
+                    break;
+                }
+            }
+            struct pollfd pfd = { .fd = P.wake_fd, .events = POLLIN };
+            poll(&pfd, 1, (int)backoff_ms);
+            backoff_ms = backoff_ms * 2 > PERSIST_BACKOFF_MAX_MS
+                         ? PERSIST_BACKOFF_MAX_MS : backoff_ms * 2;
+            mark = mark | atomic_exchange(&P.flush_mark, 0);
+        }
+        for (size_t i = 0; i < n; i++) {
+            void *rec = batch[i].rec;
+            if ((uintptr_t)rec & DEL_TAG) {
+                free((void *)((uintptr_t)rec & ~(uintptr_t)DEL_TAG));
+                continue;
+            }
+            struct item *it = rec;
+            atomic_fetch_sub(&P.dirty_items, 1);
+            atomic_fetch_sub(&P.dirty_bytes, (int64_t)cache_item_total_size(it));
+            cache_item_clean(it);
+            cache_item_release(it);
+        }
+        for (unsigned w = 0; w < P.nworkers; w++) {
+            if (drained_now[w] == 0)
+                continue;
+            P.pw[w].drained += drained_now[w];
+            /* Release: the items' clean state is visible before a worker
+             * that sees this count replies to a sync write. */
+            atomic_store_explicit(&P.pw[w].committed, P.pw[w].drained,
+                                  memory_order_release);
+            if (P.sync)
+                while (!ring_push_mp(&P.pw[w].done, COMMIT_TAG))
+                    sched_yield();
+        }
+    }
+    free(batch);
+    free(drained_now);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- fetchers */
+
+struct fetcher {
+    struct kvstore *kv;
+};
+
+static void *
+fetcher_init(unsigned idx, void *arg)
+{
+    (void)arg;
+    struct fetcher *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return NULL;
+    struct kvstore_options o = P.kopts;
+    o.read_only = true;
+    if (P.ops->open(&f->kv, &o) != MCKV_OK) {
+        log_error("persistence: fetcher %u cannot open %s: %s", idx, P.path,
+                  f->kv != NULL ? P.ops->last_error(f->kv) : "error");
+        if (f->kv != NULL)
+            P.ops->close(f->kv);
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+static void
+fetcher_fini(void *ctx)
+{
+    struct fetcher *f = ctx;
+    if (f == NULL)
+        return;
+    P.ops->close(f->kv);
+    free(f);
+}
+
+struct fetch_alloc {
+    struct item *it;
+};
+
+static char *
+fetch_alloc_cb(void *ctx, const struct kvstore_record *rec)
+{
+    struct fetch_alloc *fa = ctx;
+    bool too_large = false;
+    fa->it = cache_item_alloc(rec->key, rec->nkey, rec->flags,
+                              cache_realtime(rec->exptime), rec->vlen, &too_large);
+    return fa->it != NULL ? item_value(fa->it) : NULL;
+}
+
+/* fetcher thread */
+static void
+fetch_run(struct hotpool_task *t, void *thread_ctx)
+{
+    struct fetch_task *ft = (struct fetch_task *)t;
+    struct fetcher *f = thread_ctx;
+    uint64_t t0 = now_us();
+    struct fetch_alloc fa = { NULL };
+    struct kvstore_record rec;
+    int rc = P.ops->get(f->kv, ft->key, ft->nkey, fetch_alloc_cb, &fa, &rec);
+    if (rc == MCKV_OK && fa.it != NULL) {
+        fa.it->cas = rec.cas;
+        cache_install(fa.it);
+        cache_item_release(fa.it);
+    } else if (rc == MCKV_ENOTFOUND) {
+        cache_install_absent(ft->key, ft->nkey);
+        atomic_fetch_add(&P.bg_fetch_misses, 1);
+    } else {
+        if (fa.it != NULL)
+            cache_item_release(fa.it);
+        atomic_fetch_add(&P.engine_errors, 1);
+        atomic_store_explicit(&ft->conn->fetch_failed, true, memory_order_relaxed);
+        log_error("persistence: background fetch failed: %s",
+                  P.ops->last_error(f->kv));
+    }
+    uint64_t dt = now_us() - t0;
+    atomic_fetch_add(&P.bg_fetches, 1);
+    atomic_fetch_add(&P.bg_fetch_us_total, dt);
+    atomic_max(&P.bg_fetch_us_max, dt);
+    while (!ring_push_mp(&P.pw[ft->worker].done, ft->conn))
+        sched_yield();
+    free(ft);
+}
+
+bool
+persist_fetch(struct conn *c, const char *key, uint8_t nkey)
+{
+    struct fetch_task *ft = malloc(sizeof(*ft));
+    if (ft == NULL)
+        return false;
+    ft->task.run = fetch_run;
+    ft->conn = c;
+    ft->worker = (unsigned)my_worker;
+    ft->nkey = nkey;
+    memcpy(ft->key, key, nkey);
+    c->fetch_pending++;
+    if (hotpool_submit(P.pool, &ft->task) != 0) {
+        c->fetch_pending--;
+        free(ft);
+        atomic_fetch_add(&P.temporary_failures, 1);
+        return false;
+    }
+    return true;
+}
+
+void
+persist_completions(struct worker *w)
+{
+    struct ring *r = &P.pw[w->id].done;
+    void *e;
+    bool commit = false;
+    ring_consume_notify(r);
+    for (;;) {
+        while (ring_pop(r, &e)) {
+            if (e == COMMIT_TAG)
+                commit = true;
+            else
+                conn_fetch_done(e);
+        }
+        if (ring_empty_fenced(r))
+            break;
+    }
+    if (commit)
+        worker_sync_committed(w);
+}
+
+/* ---------------------------------------------------------------- warmup */
+
+struct warmup_ctx {
+    time_t now;
+    bool full;
+};
+
+static bool
+warmup_row(void *ctx, const struct kvstore_record *rec)
+{
+    struct warmup_ctx *wc = ctx;
+    if (rec->exptime != 0 && rec->exptime <= wc->now) {
+        atomic_fetch_add_explicit(&P.warmup_skipped, 1, memory_order_relaxed);
+        return true;
+    }
+    struct item *it = cache_item_alloc_noevict(rec->key, rec->nkey, rec->flags,
+                                               cache_realtime(rec->exptime),
+                                               rec->vlen);
+    if (it == NULL) {
+        wc->full = true;   /* memory limit reached: the rest stays on disk */
+        return false;
+    }
+    memcpy(item_value(it), rec->value, rec->vlen);
+    it->cas = rec->cas;
+    if (cache_install(it) == CACHE_STORED)
+        atomic_fetch_add_explicit(&P.warmup_loaded, 1, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&P.warmup_skipped, 1, memory_order_relaxed);
+    cache_item_release(it);
+    return true;
+}
+
+/* fetcher thread: the whole warmup, in chunks of PERSIST_SCAN_CHUNK rows */
+static void
+warmup_run(struct hotpool_task *t, void *thread_ctx)
+{
+    struct fetcher *f = thread_ctx;
+    struct warmup_ctx wc = { .full = false };
+    uint64_t cursor = 0;
+    int rc = MCKV_OK;
+    uint64_t t0 = now_us();
+    while (!atomic_load(&P.stopping) && !wc.full) {
+        wc.now = time(NULL);
+        rc = P.ops->scan(f->kv, &cursor, PERSIST_SCAN_CHUNK, warmup_row, &wc);
+        if (rc != MCKV_OK)
+            break;
+    }
+    bool finished = rc == MCKV_ENOTFOUND && !wc.full;
+    if (rc != MCKV_OK && rc != MCKV_ENOTFOUND) {
+        atomic_fetch_add(&P.engine_errors, 1);
+        log_error("persistence: warmup scan failed: %s", P.ops->last_error(f->kv));
+    }
+    if (finished)
+        cache_set_complete(true);
+    else
+        atomic_store(&P.warmup_truncated, true);
+    atomic_store(&P.warmup_ms, (now_us() - t0) / 1000);
+    atomic_store(&P.warmup_state, WARMUP_DONE);
+    log_info("warmup %s: %" PRIu64 " items loaded in %" PRIu64 " ms%s",
+             finished ? "done" : "stopped", atomic_load(&P.warmup_loaded),
+             atomic_load(&P.warmup_ms),
+             wc.full ? " (memory limit reached: the rest is read on demand)" : "");
+    free(t);
+}
+
+int
+persist_start(char *err, size_t errlen)
+{
+    if (!P.enabled)
+        return 0;
+    P.pool = hotpool_create(P.nfetchers, PERSIST_FETCH_BACKLOG, fetcher_init,
+                            fetcher_fini, NULL);
+    if (P.pool == NULL) {
+        snprintf(err, errlen, "persistence: cannot start %u fetchers on %s",
+                 P.nfetchers, P.path);
+        return -1;
+    }
+    if (pthread_create(&P.flusher, NULL, flusher_main, NULL) != 0) {
+        snprintf(err, errlen, "persistence: cannot start the flusher");
+        return -1;
+    }
+    P.flusher_started = true;
+    struct hotpool_task *wt = malloc(sizeof(*wt));
+    if (wt == NULL) {
+        snprintf(err, errlen, "persistence: out of memory");
+        return -1;
+    }
+    wt->run = warmup_run;
+    atomic_store(&P.warmup_state, WARMUP_RUNNING);
+    if (hotpool_submit(P.pool, wt) != 0) {
+        free(wt);
+        snprintf(err, errlen, "persistence: cannot start the warmup");
+        return -1;
+    }
+    return 0;
+}
+
+void
+persist_stop(void)
+{
+    if (!P.enabled)
+        return;
+    atomic_store(&P.stopping, true);
+    if (P.pool != NULL)
+        hotpool_destroy(&P.pool);
+    if (P.flusher_started) {
+        wake_flusher();
+        pthread_join(P.flusher, NULL);
+        P.flusher_started = false;
+    }
+    log_info("persistence: stopped; %" PRIu64 " writes persisted, %" PRId64
+             " not", atomic_load(&P.items_persisted),
+             (int64_t)atomic_load(&P.dirty_items));
+    if (P.kv != NULL)
+        P.ops->close(P.kv);
+    P.kv = NULL;
+    for (unsigned i = 0; i < P.nworkers; i++) {
+        ring_deinit(&P.pw[i].queue);
+        ring_deinit(&P.pw[i].done);
+    }
+    free(P.pw);
+    P.pw = NULL;
+    if (P.wake_fd >= 0)
+        close(P.wake_fd);
+    P.wake_fd = -1;
+    free(P.path);
+    P.path = NULL;
+}
+
+/* ---------------------------------------------------------------- stats */
+
+static void
+emit_u64(stats_emit_fn emit, void *ctx, const char *name, uint64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%" PRIu64, v);
+    emit(ctx, name, buf);
+}
+
+void
+persist_stats(stats_emit_fn emit, void *ctx)
+{
+    static const char *const states[] = { "none", "running", "done" };
+    emit(ctx, "engine", P.ops != NULL ? P.ops->name : "none");
+    emit(ctx, "durability", P.enabled ? (P.sync ? "sync" : "async") : "none");
+    int64_t di = atomic_load(&P.dirty_items), db = atomic_load(&P.dirty_bytes);
+    emit_u64(emit, ctx, "dirty_items", di > 0 ? (uint64_t)di : 0);
+    emit_u64(emit, ctx, "dirty_bytes", db > 0 ? (uint64_t)db : 0);
+    uint64_t depth = 0;
+    for (unsigned i = 0; P.enabled && i < P.nworkers; i++)
+        depth += atomic_load(&P.pw[i].queued_pub) - atomic_load(&P.pw[i].committed);
+    emit_u64(emit, ctx, "queue_depth", depth);
+    emit_u64(emit, ctx, "items_persisted", atomic_load(&P.items_persisted));
+    emit_u64(emit, ctx, "deletes_persisted", atomic_load(&P.deletes_persisted));
+    emit_u64(emit, ctx, "flushes_persisted", atomic_load(&P.flushes_persisted));
+    uint64_t commits = atomic_load(&P.commits);
+    emit_u64(emit, ctx, "commits", commits);
+    emit_u64(emit, ctx, "commit_time_us_total", atomic_load(&P.commit_us_total));
+    emit_u64(emit, ctx, "commit_time_us_max", atomic_load(&P.commit_us_max));
+    emit_u64(emit, ctx, "batch_size_last", atomic_load(&P.batch_last));
+    emit_u64(emit, ctx, "batch_size_max", atomic_load(&P.batch_max_seen));
+    emit_u64(emit, ctx, "batch_size_avg",
+             commits ? atomic_load(&P.batch_items_total) / commits : 0);
+    emit_u64(emit, ctx, "drain_rate_bytes_per_s", atomic_load(&P.drain_rate_bps));
+    uint64_t fetches = atomic_load(&P.bg_fetches);
+    emit_u64(emit, ctx, "bg_fetches", fetches);
+    emit_u64(emit, ctx, "bg_fetch_misses", atomic_load(&P.bg_fetch_misses));
+    emit_u64(emit, ctx, "bg_fetch_us_avg",
+             fetches ? atomic_load(&P.bg_fetch_us_total) / fetches : 0);
+    emit_u64(emit, ctx, "bg_fetch_us_max", atomic_load(&P.bg_fetch_us_max));
+    emit_u64(emit, ctx, "ejected_items", cache_ejected_items());
+    int ws = atomic_load(&P.warmup_state);
+    emit(ctx, "warmup_state", states[ws < 0 || ws > 2 ? 0 : ws]);
+    emit_u64(emit, ctx, "warmup_items_loaded", atomic_load(&P.warmup_loaded));
+    emit_u64(emit, ctx, "warmup_items_skipped", atomic_load(&P.warmup_skipped));
+    emit_u64(emit, ctx, "warmup_elapsed_ms",
+             ws == WARMUP_DONE ? atomic_load(&P.warmup_ms) : 0);
+    emit_u64(emit, ctx, "warmup_truncated", atomic_load(&P.warmup_truncated));
+    emit_u64(emit, ctx, "cache_complete", cache_is_complete());
+    emit_u64(emit, ctx, "throttled_writes", atomic_load(&P.throttled_writes));
+    emit_u64(emit, ctx, "temporary_failures", atomic_load(&P.temporary_failures));
+    emit_u64(emit, ctx, "engine_errors", atomic_load(&P.engine_errors));
+    emit_u64(emit, ctx, "queue_overflows", atomic_load(&P.queue_overflows));
+}
