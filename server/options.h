@@ -50,9 +50,11 @@
     X(fetchers, "persistence", OPT_UINT, "2", 1, 64, 0, 0,                     \
       "threads reading from disk (background fetches and warmup)")            \
     X(dirty_soft_limit_mb, "persistence", OPT_UINT, "64", 1, 1048576, 0, 1,    \
-      "unpersisted MB past which write replies are slowed down")              \
+      "unpersisted MB past which write replies are slowed down "              \
+      "(at most half the hard limit)")              \
     X(dirty_hard_limit_mb, "persistence", OPT_UINT, "256", 1, 1048576, 0, 1,   \
-      "unpersisted MB past which writes get a temporary failure")             \
+      "unpersisted MB past which writes get a temporary failure "             \
+      "(at most half of memory_limit)")             \
     X(engine_delay_us, "persistence", OPT_UINT, "0", 0, 1000000, 0, 0,         \
       "testing: delay every engine write by this many microseconds")          \
     X(verbosity, "logging", OPT_UINT, "0", 0, 2, 'v', 1,                       \

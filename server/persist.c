@@ -220,8 +220,13 @@ persist_setup(const struct config *cfg, unsigned nthreads, char *err,
     P.batch_max = (uint32_t)cfg->batch_max_items;
     P.soft_bytes = cfg->dirty_soft_limit_mb * 1024 * 1024;
     P.hard_bytes = cfg->dirty_hard_limit_mb * 1024 * 1024;
-    if (P.hard_bytes <= P.soft_bytes)
-        P.hard_bytes = P.soft_bytes + 1024 * 1024;
+    /* Dirty items cannot leave memory: the backlog must stay well inside
+     * memory_limit or writes would fail for memory instead of slowing. */
+    uint64_t mem = cfg->memory_limit * 1024 * 1024;
+    if (P.hard_bytes > mem / 2)
+        P.hard_bytes = mem / 2;
+    if (P.soft_bytes > P.hard_bytes / 2)
+        P.soft_bytes = P.hard_bytes / 2;
     P.delay_us = (uint32_t)cfg->engine_delay_us;
     P.nfetchers = (unsigned)cfg->fetchers;
     P.path = strdup(cfg->db_path);
@@ -836,6 +841,8 @@ persist_stats(stats_emit_fn emit, void *ctx)
     static const char *const states[] = { "none", "running", "done" };
     emit(ctx, "engine", P.ops != NULL ? P.ops->name : "none");
     emit(ctx, "durability", P.enabled ? (P.sync ? "sync" : "async") : "none");
+    emit_u64(emit, ctx, "dirty_soft_limit_bytes", P.soft_bytes);
+    emit_u64(emit, ctx, "dirty_hard_limit_bytes", P.hard_bytes);
     int64_t di = atomic_load(&P.dirty_items), db = atomic_load(&P.dirty_bytes);
     emit_u64(emit, ctx, "dirty_items", di > 0 ? (uint64_t)di : 0);
     emit_u64(emit, ctx, "dirty_bytes", db > 0 ? (uint64_t)db : 0);
