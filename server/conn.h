@@ -84,6 +84,7 @@ struct conn {
     uint32_t throttle_ms;     /* delay asked by the current batch */
     bool throttled;
     bool dead;                /* closed while a fetch was in flight */
+    uint8_t cmd_class;        /* enum cmd_class of the request just run */
 };
 
 enum conn_state { CONN_STATE_READ, CONN_STATE_WRITE, CONN_STATE_CLOSING };

@@ -48,6 +48,7 @@
 #include "server/conn.h"
 #include "server/persist.h"
 #include "server/worker.h"
+#include "util/hist.h"
 #include "util/hotpool.h"
 #include "util/log.h"
 #include "util/ring.h"
@@ -107,6 +108,8 @@ static struct {
     atomic_bool stopping;
     int wake_fd;                  /* wakes the flusher (flush_all, stop) */
     _Atomic uint64_t flush_mark;  /* pending flush_all: cas_below */
+    _Atomic int64_t flush_at_new; /* delayed flush_all to record (-1: none) */
+    int64_t pending_flush_at;     /* read at start-up, armed by persist_start */
 
     /* stats */
     atomic_int_fast64_t dirty_items;
@@ -123,7 +126,11 @@ static struct {
     _Atomic uint64_t warmup_loaded, warmup_skipped, warmup_ms;
     atomic_bool warmup_truncated;
     uint64_t warmup_start_ms;
-} P = { .wake_fd = -1 };
+    struct hist commit_hist;          /* flusher thread writes */
+    struct hist fetch_hist;           /* fetchers: under fetch_hist_lock */
+    pthread_mutex_t fetch_hist_lock;
+} P = { .wake_fd = -1, .flush_at_new = -1,
+        .fetch_hist_lock = PTHREAD_MUTEX_INITIALIZER };
 
 static _Thread_local int my_worker = -1;
 
@@ -248,6 +255,13 @@ persist_setup(const struct config *cfg, unsigned nthreads, char *err,
     /* Until the warmup has read every row, a key missing from memory may
      * be on disk. */
     cache_set_complete(false);
+    /* A flush_all with a delay that was pending at shutdown: every row on
+     * disk was stored before it, so it takes them all when it falls due
+     * (now, if that time has passed while we were down). */
+    int64_t flush_at = 0;
+    if (P.ops->get_meta(P.kv, "flush_at", &flush_at) == MCKV_OK && flush_at > 0) {
+        P.pending_flush_at = flush_at;
+    }
 
     P.pw = calloc(nthreads, sizeof(*P.pw));
     if (P.pw == NULL)
@@ -324,6 +338,9 @@ persist_cache_hook(const struct cache_change *ch)
     switch (ch->kind) {
     case CACHE_CHANGE_FLUSH:
         atomic_max(&P.flush_mark, ch->cas_below);
+        /* a delayed flush that fired is no longer pending (an immediate
+         * flush cancels a pending one too, as in the cache) */
+        atomic_store(&P.flush_at_new, 0);
         wake_flusher();
         return;
     case CACHE_CHANGE_PUT:
@@ -388,7 +405,7 @@ struct batch_entry {
 };
 
 static int
-write_batch(struct batch_entry *batch, size_t n, uint64_t mark,
+write_batch(struct batch_entry *batch, size_t n, uint64_t mark, int64_t flush_at,
             uint64_t *bytes_out, uint64_t *puts_out, uint64_t *dels_out)
 {
     const struct kvstore_ops *ops = P.ops;
@@ -425,6 +442,8 @@ write_batch(struct batch_entry *batch, size_t n, uint64_t mark,
     }
     if (rc == MCKV_OK)
         rc = ops->set_meta(P.kv, "cas_high", (int64_t)cache_cas_high());
+    if (rc == MCKV_OK && flush_at >= 0)
+        rc = ops->set_meta(P.kv, "flush_at", flush_at);
     if (rc == MCKV_OK)
         rc = ops->commit(P.kv);
     if (rc != MCKV_OK) {
@@ -449,7 +468,8 @@ flusher_wait(int timeout_ms)
     for (unsigned i = 0; i < P.nworkers; i++)
         if (!ring_empty_fenced(&P.pw[i].queue))
             return;
-    if (atomic_load(&P.flush_mark) != 0 || atomic_load(&P.stopping))
+    if (atomic_load(&P.flush_mark) != 0 || atomic_load(&P.flush_at_new) >= 0 ||
+        atomic_load(&P.stopping))
         return;
     poll(fds, P.nworkers + 1, timeout_ms);
 }
@@ -489,7 +509,8 @@ flusher_main(void *arg)
             }
         }
         uint64_t mark = atomic_exchange(&P.flush_mark, 0);
-        if (n == 0 && mark == 0) {
+        int64_t flush_at = atomic_exchange(&P.flush_at_new, -1);
+        if (n == 0 && mark == 0 && flush_at < 0) {
             bool empty = true;
             for (unsigned w = 0; w < P.nworkers; w++)
                 empty &= ring_empty_fenced(&P.pw[w].queue);
@@ -501,13 +522,14 @@ flusher_main(void *arg)
         }
         for (;;) {
             uint64_t t0 = now_us(), bytes = 0, puts = 0, dels = 0;
-            int rc = write_batch(batch, n, mark, &bytes, &puts, &dels);
+            int rc = write_batch(batch, n, mark, flush_at, &bytes, &puts, &dels);
             uint64_t dt = now_us() - t0;
             if (rc == MCKV_OK) {
                 backoff_ms = PERSIST_BACKOFF_MIN_MS;
                 atomic_fetch_add(&P.commits, 1);
                 atomic_fetch_add(&P.commit_us_total, dt);
                 atomic_max(&P.commit_us_max, dt);
+                hist_record(&P.commit_hist, dt);
                 atomic_store(&P.batch_last, n);
                 atomic_max(&P.batch_max_seen, n);
                 atomic_fetch_add(&P.batch_items_total, n);
@@ -538,7 +560,12 @@ flusher_main(void *arg)
             poll(&pfd, 1, (int)backoff_ms);
             backoff_ms = backoff_ms * 2 > PERSIST_BACKOFF_MAX_MS
                          ? PERSIST_BACKOFF_MAX_MS : backoff_ms * 2;
-            mark = mark | atomic_exchange(&P.flush_mark, 0);
+            uint64_t more = atomic_exchange(&P.flush_mark, 0);
+            if (more > mark)
+                mark = more;
+            int64_t at = atomic_exchange(&P.flush_at_new, -1);
+            if (at >= 0)
+                flush_at = at;
         }
         for (size_t i = 0; i < n; i++) {
             void *rec = batch[i].rec;
@@ -649,6 +676,9 @@ fetch_run(struct hotpool_task *t, void *thread_ctx)
     atomic_fetch_add(&P.bg_fetches, 1);
     atomic_fetch_add(&P.bg_fetch_us_total, dt);
     atomic_max(&P.bg_fetch_us_max, dt);
+    pthread_mutex_lock(&P.fetch_hist_lock);
+    hist_record(&P.fetch_hist, dt);
+    pthread_mutex_unlock(&P.fetch_hist_lock);
     while (!ring_push_mp(&P.pw[ft->worker].done, ft->conn))
         sched_yield();
     free(ft);
@@ -761,11 +791,29 @@ warmup_run(struct hotpool_task *t, void *thread_ctx)
     free(t);
 }
 
+void
+persist_schedule_flush(rel_time_t when)
+{
+    if (!P.enabled)
+        return;
+    atomic_store(&P.flush_at_new, (int64_t)cache_rel_to_unix(when));
+    wake_flusher();
+}
+
 int
 persist_start(char *err, size_t errlen)
 {
     if (!P.enabled)
         return 0;
+    if (P.pending_flush_at > 0) {
+        /* the hook records the flush (or the new pending time) on disk */
+        if (P.pending_flush_at <= (int64_t)time(NULL)) {
+            cache_flush(cache_now());
+        } else {
+            cache_flush(cache_realtime(P.pending_flush_at));
+            atomic_store(&P.flush_at_new, P.pending_flush_at);
+        }
+    }
     P.pool = hotpool_create(P.nfetchers, PERSIST_FETCH_BACKLOG, fetcher_init,
                             fetcher_fini, NULL);
     if (P.pool == NULL) {
@@ -881,4 +929,16 @@ persist_stats(stats_emit_fn emit, void *ctx)
     emit_u64(emit, ctx, "temporary_failures", atomic_load(&P.temporary_failures));
     emit_u64(emit, ctx, "engine_errors", atomic_load(&P.engine_errors));
     emit_u64(emit, ctx, "queue_overflows", atomic_load(&P.queue_overflows));
+}
+
+void
+persist_timings(stats_emit_fn emit, void *ctx)
+{
+    struct hist commit = { 0 }, fetch = { 0 };
+    hist_merge(&commit, &P.commit_hist);
+    pthread_mutex_lock(&P.fetch_hist_lock);
+    hist_merge(&fetch, &P.fetch_hist);
+    pthread_mutex_unlock(&P.fetch_hist_lock);
+    stats_emit_hist(emit, ctx, "commit", &commit);
+    stats_emit_hist(emit, ctx, "bg_fetch", &fetch);
 }

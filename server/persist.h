@@ -63,7 +63,13 @@ uint64_t persist_committed_seq(unsigned worker);
  * false when the fetch queue is full (reply temporary failure). */
 bool persist_fetch(struct conn *c, const char *key, uint8_t nkey);
 
+/* Worker thread: a flush_all with a delay was scheduled for `when`; it is
+ * recorded so that a restart before it falls due still applies it. */
+void persist_schedule_flush(uint32_t when);
+
 /* `stats kvstore` */
 void persist_stats(stats_emit_fn emit, void *ctx);
+/* The commit and background-fetch histograms, for `stats timings`. */
+void persist_timings(stats_emit_fn emit, void *ctx);
 
 #endif

@@ -401,6 +401,29 @@ process_bin(struct conn *c, size_t *need)
 
     switch (req.opcode) {
     case BIN_OP_GET: case BIN_OP_GETQ: case BIN_OP_GETK: case BIN_OP_GETKQ:
+        c->cmd_class = CMD_CLASS_GET;
+        break;
+    case BIN_OP_TOUCH: case BIN_OP_GAT: case BIN_OP_GATQ: case BIN_OP_GATK:
+    case BIN_OP_GATKQ:
+        c->cmd_class = CMD_CLASS_TOUCH;
+        break;
+    case BIN_OP_DELETE: case BIN_OP_DELETEQ:
+        c->cmd_class = CMD_CLASS_DELETE;
+        break;
+    case BIN_OP_INCREMENT: case BIN_OP_INCREMENTQ: case BIN_OP_DECREMENT:
+    case BIN_OP_DECREMENTQ:
+        c->cmd_class = CMD_CLASS_DELTA;
+        break;
+    case BIN_OP_SET: case BIN_OP_SETQ: case BIN_OP_ADD: case BIN_OP_ADDQ:
+    case BIN_OP_REPLACE: case BIN_OP_REPLACEQ: case BIN_OP_APPEND:
+    case BIN_OP_APPENDQ: case BIN_OP_PREPEND: case BIN_OP_PREPENDQ:
+        c->cmd_class = CMD_CLASS_SET;
+        break;
+    default:
+        break;
+    }
+    switch (req.opcode) {
+    case BIN_OP_GET: case BIN_OP_GETQ: case BIN_OP_GETK: case BIN_OP_GETKQ:
     case BIN_OP_TOUCH: case BIN_OP_GAT: case BIN_OP_GATQ: case BIN_OP_GATK:
     case BIN_OP_GATKQ:
         bin_get(c, &req);
@@ -424,8 +447,10 @@ process_bin(struct conn *c, size_t *need)
         return PROCESS_CLOSE;
     case BIN_OP_FLUSH: case BIN_OP_FLUSHQ:
         STAT_INCR(TS(c), cmd_flush);
-        if (req.has_exptime && req.exptime > 0)
+        if (req.has_exptime && req.exptime > 0) {
             cache_flush(cache_realtime((int32_t)req.exptime) - 1);
+            persist_schedule_flush(cache_realtime((int32_t)req.exptime) - 1);
+        }
         else
             cache_flush(cache_now());
         bin_ok(c, &req, 0);

@@ -281,8 +281,10 @@ static void
 do_flush(struct conn *c, const struct text_req *req)
 {
     STAT_INCR(TS(c), cmd_flush);
-    if (req->has_delay && req->delay > 0)
+    if (req->has_delay && req->delay > 0) {
         cache_flush(cache_realtime(req->delay) - 1);
+        persist_schedule_flush(cache_realtime(req->delay) - 1);
+    }
     else
         cache_flush(cache_now());
     reply(c, req->noreply, "OK");
@@ -724,6 +726,26 @@ process_text(struct conn *c, size_t *need)
     log_debug("<%d %.*s", c->fd, (int)(memchr(buf, '\n', consumed) != NULL
               ? (const char *)memchr(buf, '\n', consumed) - buf : 0), buf);
 
+    switch (req.cmd) {
+    case TEXT_GET: case TEXT_GETS: case TEXT_MG:
+        c->cmd_class = CMD_CLASS_GET;
+        break;
+    case TEXT_SET: case TEXT_ADD: case TEXT_REPLACE: case TEXT_APPEND:
+    case TEXT_PREPEND: case TEXT_CAS: case TEXT_MS:
+        c->cmd_class = CMD_CLASS_SET;
+        break;
+    case TEXT_DELETE: case TEXT_MD:
+        c->cmd_class = CMD_CLASS_DELETE;
+        break;
+    case TEXT_INCR: case TEXT_DECR: case TEXT_MA:
+        c->cmd_class = CMD_CLASS_DELTA;
+        break;
+    case TEXT_TOUCH: case TEXT_GAT: case TEXT_GATS:
+        c->cmd_class = CMD_CLASS_TOUCH;
+        break;
+    default:
+        break;
+    }
     switch (req.cmd) {
     case TEXT_GET: case TEXT_GETS: case TEXT_GAT: case TEXT_GATS:
         do_get(c, &req);

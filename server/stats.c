@@ -235,6 +235,39 @@ stats_reset(void)
     atomic_store(&global_stats.rejected_connections, 0);
 }
 
+/* Emits count, p50, p99, p99.9 and max of a histogram as <prefix>_*. */
+void
+stats_emit_hist(stats_emit_fn emit, void *ctx, const char *prefix,
+                const struct hist *h)
+{
+    char name[96];
+    static const struct { const char *suffix; double q; } qs[] = {
+        { "p50_us", 0.50 }, { "p99_us", 0.99 }, { "p999_us", 0.999 },
+    };
+    snprintf(name, sizeof(name), "%s_count", prefix);
+    emit_u64(emit, ctx, name, hist_total(h));
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+        snprintf(name, sizeof(name), "%s_%s", prefix, qs[i].suffix);
+        emit_u64(emit, ctx, name, hist_quantile(h, qs[i].q));
+    }
+    snprintf(name, sizeof(name), "%s_max_us", prefix);
+    emit_u64(emit, ctx, name, h->max_us);
+}
+
+static void
+stats_timings(stats_emit_fn emit, void *ctx)
+{
+    for (unsigned k = 0; k < CMD_CLASSES; k++) {
+        struct hist sum = { 0 };
+        for (unsigned i = 0; i < nworkers; i++)
+            hist_merge(&sum, &workers[i].timings[k]);
+        char prefix[32];
+        snprintf(prefix, sizeof(prefix), "cmd_%s", cmd_class_names[k]);
+        stats_emit_hist(emit, ctx, prefix, &sum);
+    }
+    persist_timings(emit, ctx);
+}
+
 static bool
 group_is(const char *group, size_t len, const char *name)
 {
@@ -254,6 +287,8 @@ stats_group(const char *group, size_t len, stats_emit_fn emit, void *ctx)
         stats_items(emit, ctx, true);
     else if (group_is(group, len, "conns"))
         stats_conns(emit, ctx);
+    else if (group_is(group, len, "timings"))
+        stats_timings(emit, ctx);
     else if (group_is(group, len, "kvstore"))
         persist_stats(emit, ctx);
     else if (group_is(group, len, "reset"))

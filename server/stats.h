@@ -70,6 +70,11 @@ void stats_setup(const struct config *cfg);
  */
 bool stats_group(const char *group, size_t len, stats_emit_fn emit, void *ctx);
 
+struct hist;
+/* Emits <prefix>_count, _p50_us, _p99_us, _p999_us and _max_us. */
+void stats_emit_hist(stats_emit_fn emit, void *ctx, const char *prefix,
+                     const struct hist *h);
+
 /* Sums every worker's counters into *out (any thread). */
 void stats_sum_threads(struct thread_stats *out);
 

@@ -32,6 +32,10 @@
 #define WORKER_SHUTDOWN_SENTINEL ((void *)(intptr_t)-1)
 #define WORKER_DRAIN_TIMEOUT_MS 2000
 
+const char *const cmd_class_names[CMD_CLASSES] = {
+    "get", "set", "delete", "incr_decr", "touch", "other",
+};
+
 struct worker *workers;
 unsigned nworkers;
 static unsigned next_worker;   /* listener thread only */

@@ -11,12 +11,20 @@
 #include <stdint.h>
 
 #include "server/stats.h"
+#include "util/hist.h"
 #include "util/ring.h"
 
 struct event_base;
 struct event;
 struct conn;
 struct config;
+
+/* What `stats timings` groups commands by. */
+enum cmd_class {
+    CMD_CLASS_GET, CMD_CLASS_SET, CMD_CLASS_DELETE, CMD_CLASS_DELTA,
+    CMD_CLASS_TOUCH, CMD_CLASS_OTHER, CMD_CLASSES
+};
+extern const char *const cmd_class_names[CMD_CLASSES];
 
 struct worker {
     unsigned id;
@@ -25,6 +33,8 @@ struct worker {
     struct ring conn_ring;        /* listener -> worker: accepted fds */
     struct event *notify_ev;
     struct thread_stats stats;    /* written by this worker only */
+    struct hist timings[CMD_CLASSES]; /* sampled command times, this worker */
+    uint32_t timing_tick;
     atomic_bool stopping;
     struct event *stop_timer;
 
