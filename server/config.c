@@ -862,3 +862,13 @@ config_each(const struct config *cfg,
         fn(ctx, o->name, text);
     }
 }
+
+/* True when `name` can change on SIGHUP without a restart. Any thread. */
+bool
+config_key_reloadable(const char *name)
+{
+    for (int i = 0; i < OPT_COUNT; i++)
+        if (strcmp(opt_table[i].name, name) == 0)
+            return opt_table[i].reloadable;
+    return false;
+}

@@ -56,6 +56,9 @@ int config_load_file(struct config *cfg, const char *path, char *err,
 /* Checks cross-key rules (e.g. udp_port must be 0). 0 or -1 with err set. */
 int config_validate(const struct config *cfg, char *err, size_t errlen);
 
+/* True when the key can change on SIGHUP without a restart. */
+bool config_key_reloadable(const char *name);
+
 /* Prints --help: every key, its short flag, default and help. */
 void config_print_help(FILE *out);
 

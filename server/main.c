@@ -48,6 +48,97 @@ on_stop_signal(int sig, short what, void *arg)
     event_base_loopexit(base, NULL);
 }
 
+struct reload_ctx {
+    int argc;
+    char **argv;
+    struct config *cfg;
+};
+
+struct kv_list {
+    char names[64][32];
+    char values[64][256];
+    int n;
+};
+
+static void
+collect_kv(void *ctx, const char *name, const char *value)
+{
+    struct kv_list *l = ctx;
+    if (l->n >= 64)
+        return;
+    snprintf(l->names[l->n], sizeof(l->names[0]), "%s", name);
+    snprintf(l->values[l->n], sizeof(l->values[0]), "%s", value);
+    l->n++;
+}
+
+/*
+ * SIGHUP: reads the configuration again (the file, then the command line
+ * over it, as at start). Keys that can change live take their new values;
+ * other changed keys are reported as needing a restart; a bad file is
+ * rejected whole and the running configuration kept. Main thread.
+ */
+static void
+on_reload_signal(int sig, short what, void *arg)
+{
+    struct reload_ctx *r = arg;
+    struct config *cfg = r->cfg;
+    struct config fresh;
+    char err[512] = "";
+    (void)sig;
+    (void)what;
+
+    if (cfg->config_file == NULL) {
+        log_info("SIGHUP: no configuration file (-f) to reload");
+        return;
+    }
+    if (config_init(&fresh) != 0)
+        return;
+    FILE *devnull = fopen("/dev/null", "w");
+    enum config_action a = config_parse_args(&fresh, r->argc, r->argv,
+                                             devnull != NULL ? devnull : stderr,
+                                             err, sizeof(err));
+    if (devnull != NULL)
+        fclose(devnull);
+    if (a != CONFIG_RUN || config_validate(&fresh, err, sizeof(err)) != 0) {
+        log_error("SIGHUP: configuration rejected, the running one is kept: %s",
+                  err);
+        config_deinit(&fresh);
+        return;
+    }
+    static struct kv_list old, now;
+    old.n = now.n = 0;
+    config_each(cfg, collect_kv, &old);
+    config_each(&fresh, collect_kv, &now);
+    unsigned changed = 0;
+    for (int i = 0; i < old.n && i < now.n; i++) {
+        if (strcmp(old.values[i], now.values[i]) == 0)
+            continue;
+        changed++;
+        if (!config_key_reloadable(old.names[i])) {
+            log_info("SIGHUP: %s changed (%s -> %s): needs a restart; the "
+                     "running value is kept", old.names[i], old.values[i],
+                     now.values[i]);
+            continue;
+        }
+        log_info("SIGHUP: %s: %s -> %s", old.names[i], old.values[i],
+                 now.values[i]);
+    }
+    /* the keys options.h marks reloadable; stats readers load them with
+     * relaxed atomics */
+    __atomic_store_n(&cfg->verbosity, fresh.verbosity, __ATOMIC_RELAXED);
+    __atomic_store_n(&cfg->memory_limit, fresh.memory_limit, __ATOMIC_RELAXED);
+    __atomic_store_n(&cfg->flush_interval_ms, fresh.flush_interval_ms, __ATOMIC_RELAXED);
+    __atomic_store_n(&cfg->dirty_soft_limit_mb, fresh.dirty_soft_limit_mb, __ATOMIC_RELAXED);
+    __atomic_store_n(&cfg->dirty_hard_limit_mb, fresh.dirty_hard_limit_mb, __ATOMIC_RELAXED);
+    log_set_verbosity((int)fresh.verbosity);
+    cache_set_memory_limit((size_t)fresh.memory_limit * 1024 * 1024);
+    persist_set_limits(fresh.dirty_soft_limit_mb, fresh.dirty_hard_limit_mb,
+                       fresh.memory_limit, (uint32_t)fresh.flush_interval_ms);
+    log_info("SIGHUP: %s reloaded, %u key%s changed", cfg->config_file, changed,
+             changed == 1 ? "" : "s");
+    config_deinit(&fresh);
+}
+
 /* Makes room for max_connections descriptors when the hard limit allows. */
 static void
 raise_fd_limit(uint64_t max_connections)
@@ -109,6 +200,8 @@ main(int argc, char **argv)
     };
     struct event_base *base = NULL;
     struct event *clock_ev = NULL, *sigterm_ev = NULL, *sigint_ev = NULL;
+    struct event *sighup_ev = NULL;
+    struct reload_ctx reload = { argc, argv, &cfg };
     bool workers_started = false;
     bool persist_ready = false;
 
@@ -131,8 +224,10 @@ main(int argc, char **argv)
      * must already mean a graceful stop. */
     sigterm_ev = evsignal_new(base, SIGTERM, on_stop_signal, base);
     sigint_ev = evsignal_new(base, SIGINT, on_stop_signal, base);
-    if (sigterm_ev == NULL || sigint_ev == NULL ||
-        event_add(sigterm_ev, NULL) != 0 || event_add(sigint_ev, NULL) != 0) {
+    sighup_ev = evsignal_new(base, SIGHUP, on_reload_signal, &reload);
+    if (sigterm_ev == NULL || sigint_ev == NULL || sighup_ev == NULL ||
+        event_add(sigterm_ev, NULL) != 0 || event_add(sigint_ev, NULL) != 0 ||
+        event_add(sighup_ev, NULL) != 0) {
         fprintf(stderr, "mckvd: cannot install signal handlers\n");
         goto out;
     }
@@ -176,6 +271,8 @@ out:
         event_free(sigterm_ev);
     if (sigint_ev != NULL)
         event_free(sigint_ev);
+    if (sighup_ev != NULL)
+        event_free(sighup_ev);
     if (base != NULL)
         event_base_free(base);
     cache_teardown();

@@ -97,9 +97,9 @@ static struct {
     struct kvstore *kv;           /* read-write: flusher thread */
     unsigned nworkers;
     struct pworker *pw;
-    uint32_t flush_interval_ms;
+    _Atomic uint32_t flush_interval_ms;   /* changed by SIGHUP */
     uint32_t batch_max;
-    uint64_t soft_bytes, hard_bytes;
+    _Atomic uint64_t soft_bytes, hard_bytes;
     uint32_t delay_us;
     unsigned nfetchers;
     struct hotpool *pool;
@@ -789,6 +789,23 @@ warmup_run(struct hotpool_task *t, void *thread_ctx)
              atomic_load(&P.warmup_ms),
              wc.full ? " (memory limit reached: the rest is read on demand)" : "");
     free(t);
+}
+
+void
+persist_set_limits(uint64_t soft_mb, uint64_t hard_mb, uint64_t memory_mb,
+                   uint32_t flush_interval_ms)
+{
+    if (!P.enabled)
+        return;
+    uint64_t soft = soft_mb * 1024 * 1024, hard = hard_mb * 1024 * 1024;
+    uint64_t mem = memory_mb * 1024 * 1024;
+    if (hard > mem / 2)
+        hard = mem / 2;
+    if (soft > hard / 2)
+        soft = hard / 2;
+    atomic_store(&P.soft_bytes, soft);
+    atomic_store(&P.hard_bytes, hard);
+    atomic_store(&P.flush_interval_ms, flush_interval_ms);
 }
 
 void

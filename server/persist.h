@@ -67,6 +67,10 @@ bool persist_fetch(struct conn *c, const char *key, uint8_t nkey);
  * recorded so that a restart before it falls due still applies it. */
 void persist_schedule_flush(uint32_t when);
 
+/* Main thread (SIGHUP): new backpressure limits and flush interval. */
+void persist_set_limits(uint64_t soft_mb, uint64_t hard_mb, uint64_t memory_mb,
+                        uint32_t flush_interval_ms);
+
 /* `stats kvstore` */
 void persist_stats(stats_emit_fn emit, void *ctx);
 /* The commit and background-fetch histograms, for `stats timings`. */
