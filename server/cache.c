@@ -1065,6 +1065,34 @@ cache_item_total_size(const struct item *it)
 }
 
 /*
+ * The second half of a read-modify-write (append, prepend, incr, decr):
+ * links `nu` in place of `old` if `old` is still the live linked version
+ * (keeping the expiry a touch may have set since), and reports the change.
+ * Returns false when something else changed the key first: start again.
+ */
+static bool
+replace_if_current(struct shard *s, struct item *old, struct item *nu,
+                   uint64_t *cas_out)
+{
+    bool done = false;
+    rel_time_t now = op_now();
+    struct item *changed = NULL;
+    shard_lock(s);
+    if ((old->iflags & ITEM_LINKED) && !item_is_flushed(old, now) &&
+        !item_is_expired(old, now)) {
+        item_set_exptime(nu, item_exptime(old));
+        item_replace_locked(s, old, nu, now);
+        if (cas_out != NULL)
+            *cas_out = nu->cas;
+        changed = mark_dirty(nu);
+        done = true;
+    }
+    shard_unlock(s);
+    change_put(changed);
+    return done;
+}
+
+/*
  * append/prepend: builds old + data (or data + old) outside the lock and
  * links it if `old` is still the linked item, else starts again.
  */
@@ -1110,27 +1138,11 @@ store_concat(struct item *it, bool append, uint64_t cas_in, uint64_t *cas_out)
         memcpy(item_value(nu) + first->nbytes, second->data + second->nkey,
                second->nbytes);
 
-        enum cache_result res = CACHE_ENOMEM;
-        bool done = false;
-        now = op_now();
-        shard_lock(s);
-        if ((old->iflags & ITEM_LINKED) && !item_is_flushed(old, now) &&
-            !item_is_expired(old, now)) {
-            /* touch may have changed it since we copied it */
-            item_set_exptime(nu, item_exptime(old));
-            item_replace_locked(s, old, nu, now);
-            if (cas_out != NULL)
-                *cas_out = nu->cas;
-            res = CACHE_STORED;
-            done = true;
-        }
-        struct item *changed = done ? mark_dirty(nu) : NULL;
-        shard_unlock(s);
-        change_put(changed);
+        bool done = replace_if_current(s, old, nu, cas_out);
         item_unref(old);
         item_unref(nu);
         if (done)
-            return res;
+            return CACHE_STORED;
     }
 }
 
@@ -1372,22 +1384,9 @@ cache_delta(const char *key, uint8_t nkey, bool incr, uint64_t delta,
         memcpy(item_value(nu), buf, (size_t)len);
         memset(item_value(nu) + len, ' ', vlen - (uint32_t)len);
 
-        bool done = false;
-        now = op_now();
-        shard_lock(s);
-        if ((old->iflags & ITEM_LINKED) && !item_is_flushed(old, now) &&
-            !item_is_expired(old, now)) {
-            item_set_exptime(nu, item_exptime(old));
-            item_replace_locked(s, old, nu, now);
-            if (value_out != NULL)
-                *value_out = value;
-            if (cas_out != NULL)
-                *cas_out = nu->cas;
-            done = true;
-        }
-        struct item *changed = done ? mark_dirty(nu) : NULL;
-        shard_unlock(s);
-        change_put(changed);
+        bool done = replace_if_current(s, old, nu, cas_out);
+        if (done && value_out != NULL)
+            *value_out = value;
         item_unref(old);
         item_unref(nu);
         if (done)

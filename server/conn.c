@@ -33,6 +33,7 @@
 #define CONN_SEGS_INITIAL 32
 
 static void conn_close(struct conn *c);
+static void conn_release_held(struct conn *c);
 
 struct conn *
 conn_create(struct worker *w, int fd)
@@ -88,6 +89,7 @@ fail:
 static void
 conn_free(struct conn *c)
 {
+    free(c->held);
     free(c->rbuf);
     free(c->wbuf);
     free(c->segs);
@@ -113,6 +115,7 @@ conn_destroy(struct conn **cp)
         if (c->segs[i].it != NULL)
             cache_item_release(c->segs[i].it);
     c->nsegs = c->seg_head = 0;
+    conn_release_held(c);
     *cp = NULL;
     if (c->fetch_pending > 0) {
         /* a fetcher will post this pointer back: free it then */
@@ -122,10 +125,45 @@ conn_destroy(struct conn **cp)
     conn_free(c);
 }
 
+static void
+conn_release_held(struct conn *c)
+{
+    for (unsigned i = 0; i < c->nheld; i++)
+        cache_item_release(c->held[i]);
+    c->nheld = 0;
+}
+
+struct item *
+conn_fetched(struct conn *c, const char *key, uint8_t nkey)
+{
+    for (unsigned i = 0; i < c->nheld; i++) {
+        struct item *it = c->held[i];
+        if (it->nkey == nkey && memcmp(item_key(it), key, nkey) == 0) {
+            atomic_fetch_add_explicit(&it->refcount, 1, memory_order_relaxed);
+            return it;
+        }
+    }
+    return NULL;
+}
+
 void
-conn_fetch_done(struct conn *c)
+conn_fetch_done(struct conn *c, struct item *it)
 {
     c->fetch_pending--;
+    if (it != NULL) {
+        if (c->nheld == c->held_cap) {
+            unsigned cap = c->held_cap ? c->held_cap * 2 : 8;
+            struct item **h = realloc(c->held, cap * sizeof(*h));
+            if (h != NULL) {
+                c->held = h;
+                c->held_cap = cap;
+            }
+        }
+        if (c->nheld < c->held_cap && !c->dead)
+            c->held[c->nheld++] = it;
+        else
+            cache_item_release(it);
+    }
     if (c->dead) {
         if (c->fetch_pending == 0)
             conn_free(c);
@@ -145,9 +183,16 @@ conn_need_fetch(struct conn *c, const char *key, uint8_t nkey)
 {
     if (c->park_state == CONN_PARK_FAIL)
         return;
-    if (c->fetch_rounds >= CONN_FETCH_ROUNDS_MAX ||
-        atomic_exchange_explicit(&c->fetch_failed, false, memory_order_relaxed) ||
-        !persist_enabled() || !persist_fetch(c, key, nkey)) {
+    const char *why = NULL;
+    if (c->fetch_rounds >= CONN_FETCH_ROUNDS_MAX)
+        why = "value evicted again before the request could use it";
+    else if (atomic_exchange_explicit(&c->fetch_failed, false, memory_order_relaxed))
+        why = "the disk read failed";
+    else if (!persist_enabled() || !persist_fetch(c, key, nkey))
+        why = "the fetch queue is full";
+    if (why != NULL) {
+        log_error("connection %d: %.*s: giving up after %u fetch rounds: %s",
+                  c->fd, (int)nkey, key, c->fetch_rounds, why);
         c->park_state = CONN_PARK_FAIL;
         return;
     }
@@ -168,6 +213,22 @@ conn_throttle_done(int fd, short what, void *arg)
     (void)what;
     c->throttled = false;
     conn_resume(c);
+}
+
+bool
+conn_admit_write(struct conn *c)
+{
+    uint32_t delay_ms;
+    switch (persist_admit_write(&delay_ms)) {
+    case PERSIST_ADMIT_OK:
+        return true;
+    case PERSIST_ADMIT_DELAY:
+        conn_throttle(c, delay_ms);
+        return true;
+    case PERSIST_ADMIT_REFUSE:
+        break;
+    }
+    return false;
 }
 
 void
@@ -430,6 +491,8 @@ conn_process_all(struct conn *c)
             hist_record(&c->worker->timings[c->cmd_class], us > 0 ? (uint64_t)us : 0);
         }
         c->fetch_rounds = 0;
+        if (c->nheld > 0)
+            conn_release_held(c);
         if (persist_durability_sync() && persist_queued_seq(w) != queued)
             c->sync_seq = persist_queued_seq(w);
         __atomic_store_n(&c->last_cmd_time, cache_now(), __ATOMIC_RELAXED);

@@ -76,6 +76,8 @@ struct conn {
     unsigned fetch_pending;   /* background fetches in flight */
     atomic_bool fetch_failed; /* set by a fetcher: the disk read failed */
     uint8_t fetch_rounds;     /* fetches the current request waited for */
+    struct item **held;       /* values fetched for the current request */
+    unsigned nheld, held_cap;
     uint8_t park_state;       /* CONN_PARK_*: set by a processor */
     uint64_t sync_seq;        /* durability=sync: reply after this commit */
     bool sync_waiting;        /* on the worker's sync wait list */
@@ -104,8 +106,12 @@ void conn_destroy(struct conn **c);
 /* Worker thread: libevent callback for the connection's fd. */
 void conn_event(int fd, short what, void *arg);
 
-/* Worker thread: a background fetch for this connection finished. */
-void conn_fetch_done(struct conn *c);
+/* Worker thread: a background fetch for this connection finished; `it`
+ * is the value it read (a reference the connection takes over) or NULL. */
+void conn_fetch_done(struct conn *c, struct item *it);
+/* Worker thread, for the processors: a value fetched for the current
+ * request (a new reference), when the cache has lost it again; else NULL. */
+struct item *conn_fetched(struct conn *c, const char *key, uint8_t nkey);
 /* Worker thread: the commit this connection waits for happened. */
 void conn_resume(struct conn *c);
 
@@ -119,6 +125,10 @@ struct conn_out_mark {
 };
 void conn_out_mark(struct conn *c, struct conn_out_mark *m);
 void conn_out_rewind(struct conn *c, const struct conn_out_mark *m);
+/* Write admission (backpressure), before a write changes anything: true
+ * when it may go ahead (its reply perhaps delayed: conn_throttle); false
+ * past the hard limit (the caller replies temporary failure). */
+bool conn_admit_write(struct conn *c);
 /* Delays this connection's replies (backpressure) by at least ms. */
 void conn_throttle(struct conn *c, uint32_t ms);
 

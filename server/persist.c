@@ -81,6 +81,7 @@ struct pworker {
 struct fetch_task {
     struct hotpool_task task;
     struct conn *conn;
+    struct item *item;          /* the value read, referenced, or NULL */
     unsigned worker;
     uint8_t nkey;
     char key[PROTO_KEY_MAX];
@@ -657,10 +658,16 @@ fetch_run(struct hotpool_task *t, void *thread_ctx)
     struct fetch_alloc fa = { NULL };
     struct kvstore_record rec;
     int rc = P.ops->get(f->kv, ft->key, ft->nkey, fetch_alloc_cb, &fa, &rec);
+    ft->item = NULL;
     if (rc == MCKV_OK && fa.it != NULL) {
         fa.it->cas = rec.cas;
-        cache_install(fa.it);
-        cache_item_release(fa.it);
+        /* The request that waits gets the item itself too: under memory
+         * pressure other fetches may eject it again before the worker
+         * runs the request. Not when something newer is in memory. */
+        if (cache_install(fa.it) == CACHE_STORED)
+            ft->item = fa.it;
+        else
+            cache_item_release(fa.it);
     } else if (rc == MCKV_ENOTFOUND) {
         cache_install_absent(ft->key, ft->nkey);
         atomic_fetch_add(&P.bg_fetch_misses, 1);
@@ -669,8 +676,10 @@ fetch_run(struct hotpool_task *t, void *thread_ctx)
             cache_item_release(fa.it);
         atomic_fetch_add(&P.engine_errors, 1);
         atomic_store_explicit(&ft->conn->fetch_failed, true, memory_order_relaxed);
-        log_error("persistence: background fetch failed: %s",
-                  P.ops->last_error(f->kv));
+        log_error("persistence: background fetch of %.*s failed: %s (%s)",
+                  (int)ft->nkey, ft->key, mckv_strerror(rc),
+                  rc == MCKV_ENOMEM ? "no memory for the value"
+                                    : P.ops->last_error(f->kv));
     }
     uint64_t dt = now_us() - t0;
     atomic_fetch_add(&P.bg_fetches, 1);
@@ -679,9 +688,8 @@ fetch_run(struct hotpool_task *t, void *thread_ctx)
     pthread_mutex_lock(&P.fetch_hist_lock);
     hist_record(&P.fetch_hist, dt);
     pthread_mutex_unlock(&P.fetch_hist_lock);
-    while (!ring_push_mp(&P.pw[ft->worker].done, ft->conn))
+    while (!ring_push_mp(&P.pw[ft->worker].done, ft))
         sched_yield();
-    free(ft);
 }
 
 bool
@@ -714,10 +722,13 @@ persist_completions(struct worker *w)
     ring_consume_notify(r);
     for (;;) {
         while (ring_pop(r, &e)) {
-            if (e == COMMIT_TAG)
+            if (e == COMMIT_TAG) {
                 commit = true;
-            else
-                conn_fetch_done(e);
+            } else {
+                struct fetch_task *ft = e;
+                conn_fetch_done(ft->conn, ft->item);
+                free(ft);
+            }
         }
         if (ring_empty_fenced(r))
             break;

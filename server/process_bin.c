@@ -78,21 +78,11 @@ bin_ok(struct conn *c, const struct bin_req *req, uint64_t cas)
         bin_reply(c, req, BIN_STATUS_SUCCESS, cas, NULL, 0, NULL, 0, NULL, 0);
 }
 
-/* Write admission (backpressure): true when the write may go ahead (its
- * reply perhaps delayed); false when refused with a temporary failure. */
 static bool
 admit_write(struct conn *c, const struct bin_req *req)
 {
-    uint32_t delay_ms;
-    switch (persist_admit_write(&delay_ms)) {
-    case PERSIST_ADMIT_OK:
+    if (conn_admit_write(c))
         return true;
-    case PERSIST_ADMIT_DELAY:
-        conn_throttle(c, delay_ms);
-        return true;
-    case PERSIST_ADMIT_REFUSE:
-        break;
-    }
     bin_error(c, req, BIN_STATUS_ETMPFAIL);
     return false;
 }
@@ -122,6 +112,8 @@ bin_get(struct conn *c, const struct bin_req *req)
     }
     if (op != BIN_OP_TOUCH)
         STAT_INCR(TS(c), cmd_get);
+    if (it == NULL && why == CACHE_MISS_ON_DISK && !touch)
+        it = conn_fetched(c, req->key, nkey);
     if (it == NULL && why == CACHE_MISS_ON_DISK) {
         conn_need_fetch(c, req->key, nkey);
         return;

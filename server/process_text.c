@@ -33,21 +33,11 @@ reply(struct conn *c, bool noreply, const char *line)
 
 #define TEMPORARY_FAILURE "SERVER_ERROR temporary failure"
 
-/* Write admission (backpressure): true when the write may go ahead (its
- * reply perhaps delayed); false when refused, with the reply written. */
 static bool
 admit_write(struct conn *c, bool noreply)
 {
-    uint32_t delay_ms;
-    switch (persist_admit_write(&delay_ms)) {
-    case PERSIST_ADMIT_OK:
+    if (conn_admit_write(c))
         return true;
-    case PERSIST_ADMIT_DELAY:
-        conn_throttle(c, delay_ms);
-        return true;
-    case PERSIST_ADMIT_REFUSE:
-        break;
-    }
     reply(c, noreply, TEMPORARY_FAILURE);
     return false;
 }
@@ -96,6 +86,8 @@ do_get(struct conn *c, const struct text_req *req)
             STAT_PICK(TS(c), it != NULL, touch_hits, touch_misses);
         }
         STAT_INCR(TS(c), cmd_get);
+        if (it == NULL && why == CACHE_MISS_ON_DISK && !touch)
+            it = conn_fetched(c, key, nkey);
         if (it == NULL && why == CACHE_MISS_ON_DISK) {
             conn_need_fetch(c, key, nkey);
             continue;
@@ -461,6 +453,8 @@ do_mg(struct conn *c, const struct text_req *req, const struct meta_opts *o)
     STAT_INCR(TS(c), cmd_get);
     if (o->has_ttl)
         STAT_INCR(TS(c), cmd_touch);
+    if (it == NULL && why == CACHE_MISS_ON_DISK && !o->has_ttl)
+        it = conn_fetched(c, req->key, req->nkey);
     if (it == NULL && why == CACHE_MISS_ON_DISK) {
         conn_need_fetch(c, req->key, req->nkey);
         return;
