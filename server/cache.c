@@ -959,6 +959,7 @@ item_create(const char *key, uint8_t nkey, uint32_t hv, uint32_t flags,
     atomic_init(&it->refcount, 1);
     it->nkey = nkey;
     it->iflags = 0;
+    it->dirty = 0;
     memcpy(it->data, key, nkey);
     memcpy(item_value(it) + nbytes, "\r\n", 2);
     return it;

@@ -54,12 +54,14 @@
 #include "util/ring.h"
 #include "util/status.h"
 
-#define PERSIST_RING_SIZE 65536
+#define PERSIST_RING_SIZE 262144
+#define PERSIST_QUEUE_SOFT 0.25  /* queue fill where throttling starts */
+#define PERSIST_QUEUE_HARD 0.95  /* and where writes are refused */
 #define PERSIST_DONE_RING_SIZE 16384
 #define PERSIST_FETCH_BACKLOG 16384
 #define PERSIST_BACKOFF_MIN_MS 50
 #define PERSIST_BACKOFF_MAX_MS 5000
-#define PERSIST_THROTTLE_MAX_MS 2000
+#define PERSIST_THROTTLE_MAX_MS 1000
 #define PERSIST_SCAN_CHUNK 1000
 #define COMMIT_TAG ((void *)(uintptr_t)1)
 #define DEL_TAG 1u
@@ -376,27 +378,46 @@ persist_admit_write(uint32_t *delay_ms)
     *delay_ms = 0;
     if (!P.enabled)
         return PERSIST_ADMIT_OK;
+    /*
+     * Pressure comes from two limits: dirty bytes between the soft and the
+     * hard limit, and this worker's queue filling up (many small writes
+     * fill the queue before they amount to many bytes). 0 = no pressure,
+     * 1 = refuse.
+     */
     int64_t dirty = atomic_load_explicit(&P.dirty_bytes, memory_order_relaxed);
+    uint64_t soft = P.soft_bytes, hard = P.hard_bytes;
     struct pworker *pw = &P.pw[my_worker];
-    if ((uint64_t)(dirty > 0 ? dirty : 0) >= P.hard_bytes ||
-        ring_size(&pw->queue) + 4 >= pw->queue.capacity) {
+    double fill = (double)ring_size(&pw->queue) / (double)pw->queue.capacity;
+    double pressure = (fill - PERSIST_QUEUE_SOFT) / (PERSIST_QUEUE_HARD - PERSIST_QUEUE_SOFT);
+    uint64_t excess = dirty > 0 && (uint64_t)dirty > soft ? (uint64_t)dirty - soft : 0;
+    if (hard > soft && (double)excess / (double)(hard - soft) > pressure)
+        pressure = (double)excess / (double)(hard - soft);
+    if (pressure >= 1.0) {
         atomic_fetch_add_explicit(&P.temporary_failures, 1, memory_order_relaxed);
         return PERSIST_ADMIT_REFUSE;
     }
-    if (dirty > 0 && (uint64_t)dirty > P.soft_bytes) {
-        uint64_t rate = atomic_load_explicit(&P.drain_rate_bps, memory_order_relaxed);
-        if (rate < 1024 * 1024)
-            rate = 1024 * 1024;   /* unknown yet: assume 1 MB/s */
-        uint64_t ms = ((uint64_t)dirty - P.soft_bytes) * 1000 / rate;
-        if (ms == 0)
-            ms = 1;
-        if (ms > PERSIST_THROTTLE_MAX_MS)
-            ms = PERSIST_THROTTLE_MAX_MS;
-        *delay_ms = (uint32_t)ms;
-        atomic_fetch_add_explicit(&P.throttled_writes, 1, memory_order_relaxed);
-        return PERSIST_ADMIT_DELAY;
-    }
-    return PERSIST_ADMIT_OK;
+    if (pressure <= 0.0)
+        return PERSIST_ADMIT_OK;
+    /* Two terms, the larger wins: the time the flusher needs to bring the
+     * byte backlog back to the soft limit (backlog / drain rate), and a
+     * share of the longest delay that grows with the pressure. The first
+     * alone stays tiny while many pipelined writers each add a little; the
+     * second makes every writer wait longer the nearer the limit gets, so
+     * writers settle where their rate matches the drain rate. */
+    uint64_t rate = atomic_load_explicit(&P.drain_rate_bps, memory_order_relaxed);
+    if (rate < 1024 * 1024)
+        rate = 1024 * 1024;   /* unknown yet: assume 1 MB/s */
+    uint64_t ms = excess * 1000 / rate;
+    uint64_t share = (uint64_t)(pressure * PERSIST_THROTTLE_MAX_MS);
+    if (share > ms)
+        ms = share;
+    if (ms == 0)
+        ms = 1;
+    if (ms > PERSIST_THROTTLE_MAX_MS)
+        ms = PERSIST_THROTTLE_MAX_MS;
+    *delay_ms = (uint32_t)ms;
+    atomic_fetch_add_explicit(&P.throttled_writes, 1, memory_order_relaxed);
+    return PERSIST_ADMIT_DELAY;
 }
 
 /* ---------------------------------------------------------------- flusher */
@@ -438,7 +459,7 @@ write_batch(struct batch_entry *batch, size_t n, uint64_t mark, int64_t flush_at
         if (P.delay_us > 0)
             usleep(P.delay_us);   /* testing knob: a slow disk */
         rc = ops->put(P.kv, &r);
-        bytes += it->nbytes + it->nkey;
+        bytes += cache_item_total_size(it);   /* as dirty_bytes counts it */
         puts++;
     }
     if (rc == MCKV_OK)
@@ -759,7 +780,8 @@ warmup_row(void *ctx, const struct kvstore_record *rec)
         wc->full = true;   /* memory limit reached: the rest stays on disk */
         return false;
     }
-    memcpy(item_value(it), rec->value, rec->vlen);
+    if (rec->vlen > 0)   /* an empty value may come with a NULL pointer */
+        memcpy(item_value(it), rec->value, rec->vlen);
     it->cas = rec->cas;
     if (cache_install(it) == CACHE_STORED)
         atomic_fetch_add_explicit(&P.warmup_loaded, 1, memory_order_relaxed);
