@@ -200,6 +200,16 @@ conn_need_fetch(struct conn *c, const char *key, uint8_t nkey)
 }
 
 void
+conn_fetch_abandon(struct conn *c, struct item *it)
+{
+    if (it != NULL)
+        cache_item_release(it);
+    c->fetch_pending--;
+    if (c->dead && c->fetch_pending == 0)
+        conn_free(c);
+}
+
+void
 conn_resume(struct conn *c)
 {
     conn_event(c->fd, 0, c);

@@ -109,6 +109,9 @@ void conn_event(int fd, short what, void *arg);
 /* Worker thread: a background fetch for this connection finished; `it`
  * is the value it read (a reference the connection takes over) or NULL. */
 void conn_fetch_done(struct conn *c, struct item *it);
+/* Main thread at shutdown, workers stopped: a fetch finished that no
+ * worker will see; drops it (frees a connection closed meanwhile). */
+void conn_fetch_abandon(struct conn *c, struct item *it);
 /* Worker thread, for the processors: a value fetched for the current
  * request (a new reference), when the cache has lost it again; else NULL. */
 struct item *conn_fetched(struct conn *c, const char *key, uint8_t nkey);

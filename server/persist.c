@@ -128,7 +128,6 @@ static struct {
     _Atomic int warmup_state;
     _Atomic uint64_t warmup_loaded, warmup_skipped, warmup_ms;
     atomic_bool warmup_truncated;
-    uint64_t warmup_start_ms;
     struct hist commit_hist;          /* flusher thread writes */
     struct hist fetch_hist;           /* fetchers: under fetch_hist_lock */
     pthread_mutex_t fetch_hist_lock;
@@ -899,6 +898,18 @@ persist_stop(void)
     atomic_store(&P.stopping, true);
     if (P.pool != NULL)
         hotpool_destroy(&P.pool);
+    /* Fetches that finished after the workers stopped: nobody will read
+     * their completions. */
+    for (unsigned i = 0; i < P.nworkers; i++) {
+        void *e;
+        while (ring_pop(&P.pw[i].done, &e)) {
+            if (e == COMMIT_TAG)
+                continue;
+            struct fetch_task *ft = e;
+            conn_fetch_abandon(ft->conn, ft->item);
+            free(ft);
+        }
+    }
     if (P.flusher_started) {
         wake_flusher();
         pthread_join(P.flusher, NULL);
