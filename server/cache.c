@@ -229,6 +229,22 @@ cache_process_started(void)
     return process_started;
 }
 
+/* Everything stored so far is flushed: records the CAS high mark and
+ * clears a pending delayed flush; flush_lock held. */
+static void
+flush_now_locked(void)
+{
+    uint64_t mark = atomic_load_explicit(&cas_next, memory_order_relaxed);
+    atomic_store_explicit(&flush_cas, mark, memory_order_release);
+    /* Orders the mark before the clear: a reader that sees flush_time at 0
+     * (acquire) also sees the mark that replaces it. */
+    atomic_store_explicit(&flush_time, 0, memory_order_release);
+    if (cfg.persistent) {
+        struct cache_change ch = { .kind = CACHE_CHANGE_FLUSH, .cas_below = mark };
+        cfg.on_change(&ch);
+    }
+}
+
 /* Turns a delayed flush that has come due into a CAS mark (see flush_time).
  * Takes flush_lock; called with no shard lock held. */
 static void
@@ -237,15 +253,7 @@ flush_fire(rel_time_t now)
     pthread_mutex_lock(&flush_lock);
     rel_time_t ft = atomic_load_explicit(&flush_time, memory_order_relaxed);
     if (ft != 0 && ft <= now) {
-        uint64_t mark = atomic_load_explicit(&cas_next, memory_order_relaxed);
-        atomic_store_explicit(&flush_cas, mark, memory_order_release);
-        /* Orders the mark before the clear: a reader that sees flush_time
-         * at 0 (acquire) also sees the mark that replaces it. */
-        atomic_store_explicit(&flush_time, 0, memory_order_release);
-        if (cfg.persistent) {
-            struct cache_change ch = { .kind = CACHE_CHANGE_FLUSH, .cas_below = mark };
-            cfg.on_change(&ch);
-        }
+        flush_now_locked();
     }
     pthread_mutex_unlock(&flush_lock);
 }
@@ -1406,15 +1414,9 @@ cache_flush(rel_time_t when)
         atomic_store_explicit(&flush_time, when <= now ? now : when,
                               memory_order_release);
     } else if (when <= now) {
-        uint64_t mark = atomic_load_explicit(&cas_next, memory_order_relaxed);
-        atomic_store_explicit(&flush_cas, mark, memory_order_release);
-        /* An immediate flush supersedes a pending delayed one (as in
-         * memcached); the mark is stored first, see flush_fire(). */
-        atomic_store_explicit(&flush_time, 0, memory_order_release);
-        if (cfg.persistent) {
-            struct cache_change ch = { .kind = CACHE_CHANGE_FLUSH, .cas_below = mark };
-            cfg.on_change(&ch);
-        }
+        /* An immediate flush supersedes a pending delayed one, as in
+         * memcached. */
+        flush_now_locked();
     } else {
         atomic_store_explicit(&flush_time, when, memory_order_release);
     }

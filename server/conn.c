@@ -225,6 +225,21 @@ conn_throttle_done(int fd, short what, void *arg)
     conn_resume(c);
 }
 
+enum conn_park
+conn_park_settle(struct conn *c, const struct conn_out_mark *m, size_t start)
+{
+    enum conn_park st = c->park_state;
+    if (st == CONN_PARK_NONE)
+        return st;
+    /* Undo what the request wrote: it runs again from the start (WAIT) or
+     * is answered with a temporary failure instead (FAIL). */
+    conn_out_rewind(c, m);
+    c->park_state = CONN_PARK_NONE;
+    if (st == CONN_PARK_WAIT)
+        c->rstart = start;
+    return st;
+}
+
 bool
 conn_admit_write(struct conn *c)
 {

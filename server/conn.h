@@ -132,6 +132,11 @@ void conn_out_rewind(struct conn *c, const struct conn_out_mark *m);
  * when it may go ahead (its reply perhaps delayed: conn_throttle); false
  * past the hard limit (the caller replies temporary failure). */
 bool conn_admit_write(struct conn *c);
+/* For the processors, after a request: WAIT (it parked for a fetch: its
+ * output is undone and it is unconsumed), FAIL (output undone: reply
+ * temporary failure) or NONE. */
+enum conn_park conn_park_settle(struct conn *c, const struct conn_out_mark *m,
+                                size_t start);
 /* Delays this connection's replies (backpressure) by at least ms. */
 void conn_throttle(struct conn *c, uint32_t ms);
 

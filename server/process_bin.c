@@ -465,16 +465,14 @@ process_bin(struct conn *c, size_t *need)
         bin_error(c, &req, BIN_STATUS_UNKNOWN_COMMAND);
         break;
     }
-    if (c->park_state != CONN_PARK_NONE) {
-        /* Undo what the request wrote; it runs again from the start. */
-        conn_out_rewind(c, &mark);
-        enum conn_park st = c->park_state;
-        c->park_state = CONN_PARK_NONE;
-        if (st == CONN_PARK_WAIT) {
-            c->rstart = start;
-            return PROCESS_PARKED;
-        }
+    switch (conn_park_settle(c, &mark, start)) {
+    case CONN_PARK_WAIT:
+        return PROCESS_PARKED;
+    case CONN_PARK_FAIL:
         bin_error(c, &req, BIN_STATUS_ETMPFAIL);
+        break;
+    case CONN_PARK_NONE:
+        break;
     }
     return PROCESS_OK;
 }
