@@ -1492,6 +1492,11 @@ cache_item_alloc_noevict(const char *key, uint8_t nkey, uint32_t flags,
     if (ntotal > cfg.item_size_max)
         return NULL;
     uint32_t hv = hash_murmur3_32(key, nkey, HASH_SEED);
+    /* Tables grow on the allocation path: the warmup allocates here only,
+     * and without this its 1M items would sit in the start-up tables. */
+    unsigned index = shard_index(hv);
+    if (atomic_load_explicit(&shards[index].want_grow, memory_order_relaxed))
+        shard_grow(&shards[index], index);
     struct item *it = malloc(alloc_request(ntotal));
     if (it == NULL)
         return NULL;
