@@ -67,6 +67,7 @@ struct bench_args {
     const char *dir;
     bool sync_full;
     bool keep;
+    bool update;            /* a second pass rewrites every key */
     struct sqlite_tuning tuning;
 };
 
@@ -233,14 +234,59 @@ bench_sync_name(const struct bench_args *a)
     return a->tuning.sqlite_sync ? "default(full)" : "normal";
 }
 
+static uint64_t
+bench_gcd(uint64_t x, uint64_t y)
+{
+    while (y != 0) {
+        uint64_t r = x % y;
+
+        x = y;
+        y = r;
+    }
+    return x;
+}
+
+/* Rewrites every row (new value and CAS) in a permuted order, batch by
+ * batch as the load did; returns seconds. */
+static double
+bench_update(struct kvstore *kv, const struct bench_args *a, const char *pool,
+             size_t pool_size)
+{
+    struct kvstore_record rec = { .vlen = a->vlen };
+    uint64_t step = 1000003;
+    char key[32];
+    double t0 = bench_now();
+    int status;
+
+    while (bench_gcd(step, a->rows) != 1)
+        step += 2;
+    for (uint64_t j = 0; j < a->rows; j++) {
+        uint64_t i = (j * step) % a->rows;
+
+        if (j % a->batch == 0 && (status = sqlite_begin(kv)) < 0)
+            bench_fail(kv, status, "begin");
+        rec.nkey = bench_key(i, key);
+        rec.key = key;
+        rec.flags = (uint32_t)i;
+        rec.cas = a->rows + j + 1;
+        rec.value = pool + (i * 104729) % pool_size;
+        if ((status = sqlite_put(kv, &rec)) < 0)
+            bench_fail(kv, status, "put");
+        if (((j + 1) % a->batch == 0 || j + 1 == a->rows) && (status = sqlite_commit(kv)) < 0)
+            bench_fail(kv, status, "commit");
+    }
+    return bench_now() - t0;
+}
+
 static void
 bench_usage(void)
 {
     fprintf(stderr,
             "usage: bench_sqlite [-n rows] [-b batch] [-s value_bytes] [-S scan_chunk] [-g gets]\n"
             "                    [-d dir] [-v variant] [-P page_size] [-C cache_kb] [-W wal_mb]\n"
-            "                    [-M mmap_mb] [-f] [-k]\n"
-            "  -f synchronous=FULL (default NORMAL), -k keep the database\n"
+            "                    [-M mmap_mb] [-f] [-k] [-u]\n"
+            "  -f synchronous=FULL (default NORMAL), -k keep the database,\n"
+            "  -u then update every row once more, in another random order\n"
             "  -W: checkpoint past this much WAL, 0 = SQLite's autocheckpoint (1000 pages)\n"
             "  variants:");
     for (size_t i = 0; i < sizeof(bench_variant_names) / sizeof(bench_variant_names[0]); i++)
@@ -258,7 +304,7 @@ bench_parse(int argc, char **argv, struct bench_args *a)
 
     *a = (struct bench_args){ .rows = 1000000, .batch = 1000, .vlen = 1024, .chunk = 1000, .gets = 100000,
                               .dir = "/tmp" };
-    while ((c = getopt(argc, argv, "n:b:s:S:g:d:v:P:C:W:M:fkh")) != -1) {
+    while ((c = getopt(argc, argv, "n:b:s:S:g:d:v:P:C:W:M:fkuh")) != -1) {
         switch (c) {
         case 'n': a->rows = strtoull(optarg, NULL, 10); break;
         case 'b': a->batch = (unsigned)strtoul(optarg, NULL, 10); break;
@@ -273,6 +319,7 @@ bench_parse(int argc, char **argv, struct bench_args *a)
         case 'M': mmap_mb = strtoll(optarg, NULL, 10); break;
         case 'f': a->sync_full = true; break;
         case 'k': a->keep = true; break;
+        case 'u': a->update = true; break;
         default: bench_usage();
         }
     }
@@ -298,7 +345,7 @@ main(int argc, char **argv)
     size_t pool_size = 1 << 20;
     uint64_t nbatches, b = 0;
     double *commit_s, t0, tb = 0, tmark, load_s, close_s, scan_cold, scan_warm, sel_cold, sel_warm;
-    double gets_s = 0, ckpt_s, ckpt_max_ms, cpu0, load_cpu_s;
+    double gets_s = 0, update_s = 0, ckpt_s, ckpt_max_ms, cpu0, load_cpu_s;
     uint64_t ckpt_n;
     uint64_t db_bytes, wal_peak = 0, found = 0;
     int status;
@@ -366,6 +413,8 @@ main(int argc, char **argv)
     ckpt_n = kv->checkpoints;
     ckpt_s = (double)kv->checkpoint_us * 1e-6;
     ckpt_max_ms = (double)kv->checkpoint_max_us * 1e-3;
+    if (a.update)
+        update_s = bench_update(kv, &a, pool, pool_size);
     t0 = bench_now();
     sqlite_close(kv);  /* the last connection checkpoints and removes the WAL */
     close_s = bench_now() - t0;
@@ -419,6 +468,8 @@ main(int argc, char **argv)
            load_s, load_cpu_s, (double)a.rows / load_s, close_s, commit_s[b / 2] * 1e3,
            commit_s[b * 99 / 100] * 1e3, commit_s[b - 1] * 1e3, (double)wal_peak / 1048576,
            (double)db_bytes / 1048576);
+    if (a.update)
+        printf("update pass: %.1f s = %.0f rows/s\n", update_s, (double)a.rows / update_s);
     printf("checkpoints during the load: %" PRIu64 " taking %.1f s in all, max %.0f ms\n",
            ckpt_n, ckpt_s, ckpt_max_ms);
     printf("read all: scan() cold %.2f s, warm %.2f s; SELECT cold %.2f s, warm %.2f s; "
@@ -428,12 +479,13 @@ main(int argc, char **argv)
            "rows_per_s=%.0f "
            "close_s=%.1f ckpt_s=%.1f commit_p99_ms=%.1f commit_max_ms=%.1f wal_peak_mb=%.0f db_mb=%.0f "
            "scan_cold_s=%.2f scan_warm_s=%.2f select_cold_s=%.2f select_warm_s=%.2f "
-           "gets_per_s=%.0f\n",
+           "gets_per_s=%.0f update_rows_per_s=%.0f\n",
            a.tuning.name, a.rows, a.batch, bench_sync_name(&a), load_s, load_cpu_s,
            (double)a.rows / load_s, close_s, ckpt_s, commit_s[b * 99 / 100] * 1e3,
            commit_s[b - 1] * 1e3,
            (double)wal_peak / 1048576, (double)db_bytes / 1048576, scan_cold, scan_warm,
-           sel_cold, sel_warm, gets_s > 0 ? (double)a.gets / gets_s : 0.0);
+           sel_cold, sel_warm, gets_s > 0 ? (double)a.gets / gets_s : 0.0,
+           update_s > 0 ? (double)a.rows / update_s : 0.0);
     free(commit_s);
     free(sink.buf);
     free(pool);
