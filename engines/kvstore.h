@@ -8,6 +8,14 @@
  * returns MCKV_OK (0) or a negative mckv_status (util/status.h);
  * kvstore_ops.strerror-style detail goes to the engine's last_error().
  *
+ * A handle belongs to one thread at a time (stats() included). Writes
+ * outside begin()..commit(), a second begin() or a commit() with nothing
+ * open return MCKV_EINVAL; rollback() with nothing open returns MCKV_OK (the
+ * engine may already have rolled back after a disk error); deleting a
+ * missing key is MCKV_OK. A failed open() leaves *kv NULL and
+ * last_error(NULL) holds its reason for the calling thread. Read-only
+ * handles open after the writer has created the database.
+ *
  * Records hold absolute unix expiry times (0 = never) so a database stays
  * meaningful across restarts, and the CAS of the write, so CAS keeps growing
  * after a restart (the engine's meta table keeps the high mark).
@@ -80,7 +88,9 @@ struct kvstore_ops {
                kvstore_alloc_fn alloc, void *ctx, struct kvstore_record *rec);
     /* Visits rows in storage order starting after *cursor (0 = start), at
      * most `max` rows per call; *cursor is updated so the next call goes
-     * on. Returns MCKV_OK, or MCKV_ENOTFOUND when no rows are left. */
+     * on (a row whose callback returned false is not consumed: the next
+     * call starts with it). Returns MCKV_OK, or MCKV_ENOTFOUND when no rows
+     * are left. */
     int (*scan)(struct kvstore *kv, uint64_t *cursor, unsigned max,
                 kvstore_scan_fn fn, void *ctx);
     void (*stats)(struct kvstore *kv, kvstore_stat_fn fn, void *ctx);
