@@ -41,44 +41,8 @@ tmp=$(mktemp -d /tmp/test_mcstat.XXXXXX)
 pids=()
 failures=0
 
-# shellcheck disable=SC2317  # called from the EXIT trap
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill -TERM "$p" 2>/dev/null
-    done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 1 500); do
-            kill -0 "$p" 2>/dev/null || break
-            sleep 0.01
-        done
-        kill -KILL "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-
-pass() {
-    echo "ok: $*"
-}
-
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()'
-}
-
-port_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
+# shellcheck source=tests/integ/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # Removes pid from the list the EXIT trap stops.
 forget_pid() {
