@@ -496,7 +496,9 @@ conn_process_all(struct conn *c)
                        ? CONN_PROTO_BIN : CONN_PROTO_TEXT;
         size_t need = 0;
         unsigned w = c->worker->id;
-        uint64_t queued = persist_queued_seq(w);
+        /* durability = sync: did this request queue a write? */
+        bool sync = persist_durability_sync();
+        uint64_t queued = sync ? persist_queued_seq(w) : 0;
         /* One request in 8 is timed for `stats timings`: two clock reads
          * per request would cost more than the rest of a small get. */
         bool timed = (c->worker->timing_tick++ & 7) == 0;
@@ -518,8 +520,11 @@ conn_process_all(struct conn *c)
         c->fetch_rounds = 0;
         if (c->nheld > 0)
             conn_release_held(c);
-        if (persist_durability_sync() && persist_queued_seq(w) != queued)
-            c->sync_seq = persist_queued_seq(w);
+        if (sync) {
+            uint64_t now_queued = persist_queued_seq(w);
+            if (now_queued != queued)
+                c->sync_seq = now_queued;
+        }
         __atomic_store_n(&c->last_cmd_time, cache_now(), __ATOMIC_RELAXED);
         if (r == PROCESS_CLOSE)
             c->close_after_write = true;

@@ -74,8 +74,9 @@ struct del_rec {
 struct pworker {
     struct ring queue;          /* worker -> flusher */
     struct ring done;           /* flusher, fetchers -> worker */
-    uint64_t queued;            /* records pushed (worker thread only) */
-    _Atomic uint64_t queued_pub;/* the same, for stats */
+    /* records pushed: written by the worker only (a relaxed load and
+     * store, no lock prefix), read by stats from any thread */
+    _Atomic uint64_t queued;
     _Atomic uint64_t committed; /* records committed (flusher writes) */
     uint64_t drained;           /* records popped (flusher only) */
 };
@@ -300,7 +301,8 @@ persist_completion_fd(unsigned worker)
 uint64_t
 persist_queued_seq(unsigned worker)
 {
-    return P.enabled ? P.pw[worker].queued : 0;
+    return P.enabled ? atomic_load_explicit(&P.pw[worker].queued,
+                                            memory_order_relaxed) : 0;
 }
 
 uint64_t
@@ -330,8 +332,9 @@ queue_record(void *rec)
         }
         return;
     }
-    pw->queued++;
-    atomic_store_explicit(&pw->queued_pub, pw->queued, memory_order_relaxed);
+    atomic_store_explicit(&pw->queued,
+                          atomic_load_explicit(&pw->queued, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 void
@@ -957,7 +960,7 @@ persist_stats(stats_emit_fn emit, void *ctx)
     emit_u64(emit, ctx, "dirty_bytes", db > 0 ? (uint64_t)db : 0);
     uint64_t depth = 0;
     for (unsigned i = 0; P.enabled && i < P.nworkers; i++)
-        depth += atomic_load(&P.pw[i].queued_pub) - atomic_load(&P.pw[i].committed);
+        depth += atomic_load(&P.pw[i].queued) - atomic_load(&P.pw[i].committed);
     emit_u64(emit, ctx, "queue_depth", depth);
     emit_u64(emit, ctx, "items_persisted", atomic_load(&P.items_persisted));
     emit_u64(emit, ctx, "deletes_persisted", atomic_load(&P.deletes_persisted));
