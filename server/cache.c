@@ -624,6 +624,26 @@ item_replace_locked(struct shard *s, struct item *old, struct item *it,
     item_link_locked(s, it, now);
 }
 
+/* An item that holds a key and no value (a stub or a tombstone), not
+ * linked. Its bytes are accounted without the limit check (see callers). */
+static struct item *
+keyonly_alloc(const char *key, uint8_t nkey, uint32_t hv, uint8_t iflags)
+{
+    size_t ntotal = offsetof(struct item, data) + nkey + 2;
+    struct item *k = malloc(ntotal);
+    if (k == NULL)
+        return NULL;
+    atomic_fetch_add_explicit(&mem_used, item_usable(k), memory_order_relaxed);
+    memset(k, 0, offsetof(struct item, data));
+    k->hv = hv;
+    atomic_init(&k->refcount, 1);
+    k->nkey = nkey;
+    k->iflags = iflags;
+    memcpy(k->data, key, nkey);
+    memcpy(k->data + nkey, "\r\n", 2);
+    return k;
+}
+
 /*
  * Finds a live item; shard lock held. A dead one met on the way is unlinked
  * and reported through *why (may be NULL).
@@ -642,8 +662,19 @@ find_live(struct shard *s, const char *key, uint8_t nkey, uint32_t hv,
         if (reason != CACHE_MISS_ABSENT) {
             if (!(it->iflags & ITEM_FETCHED))
                 s->st.expired_unfetched++;
+            /* While warmup runs, an older version of the key may still be
+             * on its way from disk: a tombstone keeps it out. */
+            struct item *tomb = NULL;
+            if (cfg.persistent && !(it->iflags & ITEM_TOMBSTONE) &&
+                !atomic_load_explicit(&complete, memory_order_relaxed))
+                tomb = keyonly_alloc(item_key(it), it->nkey, hv, ITEM_TOMBSTONE);
             item_unlink_locked(s, it);
             it = NULL;
+            if (tomb != NULL) {
+                item_link_common(s, tomb, now, true);
+                item_unref(tomb);
+                it = tomb;
+            }
         }
     }
     if (it != NULL && (it->iflags & ITEM_TOMBSTONE)) {
@@ -703,21 +734,12 @@ change_del(const char *key, uint8_t nkey)
 static struct item *
 stub_create(const struct item *it)
 {
-    size_t ntotal = offsetof(struct item, data) + it->nkey + 2;
-    struct item *st = malloc(ntotal);
+    struct item *st = keyonly_alloc(it->data, it->nkey, it->hv, ITEM_STUB);
     if (st == NULL)
         return NULL;
-    atomic_fetch_add_explicit(&mem_used, item_usable(st), memory_order_relaxed);
-    memset(st, 0, offsetof(struct item, data));
     st->cas = it->cas;
     atomic_init(&st->exptime, item_exptime(it));
     st->flags = it->flags;
-    st->hv = it->hv;
-    atomic_init(&st->refcount, 1);
-    st->nkey = it->nkey;
-    st->iflags = ITEM_STUB;
-    memcpy(st->data, it->data, it->nkey);
-    memcpy(st->data + it->nkey, "\r\n", 2);
     return st;
 }
 
@@ -1268,6 +1290,16 @@ cache_touch(const char *key, uint8_t nkey, rel_time_t exptime)
     return CACHE_TOUCHED;
 }
 
+/* A tombstone for `key`, not linked. Accounted without the limit check:
+ * it replaces a deleted item, or marks a key the disk does not hold, and
+ * lives only while warmup runs. */
+static struct item *
+tombstone_alloc(const char *key, uint8_t nkey)
+{
+    return keyonly_alloc(key, nkey, hash_murmur3_32(key, nkey, HASH_SEED),
+                         ITEM_TOMBSTONE);
+}
+
 enum cache_result
 cache_delete(const char *key, uint8_t nkey, uint64_t cas_in)
 {
@@ -1275,6 +1307,15 @@ cache_delete(const char *key, uint8_t nkey, uint64_t cas_in)
     struct shard *s = &shards[shard_index(hv)];
     rel_time_t now = op_now();
     enum cache_result res;
+
+    /* While warmup runs, the deleted key must read "absent" rather than
+     * "maybe on disk", or warmup would install the old version from disk.
+     * The tombstone takes the key's place in the same critical section as
+     * the unlink: installed after the lock was dropped, it would leave a
+     * window in which cache_install() sees no key and revives it. */
+    struct item *tomb = NULL;
+    if (!atomic_load_explicit(&complete, memory_order_relaxed))
+        tomb = tombstone_alloc(key, nkey);
 
     enum cache_miss why;
     shard_lock(s);
@@ -1287,14 +1328,15 @@ cache_delete(const char *key, uint8_t nkey, uint64_t cas_in)
         res = CACHE_EXISTS;
     } else {
         item_unlink_locked(s, it);
+        if (tomb != NULL)
+            item_link_common(s, tomb, now, true);
         res = CACHE_DELETED;
     }
     shard_unlock(s);
-    if (res == CACHE_DELETED) {
-        if (!atomic_load_explicit(&complete, memory_order_relaxed))
-            cache_install_absent(key, nkey);   /* warmup must not revive it */
+    if (tomb != NULL)
+        item_unref(tomb);
+    if (res == CACHE_DELETED)
         change_del(key, nkey);
-    }
     return res;
 }
 
@@ -1548,10 +1590,9 @@ cache_install_absent(const char *key, uint8_t nkey)
 {
     if (atomic_load_explicit(&complete, memory_order_relaxed))
         return;
-    struct item *t = cache_item_alloc_noevict(key, nkey, 0, 0, 0);
+    struct item *t = tombstone_alloc(key, nkey);
     if (t == NULL)
         return;
-    t->iflags = ITEM_TOMBSTONE;
     struct shard *s = &shards[shard_index(t->hv)];
     rel_time_t now = op_now();
     shard_lock(s);
