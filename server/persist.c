@@ -61,7 +61,7 @@
 #define PERSIST_FETCH_BACKLOG 16384
 #define PERSIST_BACKOFF_MIN_MS 50
 #define PERSIST_BACKOFF_MAX_MS 5000
-#define PERSIST_THROTTLE_MAX_MS 1000
+#define PERSIST_THROTTLE_MAX_MS 1000  /* longest delay of one batch of writes */
 #define PERSIST_SCAN_CHUNK 1000
 #define COMMIT_TAG ((void *)(uintptr_t)1)
 #define DEL_TAG 1u
@@ -126,6 +126,8 @@ static struct {
     _Atomic uint64_t throttled_writes, temporary_failures, engine_errors;
     _Atomic uint64_t queue_overflows;
     _Atomic uint64_t drain_rate_bps;   /* bytes committed per second (EWMA) */
+    _Atomic uint64_t drain_rate_ips;
+    _Atomic uint64_t throttle_ms_max;  /* longest delay given */   /* writes committed per second (EWMA) */
     _Atomic int warmup_state;
     _Atomic uint64_t warmup_loaded, warmup_skipped, warmup_ms;
     atomic_bool warmup_truncated;
@@ -400,29 +402,50 @@ persist_admit_write(uint32_t *delay_ms)
     }
     if (pressure <= 0.0)
         return PERSIST_ADMIT_OK;
-    /* Two terms, the larger wins: the time the flusher needs to bring the
-     * byte backlog back to the soft limit (backlog / drain rate), and a
-     * share of the longest delay that grows with the pressure. The first
-     * alone stays tiny while many pipelined writers each add a little; the
-     * second makes every writer wait longer the nearer the limit gets, so
-     * writers settle where their rate matches the drain rate. */
+    /*
+     * The delay is the time the flusher needs to drain the backlog past the
+     * soft point at its measured rate: dirty bytes over the soft limit at
+     * the byte rate, and this worker's queued writes over the queue's soft
+     * fill at its share of the item rate; the larger wins. This is a
+     * proportional controller: a throttled connection sends its next batch
+     * one delay later, so W bytes in flight across all writers are admitted
+     * at W / delay = W * rate / backlog, which equals the drain rate when
+     * the backlog is about W. Writers settle just past the soft point with
+     * delays of milliseconds; a stalled flusher (a checkpoint) makes the
+     * backlog, and with it the delay, grow smoothly rather than at once.
+     */
     uint64_t rate = atomic_load_explicit(&P.drain_rate_bps, memory_order_relaxed);
     if (rate < 1024 * 1024)
         rate = 1024 * 1024;   /* unknown yet: assume 1 MB/s */
     uint64_t ms = excess * 1000 / rate;
-    uint64_t share = (uint64_t)(pressure * PERSIST_THROTTLE_MAX_MS);
-    if (share > ms)
-        ms = share;
+    uint64_t irate = atomic_load_explicit(&P.drain_rate_ips, memory_order_relaxed) /
+                     P.nworkers;
+    if (irate < 1000)
+        irate = 1000;         /* unknown yet: assume 1000 writes/s */
+    size_t qsoft = (size_t)(PERSIST_QUEUE_SOFT * (double)pw->queue.capacity);
+    size_t qlen = ring_size(&pw->queue);
+    if (qlen > qsoft && (qlen - qsoft) * 1000 / irate > ms)
+        ms = (qlen - qsoft) * 1000 / irate;
     if (ms == 0)
         ms = 1;
     if (ms > PERSIST_THROTTLE_MAX_MS)
         ms = PERSIST_THROTTLE_MAX_MS;
     *delay_ms = (uint32_t)ms;
+    atomic_max(&P.throttle_ms_max, ms);
     atomic_fetch_add_explicit(&P.throttled_writes, 1, memory_order_relaxed);
     return PERSIST_ADMIT_DELAY;
 }
 
 /* ---------------------------------------------------------------- flusher */
+
+/* A moving average over the last few commits (flusher only writes it). */
+static void
+ewma_update(_Atomic uint64_t *avg, uint64_t sample)
+{
+    uint64_t old = atomic_load_explicit(avg, memory_order_relaxed);
+    atomic_store_explicit(avg, old == 0 ? sample : (old * 7 + sample) / 8,
+                          memory_order_relaxed);
+}
 
 struct batch_entry {
     void *rec;
@@ -561,11 +584,10 @@ flusher_main(void *arg)
                 atomic_fetch_add(&P.deletes_persisted, dels);
                 if (mark != 0)
                     atomic_fetch_add(&P.flushes_persisted, 1);
-                if (dt > 0 && bytes > 0) {
-                    uint64_t rate = bytes * 1000000u / dt;
-                    uint64_t old = atomic_load(&P.drain_rate_bps);
-                    atomic_store(&P.drain_rate_bps, old == 0 ? rate : (old * 7 + rate) / 8);
-                }
+                if (dt > 0 && bytes > 0)
+                    ewma_update(&P.drain_rate_bps, bytes * 1000000u / dt);
+                if (dt > 0)
+                    ewma_update(&P.drain_rate_ips, (uint64_t)n * 1000000u / dt);
                 break;
             }
             log_error("persistence: commit of %zu writes failed: %s; retrying "
@@ -974,6 +996,7 @@ persist_stats(stats_emit_fn emit, void *ctx)
     emit_u64(emit, ctx, "batch_size_avg",
              commits ? atomic_load(&P.batch_items_total) / commits : 0);
     emit_u64(emit, ctx, "drain_rate_bytes_per_s", atomic_load(&P.drain_rate_bps));
+    emit_u64(emit, ctx, "drain_rate_items_per_s", atomic_load(&P.drain_rate_ips));
     uint64_t fetches = atomic_load(&P.bg_fetches);
     emit_u64(emit, ctx, "bg_fetches", fetches);
     emit_u64(emit, ctx, "bg_fetch_misses", atomic_load(&P.bg_fetch_misses));
@@ -990,6 +1013,7 @@ persist_stats(stats_emit_fn emit, void *ctx)
     emit_u64(emit, ctx, "warmup_truncated", atomic_load(&P.warmup_truncated));
     emit_u64(emit, ctx, "cache_complete", cache_is_complete());
     emit_u64(emit, ctx, "throttled_writes", atomic_load(&P.throttled_writes));
+    emit_u64(emit, ctx, "throttle_delay_ms_max", atomic_load(&P.throttle_ms_max));
     emit_u64(emit, ctx, "temporary_failures", atomic_load(&P.temporary_failures));
     emit_u64(emit, ctx, "engine_errors", atomic_load(&P.engine_errors));
     emit_u64(emit, ctx, "queue_overflows", atomic_load(&P.queue_overflows));
