@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KVSTORE_API_VERSION 1
+#define KVSTORE_API_VERSION 2
 
 struct kvstore;   /* an engine's private handle */
 
@@ -93,6 +93,15 @@ struct kvstore_ops {
      * are left. */
     int (*scan)(struct kvstore *kv, uint64_t *cursor, unsigned max,
                 kvstore_scan_fn fn, void *ctx);
+    /* Optional (NULL when the engine's cursor order cannot be split): for
+     * scans in parallel. scan_end() sets *end to the cursor of the last
+     * row now stored (0 when empty), an upper bound of the row count too;
+     * scan_range() is scan() visiting only rows whose cursor is at most
+     * `end` (MCKV_ENOTFOUND once none are left). Rows written later may
+     * come after *end. */
+    int (*scan_end)(struct kvstore *kv, uint64_t *end);
+    int (*scan_range)(struct kvstore *kv, uint64_t *cursor, uint64_t end,
+                      unsigned max, kvstore_scan_fn fn, void *ctx);
     void (*stats)(struct kvstore *kv, kvstore_stat_fn fn, void *ctx);
     /* Human-readable detail of the last error on this handle. */
     const char *(*last_error)(struct kvstore *kv);

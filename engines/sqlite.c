@@ -82,7 +82,7 @@ static const struct sqlite_tuning sqlite_tuned = {
 enum sqlite_stmt {
     STMT_BEGIN, STMT_COMMIT, STMT_ROLLBACK,
     STMT_PUT, STMT_DEL, STMT_FLUSH, STMT_FLUSH_ALL,
-    STMT_SET_META, STMT_GET_META, STMT_GET, STMT_SCAN,
+    STMT_SET_META, STMT_GET_META, STMT_GET, STMT_SCAN, STMT_SCAN_END,
     STMT_COUNT
 };
 
@@ -94,7 +94,8 @@ static const char *const sqlite_sql[2][STMT_COUNT] = { {
                  " flags = excluded.flags, exptime = excluded.exptime,"
                  " cas = excluded.cas, value = excluded.value",
     [STMT_SCAN] = "SELECT id, key, flags, exptime, cas, value FROM kv"
-                  " WHERE id > ?1 ORDER BY id LIMIT ?2",
+                  " WHERE id > ?1 AND id <= ?3 ORDER BY id LIMIT ?2",
+    [STMT_SCAN_END] = "SELECT max(id) FROM kv",
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
@@ -723,8 +724,8 @@ out:
  * chunks never pins a WAL snapshot for long. A row for which fn returns false
  * is not counted as visited: the next call starts with it. */
 static int
-sqlite_scan(struct kvstore *kv, uint64_t *cursor, unsigned max,
-            kvstore_scan_fn fn, void *ctx)
+sqlite_scan_range(struct kvstore *kv, uint64_t *cursor, uint64_t end,
+                  unsigned max, kvstore_scan_fn fn, void *ctx)
 {
     bool keyed = kv->tuning->keyed;
     uint64_t pos = *cursor;
@@ -742,9 +743,14 @@ sqlite_scan(struct kvstore *kv, uint64_t *cursor, unsigned max,
         return MCKV_ENOTFOUND;
     if ((status = sqlite_stmt(kv, STMT_SCAN, &st)) < 0)
         return status;
-    if (!keyed)
+    if (keyed && end != UINT64_MAX)
+        return sqlite_fail_msg(kv, MCKV_EINVAL, "scan: no ranges in this layout");
+    if (!keyed) {
         rc = sqlite3_bind_int64(st, 1, (int64_t)pos);
-    else if (pos == 0)
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 3, end > (uint64_t)INT64_MAX ? INT64_MAX
+                                                                      : (int64_t)end);
+    } else if (pos == 0)
         rc = sqlite3_bind_zeroblob(st, 1, 0);  /* every key sorts after X'' */
     else
         rc = sqlite3_bind_blob(st, 1, kv->scan_key, kv->scan_nkey, SQLITE_STATIC);
@@ -786,6 +792,35 @@ sqlite_scan(struct kvstore *kv, uint64_t *cursor, unsigned max,
         return status;
     *cursor = pos;
     return visited == 0 && !stopped ? MCKV_ENOTFOUND : MCKV_OK;
+}
+
+static int
+sqlite_scan(struct kvstore *kv, uint64_t *cursor, unsigned max,
+            kvstore_scan_fn fn, void *ctx)
+{
+    return sqlite_scan_range(kv, cursor, UINT64_MAX, max, fn, ctx);
+}
+
+/* The rowid layout's cursor is the id: max(id) is one B-tree descent. */
+static int
+sqlite_scan_end(struct kvstore *kv, uint64_t *end)
+{
+    sqlite3_stmt *st = NULL;
+    int status, rc;
+
+    if (kv->tuning->keyed)
+        return sqlite_fail_msg(kv, MCKV_EINVAL, "scan_end: no ranges in this layout");
+    if ((status = sqlite_stmt(kv, STMT_SCAN_END, &st)) < 0)
+        return status;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int64_t v = sqlite3_column_int64(st, 0);   /* NULL (empty) reads 0 */
+        *end = v > 0 ? (uint64_t)v : 0;
+        rc = SQLITE_DONE;
+    }
+    status = rc == SQLITE_DONE ? MCKV_OK : sqlite_fail(kv, rc, "scan_end");
+    sqlite3_reset(st);
+    return status;
 }
 
 static void
@@ -874,6 +909,8 @@ const struct kvstore_ops kvstore_sqlite_ops = {
     .get_meta = sqlite_get_meta,
     .get = sqlite_get,
     .scan = sqlite_scan,
+    .scan_end = sqlite_scan_end,
+    .scan_range = sqlite_scan_range,
     .stats = sqlite_stats,
     .last_error = sqlite_last_error,
 };

@@ -89,9 +89,11 @@ struct shard_stats {
 struct shard {
     pthread_mutex_t lock;
     struct item **buckets;     /* 1 << hashpower buckets */
-    struct item **old_buckets; /* 1 << (hashpower - 1) while expanding */
+    struct item **old_buckets; /* 1 << old_hashpower while expanding */
     struct item **retired;     /* old table to free once the lock drops */
     uint32_t hashpower;
+    uint32_t old_hashpower;    /* smaller than hashpower (by 1 when growing
+                                  on demand, by more after cache_reserve) */
     uint32_t migrate_pos;      /* old buckets below this have moved */
     size_t table_bytes;        /* both bucket arrays */
     struct item *lru_head;
@@ -427,7 +429,7 @@ static inline struct item **
 bucket_for(struct shard *s, uint32_t hv)
 {
     if (s->old_buckets != NULL) {
-        uint32_t old_index = hv & ((1u << (s->hashpower - 1)) - 1);
+        uint32_t old_index = hv & ((1u << s->old_hashpower) - 1);
         if (old_index >= s->migrate_pos)
             return &s->old_buckets[old_index];
     }
@@ -440,7 +442,7 @@ shard_migrate(struct shard *s)
 {
     if (s->old_buckets == NULL)
         return;
-    uint32_t old_size = 1u << (s->hashpower - 1);
+    uint32_t old_size = 1u << s->old_hashpower;
     uint32_t mask = (1u << s->hashpower) - 1;
     for (int n = 0; n < HASH_MIGRATE_PER_OP && s->migrate_pos < old_size; n++) {
         struct item *it = s->old_buckets[s->migrate_pos];
@@ -477,7 +479,7 @@ shard_unlock(struct shard *s)
     struct item **retired = s->retired;
     s->retired = NULL;
     size_t bytes = retired == NULL ? 0
-        : ((size_t)1 << (s->hashpower - 1)) * sizeof(struct item *);
+        : ((size_t)1 << s->old_hashpower) * sizeof(struct item *);
     pthread_mutex_unlock(&s->lock);
     if (retired != NULL) {
         free(retired);
@@ -898,34 +900,34 @@ mem_reserve(size_t bytes, unsigned home)
     }
 }
 
-/* Doubles a shard's table when want_grow asks for it; no lock held. */
-static void
-shard_grow(struct shard *s, unsigned index)
+/* Replaces a shard's table by one of 1 << power buckets (power > the
+ * current one) and starts migrating to it; no lock held. Returns 1 when it
+ * did, 0 when the shard is already expanding or that big, -1 when out of
+ * memory. */
+static int
+shard_expand(struct shard *s, unsigned index, uint32_t power)
 {
-    if (!atomic_exchange_explicit(&s->want_grow, false, memory_order_relaxed))
-        return; /* another allocator took the job */
-
     pthread_mutex_lock(&s->lock);
     uint32_t hp = s->hashpower;
     bool busy = s->old_buckets != NULL;
     pthread_mutex_unlock(&s->lock);
-    if (busy || hp >= HASH_MAX_POWER)
-        return;
+    if (busy || hp >= power || power > HASH_MAX_POWER)
+        return 0;
 
-    size_t nbuckets = (size_t)1 << (hp + 1);
+    size_t nbuckets = (size_t)1 << power;
     size_t bytes = nbuckets * sizeof(struct item *);
     struct item **table = calloc(nbuckets, sizeof(*table));
     if (table == NULL || !mem_reserve(bytes, index)) {
         free(table);
-        atomic_store_explicit(&s->want_grow, true, memory_order_relaxed);
-        return;
+        return -1;
     }
 
     pthread_mutex_lock(&s->lock);
     if (s->old_buckets == NULL && s->hashpower == hp) {
         s->old_buckets = s->buckets;
+        s->old_hashpower = hp;
         s->buckets = table;
-        s->hashpower = hp + 1;
+        s->hashpower = power;
         s->migrate_pos = 0;
         s->table_bytes += bytes;
         table = NULL;
@@ -934,7 +936,25 @@ shard_grow(struct shard *s, unsigned index)
     if (table != NULL) {
         free(table);
         mem_release(bytes);
+        return 0;
     }
+    return 1;
+}
+
+/* Doubles a shard's table when want_grow asks for it; no lock held. */
+static void
+shard_grow(struct shard *s, unsigned index)
+{
+    if (!atomic_exchange_explicit(&s->want_grow, false, memory_order_relaxed))
+        return; /* another allocator took the job */
+    pthread_mutex_lock(&s->lock);
+    uint32_t hp = s->hashpower;
+    bool busy = s->old_buckets != NULL;
+    pthread_mutex_unlock(&s->lock);
+    if (busy || hp >= HASH_MAX_POWER)
+        return;
+    if (shard_expand(s, index, hp + 1) < 0)
+        atomic_store_explicit(&s->want_grow, true, memory_order_relaxed);
 }
 
 /*
@@ -1485,7 +1505,7 @@ cache_stats(struct cache_stats *out)
         out->hash_bytes += s->table_bytes;
         out->hash_buckets += (uint64_t)1 << s->hashpower;
         if (s->old_buckets != NULL) {
-            out->hash_buckets += (uint64_t)1 << (s->hashpower - 1);
+            out->hash_buckets += (uint64_t)1 << s->old_hashpower;
             out->hash_is_expanding = true;
         }
         for (unsigned c = 0; c < CACHE_SIZE_CLASSES; c++) {
@@ -1647,6 +1667,21 @@ uint64_t
 cache_cas_high(void)
 {
     return atomic_load_explicit(&cas_next, memory_order_relaxed) - 1;
+}
+
+void
+cache_reserve(uint64_t items)
+{
+    /* no more than memory_limit could hold in the smallest items */
+    uint64_t most = atomic_load(&mem_limit) / (offsetof(struct item, data) + 16);
+    if (items > most)
+        items = most;
+    uint64_t per_shard = items / CACHE_SHARDS + 1;
+    uint32_t power = HASH_INITIAL_POWER;
+    while (power < HASH_MAX_POWER && ((uint64_t)1 << power) < per_shard)
+        power++;
+    for (unsigned i = 0; i < CACHE_SHARDS; i++)
+        (void)shard_expand(&shards[i], i, power);
 }
 
 void

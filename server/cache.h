@@ -217,6 +217,14 @@ bool cache_key_present(const char *key, uint8_t nkey);
 void cache_set_cas_floor(uint64_t floor);
 /* The highest CAS handed out so far. */
 uint64_t cache_cas_high(void);
+/* Sizes the hash tables for about `items` items (one per bucket) before a
+ * bulk load such as the warmup, which would otherwise grow them one
+ * doubling at a time: every doubling moves each item again, and while a
+ * migration lags lookups walk long chains. Capped by what memory_limit can
+ * hold; a shard that is already expanding or big enough is left alone.
+ * Any thread, no lock held. */
+void cache_reserve(uint64_t items);
+
 /* The cache holds every key of the disk (warmup done, no stub dropped). */
 void cache_set_complete(bool complete);
 bool cache_is_complete(void);

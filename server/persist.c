@@ -23,7 +23,14 @@
  * Reads. Fetcher threads (util/hotpool.c) each own a read-only engine
  * handle. A background fetch reads one key, installs the value in the cache
  * (or records the key as absent) and posts the connection back to its
- * worker. The warmup is one long task on the same pool.
+ * worker.
+ *
+ * Warmup. At start the rows are split by cursor into one range per fetcher
+ * (when the engine can split them: scan_end/scan_range) and each range is
+ * read by a warmup thread of its own with its own read-only handle, so the
+ * fetchers stay free for the gets that cannot wait for the warmup; the hash
+ * tables are sized for the row count first. The last thread to finish
+ * marks the cache complete when every range was read to its end.
  */
 #include <config.h>
 
@@ -92,6 +99,15 @@ struct fetch_task {
 
 enum warmup_state { WARMUP_NONE, WARMUP_RUNNING, WARMUP_DONE };
 
+#define PERSIST_WARMUP_THREADS_MAX 8
+
+/* A warmup thread reads rows with cursors in (first, end]. */
+struct warmup_part {
+    pthread_t thread;
+    uint64_t first, end;   /* end UINT64_MAX: to the last row */
+    bool started;
+};
+
 static struct {
     bool enabled;
     bool sync;
@@ -126,11 +142,17 @@ static struct {
     _Atomic uint64_t throttled_writes, temporary_failures, engine_errors;
     _Atomic uint64_t queue_overflows;
     _Atomic uint64_t drain_rate_bps;   /* bytes committed per second (EWMA) */
-    _Atomic uint64_t drain_rate_ips;
-    _Atomic uint64_t throttle_ms_max;  /* longest delay given */   /* writes committed per second (EWMA) */
+    _Atomic uint64_t drain_rate_ips;   /* writes committed per second (EWMA) */
+    _Atomic uint64_t throttle_ms_max;  /* longest delay given */
     _Atomic int warmup_state;
     _Atomic uint64_t warmup_loaded, warmup_skipped, warmup_ms;
     atomic_bool warmup_truncated;
+    struct warmup_part *wparts;       /* one per warmup thread */
+    unsigned nwparts;
+    atomic_uint warmup_running;       /* warmup threads not finished */
+    atomic_bool warmup_full;          /* memory limit reached: all stop */
+    atomic_bool warmup_partial;       /* some part did not reach its end */
+    uint64_t warmup_t0;
     struct hist commit_hist;          /* flusher thread writes */
     struct hist fetch_hist;           /* fetchers: under fetch_hist_lock */
     pthread_mutex_t fetch_hist_lock;
@@ -815,37 +837,105 @@ warmup_row(void *ctx, const struct kvstore_record *rec)
     return true;
 }
 
-/* fetcher thread: the whole warmup, in chunks of PERSIST_SCAN_CHUNK rows */
+/* The last warmup thread to finish: publishes the outcome. */
 static void
-warmup_run(struct hotpool_task *t, void *thread_ctx)
+warmup_finish(void)
 {
-    struct fetcher *f = thread_ctx;
-    struct warmup_ctx wc = { .full = false };
-    uint64_t cursor = 0;
-    int rc = MCKV_OK;
-    uint64_t t0 = now_us();
-    while (!atomic_load(&P.stopping) && !wc.full) {
-        wc.now = time(NULL);
-        rc = P.ops->scan(f->kv, &cursor, PERSIST_SCAN_CHUNK, warmup_row, &wc);
-        if (rc != MCKV_OK)
-            break;
-    }
-    bool finished = rc == MCKV_ENOTFOUND && !wc.full;
-    if (rc != MCKV_OK && rc != MCKV_ENOTFOUND) {
-        atomic_fetch_add(&P.engine_errors, 1);
-        log_error("persistence: warmup scan failed: %s", P.ops->last_error(f->kv));
-    }
+    bool finished = !atomic_load(&P.warmup_partial);
     if (finished)
         cache_set_complete(true);
     else
         atomic_store(&P.warmup_truncated, true);
-    atomic_store(&P.warmup_ms, (now_us() - t0) / 1000);
+    atomic_store(&P.warmup_ms, (now_us() - P.warmup_t0) / 1000);
     atomic_store(&P.warmup_state, WARMUP_DONE);
-    log_info("warmup %s: %" PRIu64 " items loaded in %" PRIu64 " ms%s",
-             finished ? "done" : "stopped", atomic_load(&P.warmup_loaded),
-             atomic_load(&P.warmup_ms),
-             wc.full ? " (memory limit reached: the rest is read on demand)" : "");
-    free(t);
+    log_info("warmup %s: %" PRIu64 " items loaded in %" PRIu64 " ms by %u "
+             "thread%s%s", finished ? "done" : "stopped",
+             atomic_load(&P.warmup_loaded), atomic_load(&P.warmup_ms),
+             P.nwparts, P.nwparts == 1 ? "" : "s",
+             atomic_load(&P.warmup_full)
+                 ? " (memory limit reached: the rest is read on demand)" : "");
+}
+
+/* warmup thread: one range of rows, in chunks of PERSIST_SCAN_CHUNK */
+static void *
+warmup_main(void *arg)
+{
+    struct warmup_part *wp = arg;
+    struct warmup_ctx wc = { .full = false };
+    struct kvstore *kv = NULL;
+    struct kvstore_options o = P.kopts;
+    o.read_only = true;
+    int rc = P.ops->open(&kv, &o);
+    if (rc != MCKV_OK) {
+        atomic_fetch_add(&P.engine_errors, 1);
+        log_error("persistence: warmup cannot open %s: %s", P.path,
+                  kv != NULL ? P.ops->last_error(kv) : "error");
+    } else {
+        uint64_t cursor = wp->first;
+        while (!atomic_load(&P.stopping) && !atomic_load(&P.warmup_full)) {
+            wc.now = time(NULL);
+            rc = wp->end == UINT64_MAX
+                ? P.ops->scan(kv, &cursor, PERSIST_SCAN_CHUNK, warmup_row, &wc)
+                : P.ops->scan_range(kv, &cursor, wp->end, PERSIST_SCAN_CHUNK,
+                                    warmup_row, &wc);
+            if (rc != MCKV_OK || wc.full)
+                break;
+        }
+        if (wc.full)
+            atomic_store(&P.warmup_full, true);   /* the others stop too */
+        if (rc != MCKV_OK && rc != MCKV_ENOTFOUND) {
+            atomic_fetch_add(&P.engine_errors, 1);
+            log_error("persistence: warmup scan failed: %s", P.ops->last_error(kv));
+        }
+    }
+    if (kv != NULL)
+        P.ops->close(kv);
+    if (rc != MCKV_ENOTFOUND || wc.full)
+        atomic_store(&P.warmup_partial, true);
+    if (atomic_fetch_sub(&P.warmup_running, 1) == 1)
+        warmup_finish();
+    return NULL;
+}
+
+/* Splits the rows into ranges, sizes the hash tables, starts the warmup
+ * threads; main thread, before the flusher owns P.kv. */
+static int
+warmup_start(char *err, size_t errlen)
+{
+    unsigned n = P.nfetchers < PERSIST_WARMUP_THREADS_MAX
+        ? P.nfetchers : PERSIST_WARMUP_THREADS_MAX;
+    uint64_t end = 0;
+    bool ranged = P.ops->scan_end != NULL && P.ops->scan_range != NULL &&
+                  P.ops->scan_end(P.kv, &end) == MCKV_OK;
+    if (ranged)
+        cache_reserve(end);
+    if (!ranged || n < 2 || end < (uint64_t)n * PERSIST_SCAN_CHUNK)
+        n = 1;   /* one scan of everything */
+    P.wparts = calloc(n, sizeof(*P.wparts));
+    if (P.wparts == NULL) {
+        snprintf(err, errlen, "persistence: out of memory");
+        return -1;
+    }
+    P.nwparts = n;
+    for (unsigned i = 0; i < n; i++) {
+        P.wparts[i].first = end / n * i;
+        P.wparts[i].end = i + 1 < n ? end / n * (i + 1) : UINT64_MAX;
+    }
+    P.warmup_t0 = now_us();
+    atomic_store(&P.warmup_running, n);
+    atomic_store(&P.warmup_state, WARMUP_RUNNING);
+    for (unsigned i = 0; i < n; i++) {
+        if (pthread_create(&P.wparts[i].thread, NULL, warmup_main, &P.wparts[i]) != 0) {
+            /* the parts not started count as not read */
+            atomic_store(&P.warmup_partial, true);
+            if (atomic_fetch_sub(&P.warmup_running, n - i) == n - i)
+                warmup_finish();
+            log_error("persistence: cannot start warmup thread %u of %u", i + 1, n);
+            break;
+        }
+        P.wparts[i].started = true;
+    }
+    return 0;
 }
 
 void
@@ -895,23 +985,13 @@ persist_start(char *err, size_t errlen)
                  P.nfetchers, P.path);
         return -1;
     }
+    if (warmup_start(err, errlen) != 0)
+        return -1;
     if (pthread_create(&P.flusher, NULL, flusher_main, NULL) != 0) {
         snprintf(err, errlen, "persistence: cannot start the flusher");
         return -1;
     }
     P.flusher_started = true;
-    struct hotpool_task *wt = malloc(sizeof(*wt));
-    if (wt == NULL) {
-        snprintf(err, errlen, "persistence: out of memory");
-        return -1;
-    }
-    wt->run = warmup_run;
-    atomic_store(&P.warmup_state, WARMUP_RUNNING);
-    if (hotpool_submit(P.pool, wt) != 0) {
-        free(wt);
-        snprintf(err, errlen, "persistence: cannot start the warmup");
-        return -1;
-    }
     return 0;
 }
 
@@ -921,6 +1001,12 @@ persist_stop(void)
     if (!P.enabled)
         return;
     atomic_store(&P.stopping, true);
+    for (unsigned i = 0; i < P.nwparts; i++)
+        if (P.wparts[i].started)
+            pthread_join(P.wparts[i].thread, NULL);
+    free(P.wparts);
+    P.wparts = NULL;
+    P.nwparts = 0;
     if (P.pool != NULL)
         hotpool_destroy(&P.pool);
     /* Fetches that finished after the workers stopped: nobody will read

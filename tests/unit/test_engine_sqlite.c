@@ -366,6 +366,50 @@ test_scan_chunks(void **state)
     ops->close(kv);
 }
 
+/* Ranges for parallel warmups: scan_end bounds every row, and ranges
+ * split at any points visit each row exactly once, holes included. */
+static void
+test_scan_ranges(void **state)
+{
+    char path[300];
+    struct kvstore *kv = open_kv(new_path(path, sizeof(path)), false);
+    unsigned char seen[1000] = { 0 };
+    struct count c = { .seen = seen, .nseen = 1000 };
+    uint64_t end = 99, cursor = 0;
+
+    (void)state;
+    assert_non_null(ops->scan_end);
+    assert_non_null(ops->scan_range);
+    assert_int_equal(ops->scan_end(kv, &end), MCKV_OK);
+    assert_int_equal(end, 0);   /* empty */
+    assert_int_equal(ops->scan_range(kv, &cursor, 10, 5, count_row, &c), MCKV_ENOTFOUND);
+    load_numbered(kv, 1000, 333);
+    assert_int_equal(ops->begin(kv), MCKV_OK);
+    assert_int_equal(ops->del(kv, "k00999", 6), MCKV_OK);   /* the last id */
+    assert_int_equal(ops->del(kv, "k00100", 6), MCKV_OK);
+    assert_int_equal(ops->commit(kv), MCKV_OK);
+    assert_int_equal(ops->scan_end(kv, &end), MCKV_OK);
+    assert_true(end >= 999 && end <= 1000);
+
+    /* three uneven ranges, the last one open-ended, in chunks of 7 */
+    const uint64_t cut[] = { 0, 17, 600, UINT64_MAX };
+    for (unsigned r = 0; r < 3; r++) {
+        unsigned before = c.rows, calls = 0;
+        int rc;
+        cursor = cut[r];
+        while ((rc = ops->scan_range(kv, &cursor, cut[r + 1], 7, count_row, &c)) == MCKV_OK)
+            assert_true(++calls < 1000);
+        assert_int_equal(rc, MCKV_ENOTFOUND);
+        assert_true(c.rows > before);
+        assert_true(cursor <= cut[r + 1]);
+    }
+    assert_int_equal(c.rows, 998);
+    assert_false(c.dup);
+    for (unsigned i = 0; i < 1000; i++)
+        assert_int_equal(seen[i], i == 100 || i == 999 ? 0 : 1);
+    ops->close(kv);
+}
+
 static void
 test_reader_isolation(void **state)
 {
@@ -820,6 +864,7 @@ main(void)
         cmocka_unit_test(test_meta),
         cmocka_unit_test(test_flush_cas_below),
         cmocka_unit_test(test_scan_chunks),
+        cmocka_unit_test(test_scan_ranges),
         cmocka_unit_test(test_reader_isolation),
         cmocka_unit_test(test_reader_thread),
         cmocka_unit_test(test_reopen),
