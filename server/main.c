@@ -156,6 +156,34 @@ raise_fd_limit(uint64_t max_connections)
                   (unsigned long)rl.rlim_cur, (unsigned long)max_connections);
 }
 
+/*
+ * large_pages: glibc backs its malloc heap with transparent huge pages when
+ * the tunable glibc.malloc.hugetlb=1 is set (it then madvises each heap
+ * extension), and it reads tunables once, at exec. So mckvd executes
+ * itself again, once, with the tunable added: same pid, same arguments,
+ * nothing opened yet. Fewer page faults and TLB misses: the warmup of 1M
+ * 1 KiB items took 0.8 s instead of 1.3-1.9 s; RSS of 1M small items
+ * moved by 0.5% (docs/benchmarks.md). The kernel decides in the end
+ * (/sys/kernel/mm/transparent_hugepage/enabled must not be "never"). A
+ * GLIBC_TUNABLES that names the tunable already is left as it is.
+ */
+static void
+large_pages_reexec(char **argv)
+{
+    const char *t = getenv("GLIBC_TUNABLES");
+    if (t != NULL && strstr(t, "glibc.malloc.hugetlb") != NULL)
+        return;
+    char *v = NULL;
+    if (asprintf(&v, "%s%sglibc.malloc.hugetlb=1", t != NULL ? t : "",
+                 t != NULL && *t != '\0' ? ":" : "") < 0)
+        return;
+    if (setenv("GLIBC_TUNABLES", v, 1) == 0)
+        execv("/proc/self/exe", argv);
+    fprintf(stderr, "mckvd: large_pages: cannot execute /proc/self/exe (%s); "
+            "going on with normal pages\n", strerror(errno));
+    free(v);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -182,6 +210,8 @@ main(int argc, char **argv)
         config_deinit(&cfg);
         return EXIT_FAILURE;
     }
+    if (cfg.large_pages)
+        large_pages_reexec(argv);
     if (log_setup(cfg.log_file) != 0) {
         fprintf(stderr, "mckvd: log_file %s: %s\n", cfg.log_file, strerror(errno));
         config_deinit(&cfg);

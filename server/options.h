@@ -35,6 +35,8 @@
       "largest item (key + value + header) in bytes; k/m suffixes allowed")   \
     X(cas, "cache", OPT_BOOL, "yes", 0, 1, 0, 0,                               \
       "keep CAS unique values (memcached -C turns this off)")                 \
+    X(large_pages, "cache", OPT_BOOL, "yes", 0, 1, 0, 0,                       \
+      "back the item heap with transparent huge pages (glibc.malloc.hugetlb)") \
     X(engine, "persistence", OPT_STR, "sqlite", 0, 0, 0, 0,                   \
       "storage engine: sqlite (persistent) or memory (a plain cache)")        \
     X(db_path, "persistence", OPT_STR, "data/mckv.db", 0, 0, 0, 0,             \

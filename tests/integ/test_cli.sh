@@ -199,6 +199,29 @@ else
 fi
 stop_pid "$pid"
 
+# --- large_pages: one re-exec with the glibc tunable, same pid -------------
+# (the environment the kernel shows for the pid is the one of its last exec)
+for lp in yes no; do
+    port=$(free_port)
+    GLIBC_TUNABLES= "$MCKVD" -p "$port" -l 127.0.0.1 -U 0 --engine=memory \
+        --large-pages="$lp" &
+    pid=$!
+    pids+=("$pid")
+    if wait_port "$port" "$pid"; then
+        env_now=$(tr '\0' '\n' <"/proc/$pid/environ" | grep '^GLIBC_TUNABLES=')
+        if [ "$lp" = yes ] && [ "$env_now" = "GLIBC_TUNABLES=glibc.malloc.hugetlb=1" ]; then
+            pass "large_pages=yes: same pid $pid runs with $env_now"
+        elif [ "$lp" = no ] && [ "$env_now" = "GLIBC_TUNABLES=" ]; then
+            pass "large_pages=no: no re-exec"
+        else
+            fail "large_pages=$lp: environment of pid $pid has '$env_now'"
+        fi
+    else
+        fail "server with --large-pages=$lp did not start"
+    fi
+    stop_pid "$pid"
+done
+
 # --- bad command-line values ---------------------------------------------
 port=$(free_port)
 expect_start_failure "-U 1 (UDP is not supported)" -p "$port" -l 127.0.0.1 -U 1

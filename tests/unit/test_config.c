@@ -800,7 +800,7 @@ test_each_renders_all_keys(void **state)
     static const char *const want[] = {
         "listen=::1", "port=2222", "udp_port=0", "threads=4",
         "max_connections=1024", "backlog=1024",
-        "memory_limit=16", "item_size_max=65536", "cas=no",
+        "memory_limit=16", "item_size_max=65536", "cas=no", "large_pages=yes",
         "engine=memory", "db_path=data/mckv.db", "durability=sync",
         "flush_interval_ms=100", "batch_max_items=10000",
         "sqlite_synchronous=normal", "fetchers=2", "dirty_soft_limit_mb=64",
