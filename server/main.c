@@ -10,6 +10,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -173,14 +174,27 @@ large_pages_reexec(char **argv)
     const char *t = getenv("GLIBC_TUNABLES");
     if (t != NULL && strstr(t, "glibc.malloc.hugetlb") != NULL)
         return;
+    bool had = t != NULL;
+    size_t oldlen = had ? strlen(t) : 0;
     char *v = NULL;
     if (asprintf(&v, "%s%sglibc.malloc.hugetlb=1", t != NULL ? t : "",
                  t != NULL && *t != '\0' ? ":" : "") < 0)
         return;
-    if (setenv("GLIBC_TUNABLES", v, 1) == 0)
-        execv("/proc/self/exe", argv);
-    fprintf(stderr, "mckvd: large_pages: cannot execute /proc/self/exe (%s); "
+    /* the file itself, not /proc/self/exe: the process name comes from it */
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0 && setenv("GLIBC_TUNABLES", v, 1) == 0) {
+        self[n] = '\0';
+        execv(self, argv);
+    }
+    fprintf(stderr, "mckvd: large_pages: cannot execute myself again (%s); "
             "going on with normal pages\n", strerror(errno));
+    if (had) {   /* as it was: v begins with the old value */
+        v[oldlen] = '\0';
+        setenv("GLIBC_TUNABLES", v, 1);
+    } else {
+        unsetenv("GLIBC_TUNABLES");
+    }
     free(v);
 }
 

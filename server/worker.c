@@ -237,6 +237,9 @@ workers_start(const struct config *cfg, unsigned n)
     for (unsigned i = 0; i < n; i++) {
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0)
             return MCKV_EIO;
+        char name[16];
+        snprintf(name, sizeof(name), "mckv-worker%u", i % 1000u);
+        pthread_setname_np(workers[i].thread, name);   /* for top -H, perf */
     }
     return MCKV_OK;
 }

@@ -85,6 +85,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -433,6 +434,9 @@ hotpool_create(unsigned nthreads, size_t backlog_capacity,
             break;
         }
         f->thread_started = true;
+        char name[16];
+        snprintf(name, sizeof(name), "mckv-fetch%u", i % 1000u);
+        pthread_setname_np(f->thread, name);   /* for top -H, perf */
         nstarted++;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -209,12 +209,14 @@ for lp in yes no; do
     pids+=("$pid")
     if wait_port "$port" "$pid"; then
         env_now=$(tr '\0' '\n' <"/proc/$pid/environ" | grep '^GLIBC_TUNABLES=')
-        if [ "$lp" = yes ] && [ "$env_now" = "GLIBC_TUNABLES=glibc.malloc.hugetlb=1" ]; then
+        comm=$(cat "/proc/$pid/comm")
+        if [ "$lp" = yes ] && [ "$env_now" = "GLIBC_TUNABLES=glibc.malloc.hugetlb=1" ] &&
+           [ "$comm" = mckvd ]; then
             pass "large_pages=yes: same pid $pid runs with $env_now"
         elif [ "$lp" = no ] && [ "$env_now" = "GLIBC_TUNABLES=" ]; then
             pass "large_pages=no: no re-exec"
         else
-            fail "large_pages=$lp: environment of pid $pid has '$env_now'"
+            fail "large_pages=$lp: pid $pid (${comm:-?}) has environment '$env_now'"
         fi
     else
         fail "server with --large-pages=$lp did not start"
