@@ -831,7 +831,9 @@ config_print_help(FILE *out)
 
 /* Calls fn for each key, in options.h order, with its value as text: sizes
  * in bytes, memory_limit in MB, booleans as yes/no. `value` lives for the
- * call only. Thread that owns cfg. */
+ * call only. Any thread: numbers and booleans are read with relaxed atomic
+ * loads, because SIGHUP stores the reloadable ones while workers answer
+ * `stats settings` (strings are never reloaded). */
 void
 config_each(const struct config *cfg,
             void (*fn)(void *ctx, const char *name, const char *value),
@@ -850,13 +852,13 @@ config_each(const struct config *cfg,
                 text = "";
             break;
         case OPT_BOOL:
-            text = *(const bool *)field ? "yes" : "no";
+            text = __atomic_load_n((const bool *)field, __ATOMIC_RELAXED) ? "yes" : "no";
             break;
         case OPT_UINT:
         case OPT_SIZE:
         case OPT_MB:
             snprintf(buf, sizeof(buf), "%" PRIu64,
-                     *(const uint64_t *)field);
+                     __atomic_load_n((const uint64_t *)field, __ATOMIC_RELAXED));
             break;
         }
         fn(ctx, o->name, text);
