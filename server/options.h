@@ -49,6 +49,8 @@
       "most writes committed in one transaction")                             \
     X(sqlite_synchronous, "persistence", OPT_STR, "normal", 0, 0, 0, 0,        \
       "SQLite synchronous pragma: normal or full")                            \
+    X(sqlite_cache_mb, "persistence", OPT_UINT, "32", 1, 1048576, 0, 0,        \
+      "the flusher's SQLite page cache in MB (each fetcher has 8 MB)")        \
     X(fetchers, "persistence", OPT_UINT, "2", 1, 64, 0, 0,                     \
       "threads reading from disk (background fetches and warmup)")            \
     X(dirty_soft_limit_mb, "persistence", OPT_UINT, "64", 1, 1048576, 0, 1,    \

@@ -270,6 +270,7 @@ persist_setup(const struct config *cfg, unsigned nthreads, char *err,
     P.kopts = (struct kvstore_options){
         .path = P.path,
         .synchronous_full = strcmp(cfg->sqlite_synchronous, "full") == 0,
+        .cache_kb = cfg->sqlite_cache_mb * 1024,   /* the writer's */
     };
     int rc = P.ops->open(&P.kv, &P.kopts);
     if (rc != MCKV_OK) {
@@ -723,6 +724,7 @@ fetcher_init(unsigned idx, void *arg)
         return NULL;
     struct kvstore_options o = P.kopts;
     o.read_only = true;
+    o.cache_kb = 0;   /* the engine's default for readers */
     if (P.ops->open(&f->kv, &o) != MCKV_OK) {
         log_error("persistence: fetcher %u cannot open %s: %s", idx, P.path,
                   f->kv != NULL ? P.ops->last_error(f->kv) : "error");
@@ -908,6 +910,7 @@ warmup_main(void *arg)
     struct kvstore *kv = NULL;
     struct kvstore_options o = P.kopts;
     o.read_only = true;
+    o.cache_kb = 0;   /* the engine's default for readers */
     int rc = P.ops->open(&kv, &o);
     if (rc != MCKV_OK) {
         atomic_fetch_add(&P.engine_errors, 1);

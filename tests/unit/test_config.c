@@ -803,7 +803,7 @@ test_each_renders_all_keys(void **state)
         "memory_limit=16", "item_size_max=65536", "cas=no", "large_pages=yes",
         "engine=memory", "db_path=data/mckv.db", "durability=sync",
         "flush_interval_ms=100", "batch_max_items=10000",
-        "sqlite_synchronous=normal", "fetchers=2", "dirty_soft_limit_mb=64",
+        "sqlite_synchronous=normal", "sqlite_cache_mb=32", "fetchers=2", "dirty_soft_limit_mb=64",
         "dirty_hard_limit_mb=256", "engine_delay_us=0", "verbosity=1",
         "log_file=",
     };
