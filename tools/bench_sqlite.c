@@ -31,7 +31,7 @@
 
 /* The variants of the comparison, each the engine's own tuning with a change. */
 static const char *const bench_variant_names[] = {
-    "tuned", "naive", "keyed", "replace", "rowid-wal", "mmap",
+    "tuned", "naive", "keyed", "replace", "rowid-wal", "mmap", "writer-ckpt",
 };
 
 static bool
@@ -52,6 +52,8 @@ bench_variant(const char *name, struct sqlite_tuning *t)
         *t = (struct sqlite_tuning){ .name = name, .wal = true, .sqlite_secure_delete = true };
     } else if (strcmp(name, "mmap") == 0) {
         t->mmap_bytes = 2000LL << 20;
+    } else if (strcmp(name, "writer-ckpt") == 0) {
+        t->ckpt_in_writer = true;     /* no checkpointer thread: commit() copies */
     } else if (strcmp(name, "tuned") != 0) {
         return false;
     }
@@ -284,10 +286,12 @@ bench_usage(void)
     fprintf(stderr,
             "usage: bench_sqlite [-n rows] [-b batch] [-s value_bytes] [-S scan_chunk] [-g gets]\n"
             "                    [-d dir] [-v variant] [-P page_size] [-C cache_kb] [-W wal_mb]\n"
-            "                    [-M mmap_mb] [-f] [-k] [-u]\n"
+            "                    [-M mmap_mb] [-F finish_div] [-X cap_mul] [-f] [-k] [-u]\n"
             "  -f synchronous=FULL (default NORMAL), -k keep the database,\n"
             "  -u then update every row once more, in another random order\n"
             "  -W: checkpoint past this much WAL, 0 = SQLite's autocheckpoint (1000 pages)\n"
+            "  -F: after a round the writer copies a tail of at most WAL/F itself (else another round)\n"
+            "  -X: past W*X MiB of WAL the writer waits and checkpoints itself\n"
             "  variants:");
     for (size_t i = 0; i < sizeof(bench_variant_names) / sizeof(bench_variant_names[0]); i++)
         fprintf(stderr, " %s", bench_variant_names[i]);
@@ -299,12 +303,12 @@ static void
 bench_parse(int argc, char **argv, struct bench_args *a)
 {
     const char *variant = "tuned";
-    int64_t page = -1, cache = -1, ckpt = -1, mmap_mb = -1;
+    int64_t page = -1, cache = -1, ckpt = -1, mmap_mb = -1, finish = -1, cap = -1;
     int c;
 
     *a = (struct bench_args){ .rows = 1000000, .batch = 1000, .vlen = 1024, .chunk = 1000, .gets = 100000,
                               .dir = "/tmp" };
-    while ((c = getopt(argc, argv, "n:b:s:S:g:d:v:P:C:W:M:fkuh")) != -1) {
+    while ((c = getopt(argc, argv, "n:b:s:S:g:d:v:P:C:W:M:F:X:fkuh")) != -1) {
         switch (c) {
         case 'n': a->rows = strtoull(optarg, NULL, 10); break;
         case 'b': a->batch = (unsigned)strtoul(optarg, NULL, 10); break;
@@ -317,6 +321,8 @@ bench_parse(int argc, char **argv, struct bench_args *a)
         case 'C': cache = strtoll(optarg, NULL, 10); break;
         case 'W': ckpt = strtoll(optarg, NULL, 10); break;
         case 'M': mmap_mb = strtoll(optarg, NULL, 10); break;
+        case 'F': finish = strtoll(optarg, NULL, 10); break;
+        case 'X': cap = strtoll(optarg, NULL, 10); break;
         case 'f': a->sync_full = true; break;
         case 'k': a->keep = true; break;
         case 'u': a->update = true; break;
@@ -331,6 +337,8 @@ bench_parse(int argc, char **argv, struct bench_args *a)
     if (cache >= 0) a->tuning.cache_kb = cache;
     if (ckpt >= 0) a->tuning.ckpt_bytes = ckpt << 20;
     if (mmap_mb >= 0) a->tuning.mmap_bytes = mmap_mb << 20;
+    if (finish > 0) a->tuning.ckpt_finish_div = (unsigned)finish;
+    if (cap > 0) a->tuning.ckpt_cap_mul = (unsigned)cap;
 }
 
 int
@@ -346,7 +354,8 @@ main(int argc, char **argv)
     uint64_t nbatches, b = 0;
     double *commit_s, t0, tb = 0, tmark, load_s, close_s, scan_cold, scan_warm, sel_cold, sel_warm;
     double gets_s = 0, update_s = 0, ckpt_s, ckpt_max_ms, cpu0, load_cpu_s;
-    uint64_t ckpt_n;
+    uint64_t ckpt_n, ckpt_capped, ckpt_waits, bg_n = 0, wal_restarts;
+    double bg_s = 0, bg_max_ms = 0;
     uint64_t db_bytes, wal_peak = 0, found = 0;
     int status;
 
@@ -367,9 +376,10 @@ main(int argc, char **argv)
     if ((status = sqlite_open_tuned(&kv, &opts, &a.tuning)) < 0)
         bench_fail(NULL, status, "open");
     printf("variant %s: %" PRIu64 " rows of %u bytes, batch %u, sync %s, page %u, cache %" PRId64
-           " KiB, checkpoint at %" PRId64 " MiB of WAL, mmap %" PRId64 " MiB, %s, %s\n",
+           " KiB, checkpoint at %" PRId64 " MiB of WAL (%s), mmap %" PRId64 " MiB, %s, %s\n",
            a.tuning.name, a.rows, a.vlen, a.batch, bench_sync_name(&a),
            a.tuning.page_size, a.tuning.cache_kb, a.tuning.ckpt_bytes >> 20,
+           a.tuning.ckpt_in_writer ? "by the writer" : "in a thread",
            a.tuning.mmap_bytes >> 20, a.tuning.keyed ? "WITHOUT ROWID" : "rowid+index",
            a.tuning.wal ? "WAL" : "rollback journal");
     fflush(stdout);
@@ -411,6 +421,19 @@ main(int argc, char **argv)
     load_s = bench_now() - t0;
     load_cpu_s = bench_cpu() - cpu0;
     ckpt_n = kv->checkpoints;
+    ckpt_capped = kv->checkpoints_capped;
+    ckpt_waits = kv->checkpoint_waits;
+    wal_restarts = kv->wal_gen;
+    if (kv->ckptr != NULL) {
+        pthread_mutex_lock(&kv->ckptr->lock);
+        bg_n = kv->ckptr->rounds;
+        bg_s = (double)kv->ckptr->us * 1e-6;
+        bg_max_ms = (double)kv->ckptr->max_us * 1e-3;
+        if (kv->ckptr->errors > 0)
+            fprintf(stderr, "bench_sqlite: %" PRIu64 " failed checkpoints in the thread, the last: %s\n",
+                    kv->ckptr->errors, kv->ckptr->errmsg);
+        pthread_mutex_unlock(&kv->ckptr->lock);
+    }
     ckpt_s = (double)kv->checkpoint_us * 1e-6;
     ckpt_max_ms = (double)kv->checkpoint_max_us * 1e-3;
     if (a.update)
@@ -470,8 +493,11 @@ main(int argc, char **argv)
            (double)db_bytes / 1048576);
     if (a.update)
         printf("update pass: %.1f s = %.0f rows/s\n", update_s, (double)a.rows / update_s);
-    printf("checkpoints during the load: %" PRIu64 " taking %.1f s in all, max %.0f ms\n",
-           ckpt_n, ckpt_s, ckpt_max_ms);
+    printf("checkpoints during the load: %" PRIu64 " in commit() taking %.1f s in all, max %.0f ms"
+           " (%" PRIu64 " at the cap, %" PRIu64 " waits); %" PRIu64 " in the thread taking %.1f s,"
+           " max %.0f ms; WAL restarted %" PRIu64 " times\n",
+           ckpt_n, ckpt_s, ckpt_max_ms, ckpt_capped, ckpt_waits, bg_n, bg_s, bg_max_ms,
+           wal_restarts);
     printf("read all: scan() cold %.2f s, warm %.2f s; SELECT cold %.2f s, warm %.2f s; "
            "%" PRIu64 " random gets %.0f/s\n", scan_cold, scan_warm, sel_cold, sel_warm,
            a.gets, gets_s > 0 ? (double)a.gets / gets_s : 0.0);
@@ -479,13 +505,15 @@ main(int argc, char **argv)
            "rows_per_s=%.0f "
            "close_s=%.1f ckpt_s=%.1f commit_p99_ms=%.1f commit_max_ms=%.1f wal_peak_mb=%.0f db_mb=%.0f "
            "scan_cold_s=%.2f scan_warm_s=%.2f select_cold_s=%.2f select_warm_s=%.2f "
-           "gets_per_s=%.0f update_rows_per_s=%.0f\n",
+           "gets_per_s=%.0f update_rows_per_s=%.0f ckpt_max_ms=%.0f bg_ckpt_s=%.1f "
+           "ckpt_capped=%" PRIu64 " wal_restarts=%" PRIu64 "\n",
            a.tuning.name, a.rows, a.batch, bench_sync_name(&a), load_s, load_cpu_s,
            (double)a.rows / load_s, close_s, ckpt_s, commit_s[b * 99 / 100] * 1e3,
            commit_s[b - 1] * 1e3,
            (double)wal_peak / 1048576, (double)db_bytes / 1048576, scan_cold, scan_warm,
            sel_cold, sel_warm, gets_s > 0 ? (double)a.gets / gets_s : 0.0,
-           update_s > 0 ? (double)a.rows / update_s : 0.0);
+           update_s > 0 ? (double)a.rows / update_s : 0.0, ckpt_max_ms, bg_s, ckpt_capped,
+           wal_restarts);
     free(commit_s);
     free(sink.buf);
     free(pool);
