@@ -70,7 +70,8 @@
 #define PERSIST_BACKOFF_MAX_MS 5000
 #define PERSIST_THROTTLE_MAX_MS 1000  /* longest delay of one batch of writes */
 #define PERSIST_SCAN_CHUNK 1000
-#define PERSIST_GATHER_STEP_MS 5  /* how often a gathering flusher looks */
+#define PERSIST_GATHER_MAX_MS 10  /* longest gather before a commit */
+#define PERSIST_GATHER_STEP_MS 2  /* how often a gathering flusher looks */
 #define COMMIT_TAG ((void *)(uintptr_t)1)
 #define DEL_TAG 1u
 
@@ -556,10 +557,13 @@ consume_notifies(void)
 }
 
 /*
- * Async durability: lets writes gather for up to half of flush_interval_ms
- * after `since` (the last commit, or the wake-up that ended an idle wait),
- * so that a commit carries many rows instead of the few that arrived while
- * the previous one ran. Fewer, larger transactions write each touched page
+ * Async durability: lets writes gather for up to PERSIST_GATHER_MAX_MS (at
+ * most half of flush_interval_ms) after `since` (the last commit, or the
+ * wake-up that ended an idle wait), so that a commit carries many rows
+ * instead of the few that arrived while the previous one ran. Longer
+ * windows saved no more CPU but made the flusher's work bursty: at 60k
+ * requests/s open loop (90/10, pipeline 1) the p99 reply was 1.2-1.3 ms
+ * with 10 ms, 3.2-4.7 ms with 50 ms, 1.6-2.9 ms with 2 ms. Fewer, larger transactions write each touched page
  * once for more rows, and a worker's ring stays non-empty, so its eventfd
  * is written less often. Returns early when batch_max writes are queued,
  * when dirty bytes pass half the soft limit (backpressure must not start
@@ -572,6 +576,8 @@ flusher_gather(uint64_t since)
     if (P.sync)
         return;
     uint64_t window = (uint64_t)atomic_load(&P.flush_interval_ms) * 1000 / 2;
+    if (window > PERSIST_GATHER_MAX_MS * 1000)
+        window = PERSIST_GATHER_MAX_MS * 1000;
     for (;;) {
         if (atomic_load(&P.stopping) || atomic_load(&P.flush_mark) != 0 ||
             atomic_load(&P.flush_at_new) >= 0)
