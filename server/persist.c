@@ -163,6 +163,25 @@ static struct {
 
 static _Thread_local int my_worker = -1;
 
+/*
+ * The engine's own statistics (`stats engine`). A handle is used by one
+ * thread at a time, and the writer's belongs to the flusher, so the flusher
+ * takes a snapshot at most once a second (and the main thread one at
+ * start) and readers copy the snapshot under its mutex: a stats request
+ * never waits for a commit.
+ */
+#define ENGINE_STATS_TEXT_MAX 4096
+#define ENGINE_STATS_EVERY_US 1000000u
+struct engine_stats_text {
+    char text[ENGINE_STATS_TEXT_MAX];   /* "name value\n" lines */
+    size_t len;
+};
+static struct {
+    pthread_mutex_t lock;
+    struct engine_stats_text snap;
+    uint64_t taken_us;                  /* 0: none yet */
+} ES = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
 static uint64_t
 now_us(void)
 {
@@ -463,6 +482,37 @@ persist_admit_write(uint32_t *delay_ms)
 
 /* ---------------------------------------------------------------- flusher */
 
+static void
+engine_stat_collect(void *ctx, const char *name, const char *value)
+{
+    struct engine_stats_text *t = ctx;
+    int n = snprintf(t->text + t->len, sizeof(t->text) - t->len, "%s %s\n",
+                     name, value);
+    if (n > 0 && (size_t)n < sizeof(t->text) - t->len)
+        t->len += (size_t)n;
+    else
+        t->text[t->len] = '\0';   /* full: the rest is left out */
+}
+
+/* Snapshot of the writer handle's statistics; the thread that owns P.kv. */
+static void
+engine_stats_snapshot(void)
+{
+    struct engine_stats_text *t = malloc(sizeof(*t));
+    if (t == NULL || P.ops->stats == NULL) {
+        free(t);
+        return;
+    }
+    t->len = 0;
+    t->text[0] = '\0';
+    P.ops->stats(P.kv, engine_stat_collect, t);
+    pthread_mutex_lock(&ES.lock);
+    ES.snap = *t;
+    ES.taken_us = now_us();
+    pthread_mutex_unlock(&ES.lock);
+    free(t);
+}
+
 /* A moving average over the last few commits (flusher only writes it). */
 static void
 ewma_update(_Atomic uint64_t *avg, uint64_t sample)
@@ -611,8 +661,12 @@ flusher_main(void *arg)
         log_error("persistence: flusher out of memory");
         return NULL;
     }
-    uint64_t batch_start = now_us();
+    uint64_t batch_start = now_us(), stats_at = 0;
     for (;;) {
+        if (now_us() - stats_at >= ENGINE_STATS_EVERY_US) {
+            engine_stats_snapshot();
+            stats_at = now_us();
+        }
         flusher_gather(batch_start);
         consume_notifies();
         size_t n = 0;
@@ -1109,6 +1163,33 @@ emit_u64(stats_emit_fn emit, void *ctx, const char *name, uint64_t v)
     char buf[32];
     snprintf(buf, sizeof(buf), "%" PRIu64, v);
     emit(ctx, name, buf);
+}
+
+void
+persist_engine_stats(stats_emit_fn emit, void *ctx)
+{
+    struct engine_stats_text *t = malloc(sizeof(*t));
+    if (t == NULL)
+        return;
+    pthread_mutex_lock(&ES.lock);
+    *t = ES.snap;
+    uint64_t taken = ES.taken_us;
+    pthread_mutex_unlock(&ES.lock);
+    if (taken == 0)   /* no snapshot: persistence off, or not started */
+        emit(ctx, "engine", P.ops != NULL ? P.ops->name : "none");
+    emit_u64(emit, ctx, "snapshot_age_ms",
+             taken != 0 ? (now_us() - taken) / 1000 : 0);
+    t->text[t->len < sizeof(t->text) ? t->len : sizeof(t->text) - 1] = '\0';
+    char *save = NULL;
+    for (char *line = strtok_r(t->text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *sp = strchr(line, ' ');
+        if (sp == NULL)
+            continue;
+        *sp = '\0';
+        emit(ctx, line, sp + 1);
+    }
+    free(t);
 }
 
 void

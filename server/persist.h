@@ -73,6 +73,12 @@ void persist_set_limits(uint64_t soft_mb, uint64_t hard_mb, uint64_t memory_mb,
 
 /* `stats kvstore` */
 void persist_stats(stats_emit_fn emit, void *ctx);
+
+/* `stats engine`: the storage engine's own counters (SQLite: WAL pages,
+ * checkpoints in and off the commit path, page cache use), as of the
+ * flusher's last snapshot (at most a second old, snapshot_age_ms says how
+ * old). Only "engine none" when persistence is off. Any thread. */
+void persist_engine_stats(stats_emit_fn emit, void *ctx);
 /* The commit and background-fetch histograms, for `stats timings`. */
 void persist_timings(stats_emit_fn emit, void *ctx);
 

@@ -291,6 +291,8 @@ stats_group(const char *group, size_t len, stats_emit_fn emit, void *ctx)
         stats_timings(emit, ctx);
     else if (group_is(group, len, "kvstore"))
         persist_stats(emit, ctx);
+    else if (group_is(group, len, "engine"))
+        persist_engine_stats(emit, ctx);
     else if (group_is(group, len, "reset"))
         stats_reset();
     else

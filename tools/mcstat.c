@@ -94,8 +94,8 @@ usage(FILE *out)
 "Usage: mcstat [OPTION]... [GROUP]...\n"
 "Print the statistics of a memcached-compatible server (binary protocol).\n"
 "\n"
-"GROUP is a stats group: settings, items, slabs, conns, kvstore, timings,\n"
-"reset, or general (the default, also when no GROUP is given).\n"
+"GROUP is a stats group: settings, items, slabs, conns, kvstore, engine,\n"
+"timings, reset, or general (the default, also when no GROUP is given).\n"
 "\n"
 "  -h, --host=HOST[:PORT]   server (default " DEFAULT_HOST ":" DEFAULT_PORT
 "; [v6addr]:PORT)\n"

@@ -152,6 +152,8 @@ run -p "$port" kvstore
 expect_stat_line "kvstore" "STAT dirty_items [0-9]+"
 run -p "$port" timings
 expect_stat_line "timings" "STAT cmd_get_count [0-9]+"
+run -p "$port" engine
+expect_stat_line "engine" "STAT wal_pages [0-9]+"
 run -p "$port" items
 expect_stat_line "items" "STAT items:[0-9]+:number 1"
 run -p "$port" slabs
