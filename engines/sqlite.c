@@ -561,30 +561,22 @@ static int
 sqlite_ckptr_create(struct kvstore *kv)
 {
     struct sqlite_ckptr *c = calloc(1, sizeof(*c));
+    const char *step = "open";
     int rc;
 
     if (c == NULL)
         return sqlite_fail_msg(kv, MCKV_ENOMEM, "checkpointer: out of memory");
     rc = sqlite3_open_v2(kv->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(kv->errmsg, sizeof(kv->errmsg), "checkpointer: open: %s (sqlite %d)",
-                 c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc), rc);
-        sqlite3_close(c->db);
-        free(c);
-        return sqlite_status(rc);
-    }
+    if (rc != SQLITE_OK)
+        goto fail;
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, SQLITE_KV_BUSY_TIMEOUT_MS);
     /* A connection knows the file is in WAL mode only once it read it:
      * before that its checkpoints do nothing (pnLog = -1). */
-    if ((rc = sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL))
-        != SQLITE_OK) {
-        snprintf(kv->errmsg, sizeof(kv->errmsg), "checkpointer: read: %s (sqlite %d)",
-                 sqlite3_errmsg(c->db), rc);
-        sqlite3_close(c->db);
-        free(c);
-        return sqlite_status(rc);
-    }
+    step = "read";
+    rc = sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        goto fail;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->wake, NULL);
     pthread_cond_init(&c->idle, NULL);
@@ -592,11 +584,9 @@ sqlite_ckptr_create(struct kvstore *kv)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&c->thread, NULL, sqlite_ckptr_main, c);
+    int prc = pthread_create(&c->thread, NULL, sqlite_ckptr_main, c);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc == 0)
-        pthread_setname_np(c->thread, "mckv-checkpoint");   /* top -H, perf */
-    if (rc != 0) {
+    if (prc != 0) {
         pthread_cond_destroy(&c->idle);
         pthread_cond_destroy(&c->wake);
         pthread_mutex_destroy(&c->lock);
@@ -604,8 +594,16 @@ sqlite_ckptr_create(struct kvstore *kv)
         free(c);
         return sqlite_fail_msg(kv, MCKV_ENOMEM, "checkpointer: pthread_create failed");
     }
+    pthread_setname_np(c->thread, "mckv-checkpoint");   /* top -H, perf */
     kv->ckptr = c;
     return MCKV_OK;
+
+fail:
+    snprintf(kv->errmsg, sizeof(kv->errmsg), "checkpointer: %s: %s (sqlite %d)", step,
+             c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc), rc);
+    sqlite3_close(c->db);
+    free(c);
+    return sqlite_status(rc);
 }
 
 /* The size the WAL file is cut back to when it restarts. */

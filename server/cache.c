@@ -900,7 +900,7 @@ mem_reserve(size_t bytes, unsigned home)
     }
 }
 
-/* Replaces a shard's table by one of 1 << power buckets (power > the
+/* Replaces a shard's table by one of 1 << power buckets (0: twice the
  * current one) and starts migrating to it; no lock held. Returns 1 when it
  * did, 0 when the shard is already expanding or that big, -1 when out of
  * memory. */
@@ -911,6 +911,8 @@ shard_expand(struct shard *s, unsigned index, uint32_t power)
     uint32_t hp = s->hashpower;
     bool busy = s->old_buckets != NULL;
     pthread_mutex_unlock(&s->lock);
+    if (power == 0)
+        power = hp + 1;
     if (busy || hp >= power || power > HASH_MAX_POWER)
         return 0;
 
@@ -947,13 +949,7 @@ shard_grow(struct shard *s, unsigned index)
 {
     if (!atomic_exchange_explicit(&s->want_grow, false, memory_order_relaxed))
         return; /* another allocator took the job */
-    pthread_mutex_lock(&s->lock);
-    uint32_t hp = s->hashpower;
-    bool busy = s->old_buckets != NULL;
-    pthread_mutex_unlock(&s->lock);
-    if (busy || hp >= HASH_MAX_POWER)
-        return;
-    if (shard_expand(s, index, hp + 1) < 0)
+    if (shard_expand(s, index, 0) < 0)
         atomic_store_explicit(&s->want_grow, true, memory_order_relaxed);
 }
 
@@ -977,9 +973,12 @@ alloc_request(size_t ntotal)
     return ((ntotal + header + step - 1) & ~(step - 1)) - header;
 }
 
+/* A new item, not linked. With may_evict its bytes are reserved by
+ * evicting when needed (mem_reserve), else only if they fit (the warmup
+ * must not evict what it just loaded). */
 static struct item *
 item_create(const char *key, uint8_t nkey, uint32_t hv, uint32_t flags,
-            rel_time_t exptime, uint32_t nbytes, bool *too_large)
+            rel_time_t exptime, uint32_t nbytes, bool *too_large, bool may_evict)
 {
     size_t ntotal = offsetof(struct item, data) + nkey + (size_t)nbytes + 2;
     if (ntotal > cfg.item_size_max) {
@@ -993,7 +992,8 @@ item_create(const char *key, uint8_t nkey, uint32_t hv, uint32_t flags,
     struct item *it = malloc(alloc_request(ntotal));
     if (it == NULL)
         return NULL;
-    if (!mem_reserve(item_usable(it), index)) {
+    if (may_evict ? !mem_reserve(item_usable(it), index)
+                  : !mem_try_reserve(item_usable(it))) {
         free(it);
         return NULL;
     }
@@ -1099,7 +1099,7 @@ cache_item_alloc(const char *key, uint8_t nkey, uint32_t flags,
         too_large = &dummy;
     *too_large = false;
     return item_create(key, nkey, hash_murmur3_32(key, nkey, HASH_SEED),
-                       flags, exptime, nbytes, too_large);
+                       flags, exptime, nbytes, too_large, true);
 }
 
 void
@@ -1178,7 +1178,7 @@ store_concat(struct item *it, bool append, uint64_t cas_in, uint64_t *cas_out)
         struct item *nu = too_large ? NULL
             : item_create(item_key(it), it->nkey, it->hv, old->flags,
                           item_exptime(old),
-                          (uint32_t)total, &too_large);
+                          (uint32_t)total, &too_large, true);
         if (nu == NULL) {
             item_unref(old);
             return too_large ? CACHE_E2BIG : CACHE_ENOMEM;
@@ -1447,7 +1447,7 @@ cache_delta(const char *key, uint8_t nkey, bool incr, uint64_t delta,
 
         bool too_large = false;
         struct item *nu = item_create(key, nkey, hv, old->flags,
-                                      item_exptime(old), vlen, &too_large);
+                                      item_exptime(old), vlen, &too_large, true);
         if (nu == NULL) {
             item_unref(old);
             return CACHE_ENOMEM;
@@ -1550,32 +1550,9 @@ struct item *
 cache_item_alloc_noevict(const char *key, uint8_t nkey, uint32_t flags,
                          rel_time_t exptime, uint32_t nbytes)
 {
-    size_t ntotal = offsetof(struct item, data) + nkey + (size_t)nbytes + 2;
-    if (ntotal > cfg.item_size_max)
-        return NULL;
-    uint32_t hv = hash_murmur3_32(key, nkey, HASH_SEED);
-    /* Tables grow on the allocation path: the warmup allocates here only,
-     * and without this its 1M items would sit in the start-up tables. */
-    unsigned index = shard_index(hv);
-    if (atomic_load_explicit(&shards[index].want_grow, memory_order_relaxed))
-        shard_grow(&shards[index], index);
-    struct item *it = malloc(alloc_request(ntotal));
-    if (it == NULL)
-        return NULL;
-    if (!mem_try_reserve(item_usable(it))) {
-        free(it);
-        return NULL;
-    }
-    memset(it, 0, offsetof(struct item, data));
-    atomic_init(&it->exptime, exptime);
-    it->flags = flags;
-    it->nbytes = nbytes;
-    it->hv = hv;
-    atomic_init(&it->refcount, 1);
-    it->nkey = nkey;
-    memcpy(it->data, key, nkey);
-    memcpy(item_value(it) + nbytes, "\r\n", 2);
-    return it;
+    bool too_large = false;
+    return item_create(key, nkey, hash_murmur3_32(key, nkey, HASH_SEED),
+                       flags, exptime, nbytes, &too_large, false);
 }
 
 enum cache_result

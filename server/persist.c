@@ -775,6 +775,23 @@ struct fetcher {
     struct kvstore *kv;
 };
 
+/* A read-only engine handle for reader `who` number `idx` (a fetcher, a
+ * warmup thread); NULL once the reason is logged. */
+static struct kvstore *
+reader_open(const char *who, unsigned idx)
+{
+    struct kvstore *kv = NULL;
+    struct kvstore_options o = P.kopts;
+    o.read_only = true;
+    o.cache_kb = 0;   /* the engine's default for readers */
+    if (P.ops->open(&kv, &o) == MCKV_OK)
+        return kv;
+    /* a failed open leaves kv NULL and its reason in last_error(NULL) */
+    log_error("persistence: %s %u cannot open %s: %s", who, idx, P.path,
+              P.ops->last_error(kv));
+    return NULL;
+}
+
 static void *
 fetcher_init(unsigned idx, void *arg)
 {
@@ -782,14 +799,8 @@ fetcher_init(unsigned idx, void *arg)
     struct fetcher *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return NULL;
-    struct kvstore_options o = P.kopts;
-    o.read_only = true;
-    o.cache_kb = 0;   /* the engine's default for readers */
-    if (P.ops->open(&f->kv, &o) != MCKV_OK) {
-        log_error("persistence: fetcher %u cannot open %s: %s", idx, P.path,
-                  f->kv != NULL ? P.ops->last_error(f->kv) : "error");
-        if (f->kv != NULL)
-            P.ops->close(f->kv);
+    f->kv = reader_open("fetcher", idx);
+    if (f->kv == NULL) {
         free(f);
         return NULL;
     }
@@ -967,15 +978,10 @@ warmup_main(void *arg)
 {
     struct warmup_part *wp = arg;
     struct warmup_ctx wc = { .full = false };
-    struct kvstore *kv = NULL;
-    struct kvstore_options o = P.kopts;
-    o.read_only = true;
-    o.cache_kb = 0;   /* the engine's default for readers */
-    int rc = P.ops->open(&kv, &o);
-    if (rc != MCKV_OK) {
+    struct kvstore *kv = reader_open("warmup thread", (unsigned)(wp - P.wparts));
+    int rc = kv != NULL ? MCKV_OK : MCKV_EIO;
+    if (kv == NULL) {
         atomic_fetch_add(&P.engine_errors, 1);
-        log_error("persistence: warmup cannot open %s: %s", P.path,
-                  kv != NULL ? P.ops->last_error(kv) : "error");
     } else {
         uint64_t cursor = wp->first;
         while (!atomic_load(&P.stopping) && !atomic_load(&P.warmup_full)) {

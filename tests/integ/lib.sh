@@ -42,3 +42,58 @@ s.close()'
 port_open() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
+
+# Waits (at most 5 s) until port accepts or pid exits. 0 when it accepts.
+wait_port() {
+    local port=$1 pid=$2
+    for _ in $(seq 1 500); do
+        port_open "$port" && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.01
+    done
+    return 1
+}
+
+# Removes pid from the list the EXIT trap stops.
+forget_pid() {
+    local pid=$1 p kept=()
+    for p in "${pids[@]}"; do
+        [ "$p" = "$pid" ] || kept+=("$p")
+    done
+    pids=("${kept[@]}")
+}
+
+# Stops pid with SIGTERM (SIGKILL after 5 s: status 137), forgets it and
+# returns its exit status.
+stop_pid() {
+    local pid=$1
+    forget_pid "$pid"
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 500); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.01
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        return 137
+    fi
+    wait "$pid"
+}
+
+# Runs "$@ -p PORT" in the background on a free port, up to 3 ports (one
+# may be taken meanwhile); sets port and server_pid (also in pids).
+# Returns 1 when the server never accepted. Redirect the call to redirect
+# the server's output.
+start_server() {
+    local _attempt
+    for _attempt in 1 2 3; do
+        port=$(free_port) || return 1
+        "$@" -p "$port" &
+        server_pid=$!
+        pids+=("$server_pid")
+        wait_port "$port" "$server_pid" && return 0
+        stop_pid "$server_pid"
+    done
+    return 1
+}

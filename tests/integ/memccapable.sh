@@ -28,63 +28,13 @@ if [ ! -x "$MCKVD" ]; then
     exit 1
 fi
 
-# A free port: bind port 0 and read it back (python3), else probe with ss.
-free_port() {
-    if command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()' && return 0
-    fi
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 40000))
-        if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
+tmp=$(mktemp -d /tmp/memccapable.XXXXXX)
+pids=()
+failures=0
+log="$tmp/memccapable.log"
 
-port_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-server_pid=""
-log=$(mktemp /tmp/memccapable.XXXXXX)
-
-stop_server() {
-    # Stops the server by its pid; prints its exit status.
-    local status
-    [ -n "$server_pid" ] || return 0
-    kill -TERM "$server_pid" 2>/dev/null
-    for _ in $(seq 1 500); do
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.01
-    done
-    if kill -0 "$server_pid" 2>/dev/null; then
-        echo "memccapable.sh: server pid $server_pid ignored SIGTERM: SIGKILL" >&2
-        kill -KILL "$server_pid" 2>/dev/null
-        wait "$server_pid" 2>/dev/null
-        server_pid=""
-        return 1
-    fi
-    wait "$server_pid"
-    status=$?
-    server_pid=""
-    return "$status"
-}
-
-# shellcheck disable=SC2317  # called from the EXIT trap
-dbdir=""
-cleanup() {
-    stop_server >/dev/null 2>&1
-    rm -f "$log"
-    [ -n "$dbdir" ] && rm -rf "$dbdir"
-}
-trap cleanup EXIT
+# shellcheck source=tests/integ/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 extra=()
 if [ "$(basename "$MCKVD")" = memcached ] && [ "$(id -u)" = 0 ]; then
@@ -93,32 +43,10 @@ fi
 # shellcheck disable=SC2206  # word splitting wanted
 extra+=(${MCKVD_EXTRA_ARGS:-})
 if [ "$(basename "$MCKVD")" != memcached ]; then
-    dbdir=$(mktemp -d)   # mckvd persists by default: a database of its own
-    extra+=("--db-path=$dbdir/mckv.db")
+    extra+=("--db-path=$tmp/db/mckv.db")   # mckvd persists by default
 fi
 
-started=0
-for _attempt in 1 2 3; do
-    port=$(free_port) || { echo "memccapable.sh: no free port" >&2; exit 1; }
-    "$MCKVD" -p "$port" -l 127.0.0.1 -U 0 -t 4 -m 64 "${extra[@]}" &
-    server_pid=$!
-    for _ in $(seq 1 500); do
-        if port_open "$port"; then
-            started=1
-            break
-        fi
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.01
-    done
-    [ "$started" = 1 ] && break
-    if kill -0 "$server_pid" 2>/dev/null; then
-        echo "memccapable.sh: server did not accept on port $port in 5 s" >&2
-        exit 1
-    fi
-    wait "$server_pid" 2>/dev/null
-    server_pid=""
-done
-if [ "$started" != 1 ]; then
+if ! start_server "$MCKVD" -l 127.0.0.1 -U 0 -t 4 -m 64 "${extra[@]}"; then
     echo "memccapable.sh: $MCKVD did not start" >&2
     exit 1
 fi
@@ -136,7 +64,7 @@ cat "$log"
 echo "memccapable.sh: $MCKVD: $passes passed ($ascii ascii, $binary binary)," \
      "$fails failed, $skips skipped; memccapable exit $mc_status"
 
-stop_server
+stop_pid "$server_pid"
 stop_status=$?
 
 result=0

@@ -33,39 +33,6 @@ failures=0
 # shellcheck source=tests/integ/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-# Waits (at most 5 s) until port accepts or pid exits. 0 when it accepts.
-wait_port() {
-    local port=$1 pid=$2
-    for _ in $(seq 1 500); do
-        port_open "$port" && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.01
-    done
-    return 1
-}
-
-# Stops pid with SIGTERM (bounded) and returns its exit status.
-stop_pid() {
-    local pid=$1 status p kept=()
-    for p in "${pids[@]}"; do
-        [ "$p" = "$pid" ] || kept+=("$p")
-    done
-    pids=("${kept[@]}")
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 1 500); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.01
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        return 137
-    fi
-    wait "$pid"
-    status=$?
-    return "$status"
-}
-
 # Runs the server with a 5 s bound; it must fail (exit != 0, not killed by
 # the bound). Leaves stdout/stderr in $tmp/out and $tmp/err.
 expect_start_failure() {

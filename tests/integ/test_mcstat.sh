@@ -44,28 +44,6 @@ failures=0
 # shellcheck source=tests/integ/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-# Removes pid from the list the EXIT trap stops.
-forget_pid() {
-    local pid=$1 p kept=()
-    for p in "${pids[@]}"; do
-        [ "$p" = "$pid" ] || kept+=("$p")
-    done
-    pids=("${kept[@]}")
-}
-
-# Stops pid (SIGTERM, then SIGKILL after 5 s) and forgets it.
-stop_pid() {
-    local pid=$1
-    forget_pid "$pid"
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 1 500); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.01
-    done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-}
-
 # Runs mcstat (bounded by 15 s) with stdout in $tmp/out and stderr in
 # $tmp/err; sets $status.
 run() {
@@ -111,25 +89,8 @@ expect_stat_line() {
 }
 
 # ---- start mckvd -------------------------------------------------------------
-started=0
-for _attempt in 1 2 3; do
-    port=$(free_port) || { echo "test_mcstat.sh: no free port" >&2; exit 1; }
-    "$MCKVD" -p "$port" -l 127.0.0.1 -U 0 -t 2 \
-        --db-path="$tmp/db/mckv.db" >"$tmp/server.log" 2>&1 &
-    server_pid=$!
-    pids+=("$server_pid")
-    for _ in $(seq 1 500); do
-        if port_open "$port"; then
-            started=1
-            break
-        fi
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.01
-    done
-    [ "$started" = 1 ] && break
-    stop_pid "$server_pid"
-done
-if [ "$started" != 1 ]; then
+if ! start_server "$MCKVD" -l 127.0.0.1 -U 0 -t 2 \
+        --db-path="$tmp/db/mckv.db" >"$tmp/server.log" 2>&1; then
     echo "test_mcstat.sh: $MCKVD did not start:" >&2
     cat "$tmp/server.log" >&2
     exit 1
