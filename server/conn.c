@@ -23,7 +23,7 @@
 #include "server/cache.h"
 #include "server/conn.h"
 #include "server/persist.h"
-#include "server/process.h"
+#include "server/front.h"
 #include "server/stats.h"
 #include "server/worker.h"
 #include "util/log.h"
@@ -506,9 +506,9 @@ conn_process_all(struct conn *c)
         if (timed)
             clock_gettime(CLOCK_MONOTONIC, &t0);
         c->cmd_class = CMD_CLASS_OTHER;
-        enum process_result r = c->proto == CONN_PROTO_BIN
-                                ? process_bin(c, &need) : process_text(c, &need);
-        if (r == PROCESS_NEED_MORE || r == PROCESS_PARKED)
+        enum front_result r = c->proto == CONN_PROTO_BIN
+                                ? front_bin(c, &need) : front_text(c, &need);
+        if (r == FRONT_NEED_MORE || r == FRONT_PARKED)
             break;
         if (timed) {
             struct timespec t1;
@@ -526,7 +526,7 @@ conn_process_all(struct conn *c)
                 c->sync_seq = now_queued;
         }
         __atomic_store_n(&c->last_cmd_time, cache_now(), __ATOMIC_RELAXED);
-        if (r == PROCESS_CLOSE)
+        if (r == FRONT_CLOSE)
             c->close_after_write = true;
     }
     if (c->rstart == c->rend) {

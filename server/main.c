@@ -268,6 +268,11 @@ main(int argc, char **argv)
         fprintf(stderr, "mckvd: cannot set up the cache: out of memory\n");
         goto out;
     }
+    struct process_options popts = {
+        .flush_enabled = true,
+        .on_delayed_flush = persist_schedule_flush,
+    };
+    process_setup(&popts);
     if (persist_setup(&cfg, (unsigned)cfg.threads, err, sizeof(err)) != 0) {
         fprintf(stderr, "mckvd: %s\n", err);
         goto out;

@@ -1,7 +1,7 @@
 /*
- * process_bin.c: runs binary-protocol requests against the cache and writes
- * memcached's binary replies: status codes, CAS on every reply, the opaque
- * echoed, and quiet opcodes suppressing what memcached suppresses (the
+ * front_bin.c: the binary protocol front end. Maps each request to a
+ * command of the core (process.h) and writes memcached's binary replies:
+ * status codes, CAS on every reply, the opaque echoed, and quiet opcodes suppressing what memcached suppresses (the
  * success reply; for GETQ/GETKQ/GATQ/GATKQ also the miss). Errors carry
  * memcached's short text as the body.
  */
@@ -13,8 +13,7 @@
 #include "protocol/proto_text.h"
 #include "server/cache.h"
 #include "server/conn.h"
-#include "server/persist.h"
-#include "server/process.h"
+#include "server/front.h"
 #include "server/stats.h"
 #include "server/worker.h"
 #include "util/log.h"
@@ -78,19 +77,53 @@ bin_ok(struct conn *c, const struct bin_req *req, uint64_t cas)
         bin_reply(c, req, BIN_STATUS_SUCCESS, cas, NULL, 0, NULL, 0, NULL, 0);
 }
 
-static bool
-admit_write(struct conn *c, const struct bin_req *req)
+/* The reply to a failed command. */
+static void
+bin_status_reply(struct conn *c, const struct bin_req *req,
+                 const struct cmd_result *r, enum cache_store_op op)
 {
-    if (conn_admit_write(c))
-        return true;
-    bin_error(c, req, BIN_STATUS_ETMPFAIL);
-    return false;
+    switch (r->status) {
+    case CMD_OK:
+        bin_ok(c, req, r->cas);
+        break;
+    case CMD_MISS: case CMD_NOT_FOUND:
+        bin_error(c, req, BIN_STATUS_KEY_ENOENT);
+        break;
+    case CMD_EXISTS:
+        bin_error(c, req, BIN_STATUS_KEY_EEXISTS);
+        break;
+    case CMD_NOT_STORED:
+        /* memcached maps a refused add to EEXISTS and a refused replace to
+         * ENOENT; append/prepend keep NOT_STORED. */
+        bin_error(c, req, op == CACHE_ADD ? BIN_STATUS_KEY_EEXISTS
+                          : op == CACHE_REPLACE ? BIN_STATUS_KEY_ENOENT
+                          : BIN_STATUS_NOT_STORED);
+        break;
+    case CMD_NON_NUMERIC:
+        bin_error(c, req, BIN_STATUS_DELTA_BADVAL);
+        break;
+    case CMD_E2BIG:
+        bin_error(c, req, BIN_STATUS_E2BIG);
+        break;
+    case CMD_TMPFAIL:
+        bin_error(c, req, BIN_STATUS_ETMPFAIL);
+        break;
+    case CMD_DISABLED:
+        bin_error(c, req, BIN_STATUS_EINVAL);
+        break;
+    case CMD_NEED_FETCH:
+        front_need_fetch(c, req->key, (uint8_t)req->keylen);
+        break;
+    case CMD_ENOMEM:
+        bin_error(c, req, BIN_STATUS_ENOMEM);
+        break;
+    }
 }
 
 /* ---- commands ---- */
 
 static void
-bin_get(struct conn *c, const struct bin_req *req)
+bin_get(struct conn *c, const struct cmd_ctx *ctx, const struct bin_req *req)
 {
     uint8_t op = req->opcode;
     bool touch = op == BIN_OP_TOUCH || op == BIN_OP_GAT || op == BIN_OP_GATQ ||
@@ -98,34 +131,19 @@ bin_get(struct conn *c, const struct bin_req *req)
     bool with_key = op == BIN_OP_GETK || op == BIN_OP_GETKQ ||
                     op == BIN_OP_GATK || op == BIN_OP_GATKQ;
     bool with_value = op != BIN_OP_TOUCH;
-    enum cache_miss why = CACHE_MISS_ABSENT;
     uint8_t nkey = (uint8_t)req->keylen;
-    if (op == BIN_OP_TOUCH && !admit_write(c, req))
-        return;
-    struct item *it = touch
-        ? cache_get_touch(req->key, nkey, cache_realtime((int32_t)req->exptime), &why)
-        : cache_get(req->key, nkey, &why);
+    struct cmd_result r;
+    /* The expiry is unsigned on the wire: 2^31 and more is an absolute
+     * time far in the future, as in memcached, not a negative one. */
+    rel_time_t exptime = touch ? cache_realtime((int64_t)req->exptime) : 0;
 
-    if (touch) {
-        STAT_INCR(TS(c), cmd_touch);
-        STAT_PICK(TS(c), it != NULL, touch_hits, touch_misses);
-    }
-    if (op != BIN_OP_TOUCH)
-        STAT_INCR(TS(c), cmd_get);
-    if (it == NULL && why == CACHE_MISS_ON_DISK && !touch)
-        it = conn_fetched(c, req->key, nkey);
-    if (it == NULL && why == CACHE_MISS_ON_DISK) {
-        conn_need_fetch(c, req->key, nkey);
+    cmd_get(ctx, req->key, nkey, touch, exptime, op != BIN_OP_TOUCH, &r);
+    if (r.status == CMD_NEED_FETCH || r.status == CMD_TMPFAIL) {
+        bin_status_reply(c, req, &r, CACHE_SET);
         return;
     }
+    struct item *it = r.it;
     if (it == NULL) {
-        if (op != BIN_OP_TOUCH) {
-            STAT_INCR(TS(c), get_misses);
-            if (why == CACHE_MISS_EXPIRED)
-                STAT_INCR(TS(c), get_expired);
-            else if (why == CACHE_MISS_FLUSHED)
-                STAT_INCR(TS(c), get_flushed);
-        }
         if (proto_bin_is_quiet(op))
             return;
         if (with_key)
@@ -135,8 +153,6 @@ bin_get(struct conn *c, const struct bin_req *req)
             bin_error(c, req, BIN_STATUS_KEY_ENOENT);
         return;
     }
-    if (op != BIN_OP_TOUCH)
-        STAT_INCR(TS(c), get_hits);
     char flags[4];
     proto_bin_put32(flags, it->flags);
     uint16_t keylen = with_key ? it->nkey : 0;
@@ -152,157 +168,67 @@ bin_get(struct conn *c, const struct bin_req *req)
         if (vlen > 0)
             conn_out_item(c, it, item_value(it), vlen);
     }
-    cache_item_release(it);
+    cmd_result_done(&r);
 }
 
-static void
-bin_store(struct conn *c, const struct bin_req *req)
+static enum cache_store_op
+bin_store_op(uint8_t opcode)
 {
-    enum cache_store_op op;
-    switch (req->opcode) {
-    case BIN_OP_SET: case BIN_OP_SETQ: op = CACHE_SET; break;
-    case BIN_OP_ADD: case BIN_OP_ADDQ: op = CACHE_ADD; break;
-    case BIN_OP_REPLACE: case BIN_OP_REPLACEQ: op = CACHE_REPLACE; break;
-    case BIN_OP_APPEND: case BIN_OP_APPENDQ: op = CACHE_APPEND; break;
-    default: op = CACHE_PREPEND; break;
-    }
-    bool too_large = false;
-    bool append = op == CACHE_APPEND || op == CACHE_PREPEND;
-    uint8_t nkey = (uint8_t)req->keylen;
-    if (!admit_write(c, req))
-        return;
-    struct item *it = cache_item_alloc(req->key, nkey, append ? 0 : req->flags,
-                                       append ? 0 : cache_realtime((int32_t)req->exptime),
-                                       req->vlen, &too_large);
-    STAT_INCR(TS(c), cmd_set);
-    if (it == NULL) {
-        STAT_PICK(TS(c), too_large, store_too_large, store_no_memory);
-        if (op == CACHE_SET)
-            cache_delete(req->key, nkey, 0);
-        bin_error(c, req, too_large ? BIN_STATUS_E2BIG : BIN_STATUS_ENOMEM);
-        return;
-    }
-    memcpy(item_value(it), req->value, req->vlen);
-    uint64_t cas = 0;
-    enum cache_result r = cache_store(it, op, req->cas, &cas);
-    cache_item_release(it);
-    if (r == CACHE_NEED_FETCH) {
-        conn_need_fetch(c, req->key, nkey);
-        return;
-    }
-    if (req->cas != 0) {
-        if (r == CACHE_STORED)
-            STAT_INCR(TS(c), cas_hits);
-        else if (r == CACHE_EXISTS)
-            STAT_INCR(TS(c), cas_badval);
-        else if (r == CACHE_NOT_FOUND)
-            STAT_INCR(TS(c), cas_misses);
-    }
-    switch (r) {
-    case CACHE_STORED:
-        bin_ok(c, req, cas);
-        break;
-    case CACHE_EXISTS:
-        bin_error(c, req, BIN_STATUS_KEY_EEXISTS);
-        break;
-    case CACHE_NOT_FOUND:
-        bin_error(c, req, BIN_STATUS_KEY_ENOENT);
-        break;
-    case CACHE_NOT_STORED:
-        /* memcached maps a refused add to EEXISTS and a refused replace to
-         * ENOENT; append/prepend keep NOT_STORED. */
-        bin_error(c, req, op == CACHE_ADD ? BIN_STATUS_KEY_EEXISTS
-                          : op == CACHE_REPLACE ? BIN_STATUS_KEY_ENOENT
-                          : BIN_STATUS_NOT_STORED);
-        break;
-    case CACHE_E2BIG:
-        bin_error(c, req, BIN_STATUS_E2BIG);
-        break;
-    default:
-        bin_error(c, req, BIN_STATUS_ENOMEM);
-        break;
+    switch (opcode) {
+    case BIN_OP_SET: case BIN_OP_SETQ: return CACHE_SET;
+    case BIN_OP_ADD: case BIN_OP_ADDQ: return CACHE_ADD;
+    case BIN_OP_REPLACE: case BIN_OP_REPLACEQ: return CACHE_REPLACE;
+    case BIN_OP_APPEND: case BIN_OP_APPENDQ: return CACHE_APPEND;
+    default: return CACHE_PREPEND;
     }
 }
 
 static void
-bin_delete(struct conn *c, const struct bin_req *req)
+bin_store(struct conn *c, const struct cmd_ctx *ctx, const struct bin_req *req)
 {
-    if (!admit_write(c, req))
-        return;
-    enum cache_result r = cache_delete(req->key, (uint8_t)req->keylen, req->cas);
-    if (r == CACHE_NEED_FETCH) {
-        conn_need_fetch(c, req->key, (uint8_t)req->keylen);
-        return;
-    }
-    STAT_PICK(TS(c), r == CACHE_DELETED, delete_hits, delete_misses);
-    if (r == CACHE_DELETED)
-        bin_ok(c, req, 0);
-    else
-        bin_error(c, req, r == CACHE_EXISTS ? BIN_STATUS_KEY_EEXISTS
-                                            : BIN_STATUS_KEY_ENOENT);
+    enum cache_store_op op = bin_store_op(req->opcode);
+    struct cmd_result r;
+    cmd_store(ctx, op, req->key, (uint8_t)req->keylen, req->flags,
+              cache_realtime((int64_t)req->exptime), req->value, req->vlen,
+              req->cas, &r);
+    bin_status_reply(c, req, &r, op);
 }
 
 static void
-bin_delta(struct conn *c, const struct bin_req *req)
+bin_delete(struct conn *c, const struct cmd_ctx *ctx, const struct bin_req *req)
+{
+    struct cmd_result r;
+    cmd_delete(ctx, req->key, (uint8_t)req->keylen, req->cas, &r);
+    r.cas = 0;
+    bin_status_reply(c, req, &r, CACHE_SET);
+}
+
+static void
+bin_delta(struct conn *c, const struct cmd_ctx *ctx, const struct bin_req *req)
 {
     bool incr = req->opcode == BIN_OP_INCREMENT || req->opcode == BIN_OP_INCREMENTQ;
-    uint8_t nkey = (uint8_t)req->keylen;
-    uint64_t value = 0, cas = 0;
-    enum cache_result r;
-
-    if (!admit_write(c, req))
+    struct cmd_result r;
+    /* memcached: an expiry of 0xffffffff means "do not create". */
+    bool create = req->exptime != 0xffffffffu && req->cas == 0;
+    cmd_delta(ctx, req->key, (uint8_t)req->keylen, incr, req->delta, req->cas,
+              create, req->initial, cache_realtime((int64_t)req->exptime), &r);
+    if (r.status != CMD_OK) {
+        bin_status_reply(c, req, &r, CACHE_SET);
         return;
-    for (int attempt = 0; ; attempt++) {
-        r = cache_delta(req->key, nkey, incr, req->delta, req->cas, &value, &cas);
-        if (r == CACHE_NEED_FETCH) {
-            conn_need_fetch(c, req->key, nkey);
-            return;
-        }
-        if (r != CACHE_NOT_FOUND || req->exptime == 0xffffffffu ||
-            req->cas != 0 || attempt > 0)
-            break;
-        /* Missing: create it with the initial value (memcached semantics). */
-        char num[24];
-        size_t n = proto_text_u64toa(req->initial, num);
-        bool too_large = false;
-        struct item *it = cache_item_alloc(req->key, nkey, 0,
-                                           cache_realtime((int32_t)req->exptime),
-                                           (uint32_t)n, &too_large);
-        if (it == NULL) {
-            bin_error(c, req, BIN_STATUS_ENOMEM);
-            return;
-        }
-        memcpy(item_value(it), num, n);
-        r = cache_store(it, CACHE_ADD, 0, &cas);
-        cache_item_release(it);
-        if (r == CACHE_STORED) {
-            value = req->initial;
-            break;
-        }
-        /* Lost a race with another add: apply the delta to that value. */
     }
-    STAT_DELTA(TS(c), incr, r == CACHE_STORED);
-    switch (r) {
-    case CACHE_STORED:
-        if (!proto_bin_is_quiet(req->opcode)) {
-            char body[8];
-            proto_bin_put64(body, value);
-            bin_reply(c, req, BIN_STATUS_SUCCESS, cas, NULL, 0, NULL, 0, body, 8);
-        }
-        break;
-    case CACHE_NOT_FOUND:
-        bin_error(c, req, BIN_STATUS_KEY_ENOENT);
-        break;
-    case CACHE_EXISTS:
-        bin_error(c, req, BIN_STATUS_KEY_EEXISTS);
-        break;
-    case CACHE_NON_NUMERIC:
-        bin_error(c, req, BIN_STATUS_DELTA_BADVAL);
-        break;
-    default:
-        bin_error(c, req, BIN_STATUS_ENOMEM);
-        break;
+    if (!proto_bin_is_quiet(req->opcode)) {
+        char body[8];
+        proto_bin_put64(body, r.value);
+        bin_reply(c, req, BIN_STATUS_SUCCESS, r.cas, NULL, 0, NULL, 0, body, 8);
     }
+}
+
+static void
+bin_flush(struct conn *c, const struct cmd_ctx *ctx, const struct bin_req *req)
+{
+    struct cmd_result r;
+    cmd_flush(ctx, req->has_exptime ? req->exptime : 0, &r);
+    bin_status_reply(c, req, &r, CACHE_SET);
 }
 
 struct bin_stat_ctx {
@@ -331,8 +257,8 @@ bin_stat(struct conn *c, const struct bin_req *req)
     bin_reply(c, req, BIN_STATUS_SUCCESS, 0, NULL, 0, NULL, 0, NULL, 0);
 }
 
-enum process_result
-process_bin(struct conn *c, size_t *need)
+enum front_result
+front_bin(struct conn *c, size_t *need)
 {
     struct bin_req req;
     size_t consumed = 0;
@@ -340,13 +266,16 @@ process_bin(struct conn *c, size_t *need)
     size_t len = c->rend - c->rstart;
     uint32_t max_body = c->worker->item_size_max + BIN_BODY_SLACK;
 
+    struct cmd_ctx ctx;
+    struct cmd_env env;
+    front_ctx(c, &ctx, &env);
     *need = 0;
     proto_parse rc = proto_bin_parse_req(&req, buf, len, max_body, &consumed);
     switch (rc) {
     case PARSE_EUNFIN:
         if (len >= PROTO_BIN_HDR_LEN)
             *need = PROTO_BIN_HDR_LEN + (size_t)req.bodylen;
-        return PROCESS_NEED_MORE;
+        return FRONT_NEED_MORE;
     case PARSE_EOVERSIZE: {
         /* Refused without buffering the value: skip it as it arrives. A
          * too-large SET also drops the old value (memcached does, so a stale
@@ -357,23 +286,25 @@ process_bin(struct conn *c, size_t *need)
             skip += (size_t)req.extlen + req.keylen;
             if (len < skip) {
                 *need = skip;
-                return PROCESS_NEED_MORE;
+                return FRONT_NEED_MORE;
             }
-            if (req.keylen > 0 && req.keylen <= PROTO_KEY_MAX)
-                cache_delete(buf + skip - req.keylen, (uint8_t)req.keylen, 0);
+            bool key_ok = req.keylen > 0 && req.keylen <= PROTO_KEY_MAX;
+            cmd_store_too_large(&ctx, true, buf + skip - req.keylen,
+                                key_ok ? (uint8_t)req.keylen : 0);
+        } else {
+            cmd_store_too_large(&ctx, false, NULL, 0);
         }
         c->rstart += skip;
         c->swallow = req.bodylen - (skip - PROTO_BIN_HDR_LEN);
-        STAT_INCR(TS(c), store_too_large);
         bin_error(c, &req, BIN_STATUS_E2BIG);
-        return PROCESS_OK;
+        return FRONT_OK;
     }
     case PARSE_EINVALID:
         /* memcached answers EINVAL and closes the connection. */
         c->rstart = c->rend;
         STAT_INCR(TS(c), protocol_errors);
         bin_error(c, &req, BIN_STATUS_EINVAL);
-        return PROCESS_CLOSE;
+        return FRONT_CLOSE;
     case PARSE_EFATAL:
         /* Lengths that contradict each other: memcached answers
          * UNKNOWN_COMMAND before closing; a wrong magic just closes. */
@@ -381,7 +312,7 @@ process_bin(struct conn *c, size_t *need)
             bin_error(c, &req, BIN_STATUS_UNKNOWN_COMMAND);
         c->rstart = c->rend;
         STAT_INCR(TS(c), protocol_errors);
-        return PROCESS_CLOSE;
+        return FRONT_CLOSE;
     case PARSE_OK:
         break;
     }
@@ -418,34 +349,27 @@ process_bin(struct conn *c, size_t *need)
     case BIN_OP_GET: case BIN_OP_GETQ: case BIN_OP_GETK: case BIN_OP_GETKQ:
     case BIN_OP_TOUCH: case BIN_OP_GAT: case BIN_OP_GATQ: case BIN_OP_GATK:
     case BIN_OP_GATKQ:
-        bin_get(c, &req);
+        bin_get(c, &ctx, &req);
         break;
     case BIN_OP_SET: case BIN_OP_SETQ: case BIN_OP_ADD: case BIN_OP_ADDQ:
     case BIN_OP_REPLACE: case BIN_OP_REPLACEQ: case BIN_OP_APPEND:
     case BIN_OP_APPENDQ: case BIN_OP_PREPEND: case BIN_OP_PREPENDQ:
-        bin_store(c, &req);
+        bin_store(c, &ctx, &req);
         break;
     case BIN_OP_DELETE: case BIN_OP_DELETEQ:
-        bin_delete(c, &req);
+        bin_delete(c, &ctx, &req);
         break;
     case BIN_OP_INCREMENT: case BIN_OP_INCREMENTQ: case BIN_OP_DECREMENT:
     case BIN_OP_DECREMENTQ:
-        bin_delta(c, &req);
+        bin_delta(c, &ctx, &req);
         break;
     case BIN_OP_QUIT:
         bin_ok(c, &req, 0);
-        return PROCESS_CLOSE;
+        return FRONT_CLOSE;
     case BIN_OP_QUITQ:
-        return PROCESS_CLOSE;
+        return FRONT_CLOSE;
     case BIN_OP_FLUSH: case BIN_OP_FLUSHQ:
-        STAT_INCR(TS(c), cmd_flush);
-        if (req.has_exptime && req.exptime > 0) {
-            cache_flush(cache_realtime((int32_t)req.exptime) - 1);
-            persist_schedule_flush(cache_realtime((int32_t)req.exptime) - 1);
-        }
-        else
-            cache_flush(cache_now());
-        bin_ok(c, &req, 0);
+        bin_flush(c, &ctx, &req);
         break;
     case BIN_OP_NOOP:
         bin_reply(c, &req, BIN_STATUS_SUCCESS, 0, NULL, 0, NULL, 0, NULL, 0);
@@ -467,12 +391,12 @@ process_bin(struct conn *c, size_t *need)
     }
     switch (conn_park_settle(c, &mark, start)) {
     case CONN_PARK_WAIT:
-        return PROCESS_PARKED;
+        return FRONT_PARKED;
     case CONN_PARK_FAIL:
         bin_error(c, &req, BIN_STATUS_ETMPFAIL);
         break;
     case CONN_PARK_NONE:
         break;
     }
-    return PROCESS_OK;
+    return FRONT_OK;
 }

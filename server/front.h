@@ -1,0 +1,51 @@
+/*
+ * front.h: the protocol front ends (binary, text, meta). Each takes whole
+ * requests from a connection's read buffer, parses them with protocol/,
+ * runs them through the command core (process.h) and composes the reply
+ * with protocol/'s composers. They translate; they decide nothing about
+ * the cache.
+ */
+#ifndef MCKV_SERVER_FRONT_H
+#define MCKV_SERVER_FRONT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/process.h"
+
+struct conn;
+struct text_req;
+
+enum front_result {
+    FRONT_OK,        /* one request handled, bytes consumed */
+    FRONT_NEED_MORE, /* a partial request: read more first */
+    FRONT_CLOSE,     /* close the connection after writing */
+    FRONT_PARKED,    /* waits for a background fetch; nothing consumed */
+};
+
+/* Worker thread: handles one request at c->rbuf + c->rstart. On FRONT_OK
+ * c->rstart moves past it (and c->swallow may be set). On FRONT_NEED_MORE
+ * *need holds the total bytes the request needs when known (else 0). */
+enum front_result front_bin(struct conn *c, size_t *need);
+enum front_result front_text(struct conn *c, size_t *need);
+
+/* ---- shared by the front ends (worker thread) ---- */
+
+/* The command context of a connection: its worker's counters, and its
+ * admission and fetched-value answers. `env` is filled and must live as
+ * long as ctx. */
+void front_ctx(struct conn *c, struct cmd_ctx *ctx, struct cmd_env *env);
+
+/* A command answered CMD_NEED_FETCH for key: starts the fetch (the
+ * request runs again once the value is in memory). */
+void front_need_fetch(struct conn *c, const char *key, uint8_t nkey);
+
+/* Meta commands (mg, ms, md, ma, mn, me) of a parsed text request. */
+void front_meta(struct conn *c, const struct text_req *req);
+
+/* Text `stats` and binary STAT share the group renderer; this emits one
+ * "STAT name value" line (ctx is the connection). */
+void front_text_stat_emit(void *ctx, const char *name, const char *value);
+
+#endif

@@ -1,0 +1,325 @@
+/*
+ * front_text.c: the text protocol front end (classic commands; meta
+ * commands go to front_meta.c). Maps each request to a command of the
+ * core (process.h) and writes memcached's reply lines.
+ *
+ * One call handles one request (proto_text_parse_req decides where it ends).
+ * Values are never copied into the reply: a VALUE line is followed by a
+ * reference to the item's value, which already ends in "\r\n".
+ */
+#include <config.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol/proto_text.h"
+#include "server/cache.h"
+#include "server/conn.h"
+#include "server/front.h"
+#include "server/stats.h"
+#include "server/worker.h"
+#include "util/log.h"
+
+#define TS(c) (&(c)->worker->stats)
+
+static void
+reply(struct conn *c, bool noreply, const char *line)
+{
+    if (!noreply)
+        conn_out_line(c, line);
+}
+
+#define TEMPORARY_FAILURE "SERVER_ERROR temporary failure"
+
+/* The reply line of a command that did not succeed (NULL: none, it parked
+ * for a fetch). */
+static const char *
+status_line(struct conn *c, const char *key, uint8_t nkey,
+            const struct cmd_result *r)
+{
+    switch (r->status) {
+    case CMD_OK: return "STORED";
+    case CMD_MISS: case CMD_NOT_FOUND: return "NOT_FOUND";
+    case CMD_NOT_STORED: return "NOT_STORED";
+    case CMD_EXISTS: return "EXISTS";
+    case CMD_NON_NUMERIC:
+        return "CLIENT_ERROR cannot increment or decrement non-numeric value";
+    case CMD_E2BIG: return "SERVER_ERROR object too large for cache";
+    case CMD_ENOMEM: return "SERVER_ERROR out of memory storing object";
+    case CMD_TMPFAIL: return TEMPORARY_FAILURE;
+    case CMD_DISABLED: return "CLIENT_ERROR flush_all not allowed";
+    case CMD_NEED_FETCH:
+        front_need_fetch(c, key, nkey);
+        return NULL;
+    }
+    return "SERVER_ERROR unknown";
+}
+
+static void
+status_reply(struct conn *c, const struct text_req *req,
+             const struct cmd_result *r, const char *ok)
+{
+    const char *line = r->status == CMD_OK ? ok
+                       : status_line(c, req->key, req->nkey, r);
+    if (line != NULL)
+        reply(c, req->noreply, line);
+}
+
+/* ---- retrieval ---- */
+
+static void
+out_value(struct conn *c, struct item *it, bool with_cas)
+{
+    char *hdr = conn_out_reserve(c, PROTO_TEXT_VALUE_HDR_MAX);
+    if (hdr == NULL)
+        return;
+    size_t n = proto_text_compose_value_hdr(hdr, item_key(it), it->nkey,
+                                            it->flags, it->nbytes, with_cas,
+                                            it->cas);
+    conn_out_commit(c, n);
+    conn_out_item(c, it, item_value(it), (size_t)it->nbytes + 2);
+}
+
+static void
+do_get(struct conn *c, const struct cmd_ctx *ctx, const struct text_req *req)
+{
+    bool touch = req->cmd == TEXT_GAT || req->cmd == TEXT_GATS;
+    bool with_cas = req->cmd == TEXT_GETS || req->cmd == TEXT_GATS;
+    rel_time_t exptime = touch ? cache_realtime(req->exptime) : 0;
+    size_t cursor = 0;
+    const char *key;
+    uint8_t nkey;
+    struct conn_out_mark mark;
+    conn_out_mark(c, &mark);
+
+    while (proto_text_next_key(req, &cursor, &key, &nkey)) {
+        struct cmd_result r;
+        cmd_get(ctx, key, nkey, touch, exptime, true, &r);
+        if (r.status == CMD_NEED_FETCH) {
+            /* keep going: every missing value of the request is fetched
+             * at once, then the request runs again */
+            front_need_fetch(c, key, nkey);
+            continue;
+        }
+        if (r.status == CMD_TMPFAIL) {   /* gat refused by backpressure */
+            conn_out_rewind(c, &mark);
+            conn_out_line(c, TEMPORARY_FAILURE);
+            return;
+        }
+        if (r.it != NULL)
+            out_value(c, r.it, with_cas);
+        cmd_result_done(&r);
+    }
+    conn_out_copy(c, "END\r\n", 5);
+}
+
+/* ---- storage ---- */
+
+static void
+do_store(struct conn *c, const struct cmd_ctx *ctx, const struct text_req *req)
+{
+    static const enum cache_store_op ops[] = {
+        [TEXT_SET] = CACHE_SET, [TEXT_ADD] = CACHE_ADD,
+        [TEXT_REPLACE] = CACHE_REPLACE, [TEXT_APPEND] = CACHE_APPEND,
+        [TEXT_PREPEND] = CACHE_PREPEND, [TEXT_CAS] = CACHE_CAS,
+    };
+    enum cache_store_op op = ops[req->cmd];
+    struct cmd_result r;
+    cmd_store(ctx, op, req->key, req->nkey, req->flags,
+              cache_realtime(req->exptime), req->value, req->vlen,
+              op == CACHE_CAS ? req->cas_unique : 0, &r);
+    status_reply(c, req, &r, "STORED");
+}
+
+static void
+do_delete(struct conn *c, const struct cmd_ctx *ctx, const struct text_req *req)
+{
+    struct cmd_result r;
+    cmd_delete(ctx, req->key, req->nkey, 0, &r);
+    status_reply(c, req, &r, "DELETED");
+}
+
+static void
+do_delta(struct conn *c, const struct cmd_ctx *ctx, const struct text_req *req)
+{
+    struct cmd_result r;
+    cmd_delta(ctx, req->key, req->nkey, req->cmd == TEXT_INCR, req->delta, 0,
+              false, 0, 0, &r);
+    if (r.status == CMD_ENOMEM) {
+        reply(c, req->noreply, "SERVER_ERROR out of memory");
+        return;
+    }
+    if (r.status != CMD_OK) {
+        status_reply(c, req, &r, NULL);
+        return;
+    }
+    if (!req->noreply) {
+        char buf[24];
+        size_t n = proto_text_u64toa(r.value, buf);
+        buf[n++] = '\r';
+        buf[n++] = '\n';
+        conn_out_copy(c, buf, n);
+    }
+}
+
+static void
+do_touch(struct conn *c, const struct cmd_ctx *ctx, const struct text_req *req)
+{
+    struct cmd_result r;
+    cmd_touch(ctx, req->key, req->nkey, cache_realtime(req->exptime), &r);
+    status_reply(c, req, &r, "TOUCHED");
+}
+
+static void
+do_flush(struct conn *c, const struct cmd_ctx *ctx, const struct text_req *req)
+{
+    struct cmd_result r;
+    /* memcached: a delay of 0 or less flushes at once */
+    uint32_t delay = !req->has_delay || req->delay <= 0 ? 0
+                   : req->delay > UINT32_MAX ? UINT32_MAX : (uint32_t)req->delay;
+    cmd_flush(ctx, delay, &r);
+    status_reply(c, req, &r, "OK");
+}
+
+static void
+do_stats(struct conn *c, const struct text_req *req)
+{
+    const char *arg = req->arg;
+    size_t len = req->arglen;
+    while (len > 0 && arg[len - 1] == ' ')
+        len--;
+    if (len == 5 && memcmp(arg, "reset", 5) == 0) {
+        stats_group(arg, len, front_text_stat_emit, c);
+        conn_out_line(c, "RESET");
+        return;
+    }
+    if (!stats_group(arg, len, front_text_stat_emit, c)) {
+        conn_out_line(c, "ERROR");
+        return;
+    }
+    conn_out_copy(c, "END\r\n", 5);
+}
+
+/* ---- dispatch ---- */
+
+enum front_result
+front_text(struct conn *c, size_t *need)
+{
+    struct text_req req;
+    size_t consumed = 0;
+    const char *errmsg = NULL;
+    const char *buf = c->rbuf + c->rstart;
+    size_t len = c->rend - c->rstart;
+
+    struct cmd_ctx ctx;
+    struct cmd_env env;
+    front_ctx(c, &ctx, &env);
+    *need = 0;
+    proto_parse rc = proto_text_parse_req(&req, buf, len, c->worker->item_size_max,
+                                          &consumed, &errmsg);
+    switch (rc) {
+    case PARSE_EUNFIN:
+        return FRONT_NEED_MORE;
+    case PARSE_EOVERSIZE:
+        c->rstart += consumed;
+        c->swallow = (uint64_t)req.vlen + 2;
+        cmd_store_too_large(&ctx, req.cmd == TEXT_SET, req.key, req.nkey);
+        if (!req.noreply)
+            conn_out_line(c, "SERVER_ERROR object too large for cache");
+        return FRONT_OK;
+    case PARSE_EINVALID:
+        c->rstart += consumed;
+        STAT_INCR(TS(c), protocol_errors);
+        /* memcached's noreply silences error lines too */
+        reply(c, req.noreply, errmsg != NULL ? errmsg : "ERROR");
+        return FRONT_OK;
+    case PARSE_EFATAL:
+        STAT_INCR(TS(c), protocol_errors);
+        if (errmsg != NULL && errmsg[0] != '\0')   /* "": close silently */
+            conn_out_line(c, errmsg);
+        c->rstart = c->rend;
+        return FRONT_CLOSE;
+    case PARSE_OK:
+        break;
+    }
+    size_t start = c->rstart;
+    struct conn_out_mark mark;
+    conn_out_mark(c, &mark);
+    c->rstart += consumed;
+    log_debug("<%d %.*s", c->fd, (int)(memchr(buf, '\n', consumed) != NULL
+              ? (const char *)memchr(buf, '\n', consumed) - buf : 0), buf);
+
+    switch (req.cmd) {
+    case TEXT_GET: case TEXT_GETS: case TEXT_MG:
+        c->cmd_class = CMD_CLASS_GET;
+        break;
+    case TEXT_SET: case TEXT_ADD: case TEXT_REPLACE: case TEXT_APPEND:
+    case TEXT_PREPEND: case TEXT_CAS: case TEXT_MS:
+        c->cmd_class = CMD_CLASS_SET;
+        break;
+    case TEXT_DELETE: case TEXT_MD:
+        c->cmd_class = CMD_CLASS_DELETE;
+        break;
+    case TEXT_INCR: case TEXT_DECR: case TEXT_MA:
+        c->cmd_class = CMD_CLASS_DELTA;
+        break;
+    case TEXT_TOUCH: case TEXT_GAT: case TEXT_GATS:
+        c->cmd_class = CMD_CLASS_TOUCH;
+        break;
+    default:
+        break;
+    }
+    switch (req.cmd) {
+    case TEXT_GET: case TEXT_GETS: case TEXT_GAT: case TEXT_GATS:
+        do_get(c, &ctx, &req);
+        break;
+    case TEXT_SET: case TEXT_ADD: case TEXT_REPLACE: case TEXT_APPEND:
+    case TEXT_PREPEND: case TEXT_CAS:
+        do_store(c, &ctx, &req);
+        break;
+    case TEXT_DELETE:
+        do_delete(c, &ctx, &req);
+        break;
+    case TEXT_INCR: case TEXT_DECR:
+        do_delta(c, &ctx, &req);
+        break;
+    case TEXT_TOUCH:
+        do_touch(c, &ctx, &req);
+        break;
+    case TEXT_FLUSH_ALL:
+        do_flush(c, &ctx, &req);
+        break;
+    case TEXT_STATS:
+        do_stats(c, &req);
+        break;
+    case TEXT_VERSION: {
+        char line[64];
+        snprintf(line, sizeof(line), "VERSION %s", process_version);
+        conn_out_line(c, line);
+        break;
+    }
+    case TEXT_VERBOSITY:
+        log_set_verbosity((int)req.level);
+        reply(c, req.noreply, "OK");
+        break;
+    case TEXT_QUIT:
+        return FRONT_CLOSE;
+    case TEXT_MG: case TEXT_MS: case TEXT_MD: case TEXT_MA: case TEXT_MN:
+    case TEXT_ME:
+        front_meta(c, &req);
+        break;
+    case TEXT_UNKNOWN:
+        conn_out_line(c, "ERROR");
+        break;
+    }
+    switch (conn_park_settle(c, &mark, start)) {
+    case CONN_PARK_WAIT:
+        return FRONT_PARKED;
+    case CONN_PARK_FAIL:
+        reply(c, req.noreply, TEMPORARY_FAILURE);
+        break;
+    case CONN_PARK_NONE:
+        break;
+    }
+    return FRONT_OK;
+}

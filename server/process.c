@@ -1,0 +1,272 @@
+/*
+ * process.c: the command core (see process.h). Each command is written
+ * once here; the binary, text and meta front ends only translate.
+ *
+ * Shape of every write: ask the connection for admission first (nothing
+ * changes when backpressure refuses), then run the cache operation, then
+ * count it. A cache answer of "the value is on disk" becomes
+ * CMD_NEED_FETCH: the front end asks its connection to fetch the key and
+ * the request runs again, from the start, once the value is in memory.
+ */
+#include <config.h>
+
+#include <string.h>
+
+#include "protocol/proto_text.h"
+#include "server/process.h"
+#include "server/stats.h"
+
+const char process_version[] = "1.6.0-mckv-" PACKAGE_VERSION;
+
+static struct process_options options = { .flush_enabled = true };
+
+void
+process_setup(const struct process_options *opts)
+{
+    options = *opts;
+}
+
+void
+cmd_result_done(struct cmd_result *r)
+{
+    if (r->it != NULL)
+        cache_item_release(r->it);
+    r->it = NULL;
+}
+
+static void
+result_init(struct cmd_result *r, enum cmd_status status)
+{
+    memset(r, 0, sizeof(*r));
+    r->status = status;
+}
+
+static bool
+admit(const struct cmd_ctx *ctx, struct cmd_result *r)
+{
+    if (ctx->env == NULL || ctx->env->admit_write == NULL ||
+        ctx->env->admit_write(ctx->env->owner))
+        return true;
+    result_init(r, CMD_TMPFAIL);
+    return false;
+}
+
+static struct item *
+fetched(const struct cmd_ctx *ctx, const char *key, uint8_t nkey)
+{
+    if (ctx->env == NULL || ctx->env->fetched == NULL)
+        return NULL;
+    return ctx->env->fetched(ctx->env->owner, key, nkey);
+}
+
+/* ---- get ---- */
+
+void
+cmd_get(const struct cmd_ctx *ctx, const char *key, uint8_t nkey, bool touch,
+        rel_time_t exptime, bool count_get, struct cmd_result *r)
+{
+    result_init(r, CMD_OK);
+    enum cache_miss why = CACHE_MISS_ABSENT;
+    struct item *it = touch ? cache_get_touch(key, nkey, exptime, &why)
+                            : cache_get(key, nkey, &why);
+    /* A value fetched for this request may have been ejected again before
+     * the request ran; a touch must reach the cache itself. */
+    if (it == NULL && why == CACHE_MISS_ON_DISK && !touch)
+        it = fetched(ctx, key, nkey);
+    if (it == NULL && why == CACHE_MISS_ON_DISK) {
+        r->status = CMD_NEED_FETCH;
+        return;
+    }
+    if (touch) {
+        STAT_INCR(ctx->ts, cmd_touch);
+        STAT_PICK(ctx->ts, it != NULL, touch_hits, touch_misses);
+    }
+    if (count_get)
+        STAT_INCR(ctx->ts, cmd_get);
+    if (it == NULL) {
+        r->status = CMD_MISS;
+        if (count_get) {
+            STAT_INCR(ctx->ts, get_misses);
+            if (why == CACHE_MISS_EXPIRED)
+                STAT_INCR(ctx->ts, get_expired);
+            else if (why == CACHE_MISS_FLUSHED)
+                STAT_INCR(ctx->ts, get_flushed);
+        }
+        return;
+    }
+    if (count_get)
+        STAT_INCR(ctx->ts, get_hits);
+    r->it = it;
+    r->cas = it->cas;
+}
+
+/* ---- storage ---- */
+
+static enum cmd_status
+from_cache(enum cache_result cr)
+{
+    switch (cr) {
+    case CACHE_STORED: case CACHE_DELETED: case CACHE_TOUCHED: return CMD_OK;
+    case CACHE_NOT_STORED: return CMD_NOT_STORED;
+    case CACHE_EXISTS: return CMD_EXISTS;
+    case CACHE_NOT_FOUND: return CMD_NOT_FOUND;
+    case CACHE_NON_NUMERIC: return CMD_NON_NUMERIC;
+    case CACHE_ENOMEM: return CMD_ENOMEM;
+    case CACHE_E2BIG: return CMD_E2BIG;
+    case CACHE_NEED_FETCH: return CMD_NEED_FETCH;
+    }
+    return CMD_ENOMEM;
+}
+
+void
+cmd_store_too_large(const struct cmd_ctx *ctx, bool is_set, const char *key,
+                    uint8_t nkey)
+{
+    STAT_INCR(ctx->ts, store_too_large);
+    if (is_set && nkey > 0)
+        cache_delete(key, nkey, 0);
+}
+
+void
+cmd_store(const struct cmd_ctx *ctx, enum cache_store_op op, const char *key,
+          uint8_t nkey, uint32_t flags, rel_time_t exptime, const char *value,
+          uint32_t vlen, uint64_t cas_in, struct cmd_result *r)
+{
+    bool append = op == CACHE_APPEND || op == CACHE_PREPEND;
+    bool too_large = false;
+    if (!admit(ctx, r))
+        return;
+    result_init(r, CMD_OK);
+    struct item *it = cache_item_alloc(key, nkey, append ? 0 : flags,
+                                       append ? 0 : exptime, vlen, &too_large);
+    if (it == NULL) {
+        STAT_INCR(ctx->ts, cmd_set);
+        STAT_PICK(ctx->ts, too_large, store_too_large, store_no_memory);
+        if (op == CACHE_SET)
+            cache_delete(key, nkey, 0);
+        r->status = too_large ? CMD_E2BIG : CMD_ENOMEM;
+        return;
+    }
+    memcpy(item_value(it), value, vlen);
+    enum cache_result cr = cache_store(it, op, cas_in, &r->cas);
+    cache_item_release(it);
+    r->status = from_cache(cr);
+    if (r->status == CMD_NEED_FETCH)
+        return;   /* counted when it runs again */
+    STAT_INCR(ctx->ts, cmd_set);
+    if (op == CACHE_CAS || cas_in != 0) {
+        if (cr == CACHE_STORED)
+            STAT_INCR(ctx->ts, cas_hits);
+        else if (cr == CACHE_EXISTS)
+            STAT_INCR(ctx->ts, cas_badval);
+        else if (cr == CACHE_NOT_FOUND)
+            STAT_INCR(ctx->ts, cas_misses);
+    }
+}
+
+/* ---- delete, touch ---- */
+
+void
+cmd_delete(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
+           uint64_t cas_in, struct cmd_result *r)
+{
+    if (!admit(ctx, r))
+        return;
+    result_init(r, CMD_OK);
+    enum cache_result cr = cache_delete(key, nkey, cas_in);
+    if (cr == CACHE_NEED_FETCH) {
+        r->status = CMD_NEED_FETCH;
+        return;
+    }
+    /* memcached counts a CAS mismatch as neither hit nor miss */
+    if (cr != CACHE_EXISTS)
+        STAT_PICK(ctx->ts, cr == CACHE_DELETED, delete_hits, delete_misses);
+    r->status = cr == CACHE_DELETED ? CMD_OK
+              : cr == CACHE_EXISTS ? CMD_EXISTS : CMD_MISS;
+}
+
+void
+cmd_touch(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
+          rel_time_t exptime, struct cmd_result *r)
+{
+    if (!admit(ctx, r))
+        return;
+    result_init(r, CMD_OK);
+    enum cache_result cr = cache_touch(key, nkey, exptime);
+    if (cr == CACHE_NEED_FETCH) {
+        r->status = CMD_NEED_FETCH;
+        return;
+    }
+    STAT_INCR(ctx->ts, cmd_touch);
+    STAT_PICK(ctx->ts, cr == CACHE_TOUCHED, touch_hits, touch_misses);
+    r->status = cr == CACHE_TOUCHED ? CMD_OK : CMD_MISS;
+}
+
+/* ---- incr/decr ---- */
+
+void
+cmd_delta(const struct cmd_ctx *ctx, const char *key, uint8_t nkey, bool incr,
+          uint64_t delta, uint64_t cas_in, bool create, uint64_t initial,
+          rel_time_t exptime, struct cmd_result *r)
+{
+    enum cache_result cr;
+    if (!admit(ctx, r))
+        return;
+    result_init(r, CMD_OK);
+    for (int attempt = 0; ; attempt++) {
+        cr = cache_delta(key, nkey, incr, delta, cas_in, &r->value, &r->cas);
+        if (cr == CACHE_NEED_FETCH) {
+            r->status = CMD_NEED_FETCH;
+            return;
+        }
+        if (cr != CACHE_NOT_FOUND || !create || attempt > 0)
+            break;
+        /* Missing: create it with the initial value. */
+        char num[24];
+        size_t n = proto_text_u64toa(initial, num);
+        bool too_large = false;
+        struct item *it = cache_item_alloc(key, nkey, 0, exptime, (uint32_t)n,
+                                           &too_large);
+        if (it == NULL) {
+            r->status = CMD_ENOMEM;
+            return;
+        }
+        memcpy(item_value(it), num, n);
+        cr = cache_store(it, CACHE_ADD, 0, &r->cas);
+        cache_item_release(it);
+        if (cr == CACHE_STORED) {
+            r->value = initial;
+            break;
+        }
+        if (cr == CACHE_NEED_FETCH) {
+            r->status = CMD_NEED_FETCH;
+            return;
+        }
+        /* Lost a race with another add: apply the delta to that value. */
+    }
+    STAT_DELTA(ctx->ts, incr, cr == CACHE_STORED);
+    r->status = cr == CACHE_NOT_FOUND ? CMD_MISS : from_cache(cr);
+}
+
+/* ---- flush_all ---- */
+
+void
+cmd_flush(const struct cmd_ctx *ctx, uint32_t delay_s, struct cmd_result *r)
+{
+    result_init(r, CMD_OK);
+    if (!options.flush_enabled) {
+        r->status = CMD_DISABLED;
+        return;
+    }
+    STAT_INCR(ctx->ts, cmd_flush);
+    if (delay_s > 0) {
+        /* Items stored up to the second before the deadline are dead
+         * once it passes (memcached: realtime(exptime) - 1). */
+        rel_time_t when = cache_realtime((int64_t)delay_s) - 1;
+        cache_flush(when);
+        if (options.on_delayed_flush != NULL)
+            options.on_delayed_flush(when);
+    } else {
+        cache_flush(cache_now());
+    }
+}
