@@ -7,6 +7,7 @@
  */
 #include <config.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "protocol/proto_bin.h"
@@ -15,6 +16,7 @@
 #include "server/conn.h"
 #include "server/front.h"
 #include "server/stats.h"
+#include "server/stats_prefix.h"
 #include "server/worker.h"
 #include "util/log.h"
 
@@ -249,6 +251,32 @@ static void
 bin_stat(struct conn *c, const struct bin_req *req)
 {
     struct bin_stat_ctx ctx = { c, req };
+    if (req->keylen >= 6 && memcmp(req->key, "detail", 6) == 0) {
+        /* memcached: "detail on|off" answer one empty packet, "detail
+         * dump" the whole dump as the value of one "detailed" stat. */
+        const char *sub = req->key + 6;
+        size_t sublen = req->keylen - 6u;
+        if (sublen == 5 && memcmp(sub, " dump", 5) == 0) {
+            size_t n;
+            char *dump = stats_prefix_dump(&n);
+            if (dump == NULL) {
+                bin_error(c, req, BIN_STATUS_ENOMEM);
+                return;
+            }
+            bin_reply(c, req, BIN_STATUS_SUCCESS, 0, NULL, 0, "detailed", 8,
+                      dump, (uint32_t)n);
+            free(dump);
+        } else if (sublen == 3 && memcmp(sub, " on", 3) == 0) {
+            stats_prefix_enable(true);
+        } else if (sublen == 4 && memcmp(sub, " off", 4) == 0) {
+            stats_prefix_enable(false);
+        } else {
+            bin_error(c, req, BIN_STATUS_KEY_ENOENT);
+            return;
+        }
+        bin_reply(c, req, BIN_STATUS_SUCCESS, 0, NULL, 0, NULL, 0, NULL, 0);
+        return;
+    }
     if (!stats_group(req->key, req->keylen, bin_stat_emit, &ctx)) {
         bin_error(c, req, BIN_STATUS_KEY_ENOENT);
         return;

@@ -10,6 +10,7 @@
 #include <config.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "protocol/proto_text.h"
@@ -17,6 +18,7 @@
 #include "server/conn.h"
 #include "server/front.h"
 #include "server/stats.h"
+#include "server/stats_prefix.h"
 #include "server/worker.h"
 #include "util/log.h"
 
@@ -188,6 +190,31 @@ do_stats(struct conn *c, const struct text_req *req)
     size_t len = req->arglen;
     while (len > 0 && arg[len - 1] == ' ')
         len--;
+    if (len >= 6 && memcmp(arg, "detail", 6) == 0 && (len == 6 || arg[6] == ' ')) {
+        const char *sub = arg + 6;
+        size_t sublen = len - 6;
+        while (sublen > 0 && *sub == ' ')
+            sub++, sublen--;
+        if (sublen == 2 && memcmp(sub, "on", 2) == 0) {
+            stats_prefix_enable(true);
+            conn_out_line(c, "OK");
+        } else if (sublen == 3 && memcmp(sub, "off", 3) == 0) {
+            stats_prefix_enable(false);
+            conn_out_line(c, "OK");
+        } else if (sublen == 4 && memcmp(sub, "dump", 4) == 0) {
+            size_t n;
+            char *dump = stats_prefix_dump(&n);
+            if (dump == NULL) {
+                conn_out_line(c, "SERVER_ERROR out of memory writing stats");
+                return;
+            }
+            conn_out_copy(c, dump, n);
+            free(dump);
+        } else {
+            conn_out_line(c, "CLIENT_ERROR usage: stats detail on|off|dump");
+        }
+        return;
+    }
     if (len == 5 && memcmp(arg, "reset", 5) == 0) {
         stats_group(arg, len, front_text_stat_emit, c);
         conn_out_line(c, "RESET");

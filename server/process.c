@@ -15,6 +15,7 @@
 #include "protocol/proto_text.h"
 #include "server/process.h"
 #include "server/stats.h"
+#include "server/stats_prefix.h"
 
 const char process_version[] = "1.6.0-mckv-" PACKAGE_VERSION;
 
@@ -81,8 +82,10 @@ cmd_get(const struct cmd_ctx *ctx, const char *key, uint8_t nkey, bool touch,
         STAT_INCR(ctx->ts, cmd_touch);
         STAT_PICK(ctx->ts, it != NULL, touch_hits, touch_misses);
     }
-    if (count_get)
+    if (count_get) {
         STAT_INCR(ctx->ts, cmd_get);
+        stats_prefix_record_get(key, nkey, it != NULL);
+    }
     if (it == NULL) {
         r->status = CMD_MISS;
         if (count_get) {
@@ -141,6 +144,7 @@ cmd_store(const struct cmd_ctx *ctx, enum cache_store_op op, const char *key,
                                        append ? 0 : exptime, vlen, &too_large);
     if (it == NULL) {
         STAT_INCR(ctx->ts, cmd_set);
+        stats_prefix_record_set(key, nkey);
         STAT_PICK(ctx->ts, too_large, store_too_large, store_no_memory);
         if (op == CACHE_SET)
             cache_delete(key, nkey, 0);
@@ -154,6 +158,7 @@ cmd_store(const struct cmd_ctx *ctx, enum cache_store_op op, const char *key,
     if (r->status == CMD_NEED_FETCH)
         return;   /* counted when it runs again */
     STAT_INCR(ctx->ts, cmd_set);
+    stats_prefix_record_set(key, nkey);
     if (op == CACHE_CAS || cas_in != 0) {
         if (cr == CACHE_STORED)
             STAT_INCR(ctx->ts, cas_hits);
@@ -178,6 +183,7 @@ cmd_delete(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
         r->status = CMD_NEED_FETCH;
         return;
     }
+    stats_prefix_record_delete(key, nkey);
     /* memcached counts a CAS mismatch as neither hit nor miss */
     if (cr != CACHE_EXISTS)
         STAT_PICK(ctx->ts, cr == CACHE_DELETED, delete_hits, delete_misses);
