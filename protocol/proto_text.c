@@ -863,6 +863,10 @@ proto_text_parse_req(struct text_req *req, const char *buf, size_t len,
             req->cmd = TEXT_STATS;
             parse_stats(req, &ln);
             rc = PARSE_OK;
+        } else if (tok_is(cmd, "shutdown") || tok_is(cmd, "slabs")) {
+            req->cmd = cmd->n == 5 ? TEXT_SLABS : TEXT_SHUTDOWN;
+            parse_stats(req, &ln);
+            rc = PARSE_OK;
         }
     } else if (cmd->p[0] == 'a') {
         if (tok_is(cmd, "add"))
@@ -870,8 +874,13 @@ proto_text_parse_req(struct text_req *req, const char *buf, size_t len,
         else if (tok_is(cmd, "append"))
             req->cmd = TEXT_APPEND;
     } else if (cmd->p[0] == 'c') {
-        if (tok_is(cmd, "cas"))
+        if (tok_is(cmd, "cas")) {
             req->cmd = TEXT_CAS;
+        } else if (tok_is(cmd, "cache_memlimit")) {
+            req->cmd = TEXT_CACHE_MEMLIMIT;
+            parse_stats(req, &ln);
+            rc = PARSE_OK;
+        }
     } else if (cmd->p[0] == 'i') {
         if (tok_is(cmd, "incr")) {
             req->cmd = TEXT_INCR;
@@ -914,6 +923,10 @@ proto_text_parse_req(struct text_req *req, const char *buf, size_t len,
         rc = PARSE_OK;
     } else if (tok_is(cmd, "quit")) {
         req->cmd = TEXT_QUIT;
+        rc = PARSE_OK;
+    } else if (tok_is(cmd, "lru_crawler") || tok_is(cmd, "lru")) {
+        req->cmd = cmd->n == 3 ? TEXT_LRU : TEXT_LRU_CRAWLER;
+        parse_stats(req, &ln);
         rc = PARSE_OK;
     } else if (tok_is(cmd, "verbosity")) {
         req->cmd = TEXT_VERBOSITY;

@@ -28,6 +28,8 @@ enum text_cmd {
     TEXT_SET, TEXT_ADD, TEXT_REPLACE, TEXT_APPEND, TEXT_PREPEND, TEXT_CAS,
     TEXT_DELETE, TEXT_INCR, TEXT_DECR, TEXT_TOUCH,
     TEXT_FLUSH_ALL, TEXT_STATS, TEXT_VERSION, TEXT_VERBOSITY, TEXT_QUIT,
+    /* administration: req->arg holds the arguments, as for stats */
+    TEXT_SHUTDOWN, TEXT_CACHE_MEMLIMIT, TEXT_LRU_CRAWLER, TEXT_SLABS, TEXT_LRU,
     /* meta commands */
     TEXT_MG, TEXT_MS, TEXT_MD, TEXT_MA, TEXT_MN, TEXT_ME,
 };
@@ -65,7 +67,8 @@ struct text_req {
     bool has_delay;
     uint32_t level;
 
-    /* stats: the argument line after "stats " (group name), may be empty */
+    /* stats and the administration commands: the arguments after the
+     * command word, trailing spaces removed; may be empty */
     const char *arg;
     size_t arglen;
 

@@ -44,6 +44,10 @@ void front_need_fetch(struct conn *c, const char *key, uint8_t nkey);
 /* Meta commands (mg, ms, md, ma, mn, me) of a parsed text request. */
 void front_meta(struct conn *c, const struct text_req *req);
 
+/* The administration commands of a parsed text request (shutdown,
+ * cache_memlimit, lru_crawler, slabs, lru). */
+enum front_result front_admin(struct conn *c, const struct text_req *req);
+
 /* Text `stats` and binary STAT share the group renderer; this emits one
  * "STAT name value" line (ctx is the connection). */
 void front_text_stat_emit(void *ctx, const char *name, const char *value);

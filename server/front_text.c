@@ -331,6 +331,11 @@ front_text(struct conn *c, size_t *need)
         break;
     case TEXT_QUIT:
         return FRONT_CLOSE;
+    case TEXT_SHUTDOWN: case TEXT_CACHE_MEMLIMIT: case TEXT_LRU_CRAWLER:
+    case TEXT_SLABS: case TEXT_LRU:
+        if (front_admin(c, &req) == FRONT_CLOSE)
+            return FRONT_CLOSE;
+        break;
     case TEXT_MG: case TEXT_MS: case TEXT_MD: case TEXT_MA: case TEXT_MN:
     case TEXT_ME:
         front_meta(c, &req);

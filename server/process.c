@@ -19,12 +19,20 @@
 
 const char process_version[] = "1.6.0-mckv-" PACKAGE_VERSION;
 
-static struct process_options options = { .flush_enabled = true };
+static struct process_options options = {
+    .flush_enabled = true, .dump_enabled = true,
+};
 
 void
 process_setup(const struct process_options *opts)
 {
     options = *opts;
+}
+
+const struct process_options *
+process_options(void)
+{
+    return &options;
 }
 
 void

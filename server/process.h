@@ -71,12 +71,16 @@ void cmd_result_done(struct cmd_result *r);
 
 struct process_options {
     bool flush_enabled;            /* false: flush_all refused (-F) */
+    bool shutdown_enabled;         /* the shutdown command (-A) */
+    bool dump_enabled;             /* metadump and cachedump allowed */
     /* Called for a delayed flush_all (persistence records it so that a
      * restart before `when` still applies it). May be NULL. */
     void (*on_delayed_flush)(rel_time_t when);
 };
 /* Main thread, before workers start. */
 void process_setup(const struct process_options *opts);
+/* The options in force (any thread; they do not change after start). */
+const struct process_options *process_options(void);
 
 /* get / gets / gat / gats: with touch, sets the expiry to `exptime` (a
  * rel_time_t from cache_realtime). OK with r->it, MISS or NEED_FETCH.

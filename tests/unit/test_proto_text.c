@@ -657,7 +657,7 @@ test_unknown_and_junk(void **state)
 
     static const char *errors[] = {
         "\r\n", "\n", " \r\n", "x\r\n", "r\r\n", "GET k\r\n", "foo bar\r\n",
-        "shutdown\r\n", "slabs reassign 1 2\r\n", "mz k\r\n", "m\r\n",
+        "shutdownx\r\n", "slab reassign 1 2\r\n", "mz k\r\n", "m\r\n",
         "mgx k\r\n", "sets k\r\n", "\x80\x01\x02\r\n", "\xff\xfe\r\n",
         "mg\r\n", "ms\r\n", "md\r\n", "ma\r\n", "\t\r\n",
     };
@@ -665,6 +665,22 @@ test_unknown_and_junk(void **state)
         expect_s(errors[i], PARSE_EINVALID, "ERROR", &req);
     expect_s("bogus\r\n", PARSE_EINVALID, "ERROR", &req);
     assert_int_equal(req.cmd, TEXT_UNKNOWN);
+
+    /* administration commands carry their arguments */
+    static const struct { const char *line; enum text_cmd cmd; const char *arg; } admin[] = {
+        { "shutdown\r\n", TEXT_SHUTDOWN, "" },
+        { "shutdown graceful\r\n", TEXT_SHUTDOWN, "graceful" },
+        { "slabs reassign 1 2 \r\n", TEXT_SLABS, "reassign 1 2" },
+        { "cache_memlimit 100 noreply\r\n", TEXT_CACHE_MEMLIMIT, "100 noreply" },
+        { "lru_crawler metadump all\r\n", TEXT_LRU_CRAWLER, "metadump all" },
+        { "lru mode flat\r\n", TEXT_LRU, "mode flat" },
+    };
+    for (size_t i = 0; i < sizeof(admin) / sizeof(admin[0]); i++) {
+        size_t n = strlen(admin[i].line);
+        expect(admin[i].line, n, PARSE_OK, n, NULL, &req);
+        assert_int_equal(req.cmd, admin[i].cmd);
+        assert_mem(req.arg, req.arglen, admin[i].arg);
+    }
 
     /* a NUL ends the line for memcached (it handles a C string) */
     expect("get k\0junk\r\n", 12, PARSE_OK, 12, NULL, &req);

@@ -1,0 +1,153 @@
+/*
+ * front_admin.c: the text protocol's administration commands, answered
+ * as memcached 1.6 answers them: shutdown (with -A), cache_memlimit, and
+ * what mckv has of lru_crawler, slabs and lru. mckv has no slab
+ * allocator and no LRU crawler thread (expired items are dropped when met
+ * and from the LRU tail), so their tuning commands answer as memcached
+ * does when the feature is off.
+ */
+#include <config.h>
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol/proto_text.h"
+#include "server/cache.h"
+#include "server/conn.h"
+#include "server/front.h"
+#include "util/log.h"
+
+/* Splits req->arg into up to `max` words; returns how many. */
+static unsigned
+words(const struct text_req *req, const char **w, size_t *n, unsigned max)
+{
+    unsigned count = 0;
+    size_t i = 0;
+    while (i < req->arglen && count < max) {
+        while (i < req->arglen && req->arg[i] == ' ')
+            i++;
+        if (i == req->arglen)
+            break;
+        size_t start = i;
+        while (i < req->arglen && req->arg[i] != ' ')
+            i++;
+        w[count] = req->arg + start;
+        n[count++] = i - start;
+    }
+    return count;
+}
+
+static bool
+word_is(const char *w, size_t n, const char *s)
+{
+    return n == strlen(s) && memcmp(w, s, n) == 0;
+}
+
+/* memcached's safe_strtoul: digits only, fits in 32 bits. */
+static bool
+word_u32(const char *w, size_t n, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (n == 0 || n > 10)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (w[i] < '0' || w[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(w[i] - '0');
+    }
+    if (v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* Worker thread: shutdown [graceful]. The signal goes to the main thread's
+ * handler, which stops the server as SIGTERM does (graceful either way:
+ * queued writes always reach the disk). */
+static enum front_result
+do_shutdown(struct conn *c, const char **w, const size_t *n, unsigned nw)
+{
+    if (!process_options()->shutdown_enabled) {
+        conn_out_line(c, "ERROR: shutdown not enabled");
+        return FRONT_OK;
+    }
+    if (nw == 0) {
+        log_info("shutdown command");
+        raise(SIGINT);
+        return FRONT_CLOSE;
+    }
+    if (nw == 1 && word_is(w[0], n[0], "graceful")) {
+        log_info("shutdown graceful command");
+        raise(SIGUSR1);
+        return FRONT_CLOSE;
+    }
+    conn_out_line(c, "CLIENT_ERROR invalid shutdown mode");
+    return FRONT_OK;
+}
+
+static void
+do_memlimit(struct conn *c, const char **w, const size_t *n, unsigned nw)
+{
+    bool noreply = nw == 2 && word_is(w[1], n[1], "noreply");
+    uint32_t mb;
+    const char *line;
+    if (nw < 1 || !word_u32(w[0], n[0], &mb))
+        line = "ERROR";
+    else if (mb < 8)
+        line = "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m";
+    else if (mb > 1000000000)
+        line = "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes";
+    else {
+        cache_set_memory_limit((size_t)mb * 1024 * 1024);
+        log_info("maxbytes adjusted to %um", mb);
+        line = "OK";
+    }
+    if (!noreply)
+        conn_out_line(c, line);
+}
+
+static enum front_result
+do_lru_crawler(struct conn *c, const char **w, const size_t *n, unsigned nw)
+{
+    if (nw == 2 && (word_is(w[0], n[0], "crawl") ||
+                    word_is(w[0], n[0], "tocrawl") ||
+                    word_is(w[0], n[0], "sleep")))
+        conn_out_line(c, "CLIENT_ERROR lru crawler disabled");
+    else if (nw == 1 && word_is(w[0], n[0], "enable"))
+        conn_out_line(c, "ERROR failed to start lru crawler thread");
+    else if (nw == 1 && word_is(w[0], n[0], "disable"))
+        conn_out_line(c, "OK");
+    else
+        conn_out_line(c, "ERROR");
+    return FRONT_OK;
+}
+
+enum front_result
+front_admin(struct conn *c, const struct text_req *req)
+{
+    const char *w[4];
+    size_t n[4];
+    unsigned nw = words(req, w, n, 4);
+    switch (req->cmd) {
+    case TEXT_SHUTDOWN:
+        return do_shutdown(c, w, n, nw);
+    case TEXT_CACHE_MEMLIMIT:
+        do_memlimit(c, w, n, nw);
+        break;
+    case TEXT_LRU_CRAWLER:
+        return do_lru_crawler(c, w, n, nw);
+    case TEXT_SLABS:
+        if (nw == 3 && word_is(w[0], n[0], "reassign"))
+            conn_out_line(c, "CLIENT_ERROR slab reassignment disabled");
+        else if (nw >= 2 && word_is(w[0], n[0], "automove"))
+            conn_out_line(c, "OK");
+        else
+            conn_out_line(c, "ERROR");
+        break;
+    default:   /* lru: memcached's segmented LRU tuning, none here */
+        conn_out_line(c, "ERROR");
+        break;
+    }
+    return FRONT_OK;
+}
