@@ -54,6 +54,7 @@
 #include "server/config.h"
 #include "server/conn.h"
 #include "server/persist.h"
+#include "server/throttle.h"
 #include "server/worker.h"
 #include "util/hist.h"
 #include "util/hotpool.h"
@@ -62,13 +63,10 @@
 #include "util/status.h"
 
 #define PERSIST_RING_SIZE 262144
-#define PERSIST_QUEUE_SOFT 0.25  /* queue fill where throttling starts */
-#define PERSIST_QUEUE_HARD 0.95  /* and where writes are refused */
 #define PERSIST_DONE_RING_SIZE 16384
 #define PERSIST_FETCH_BACKLOG 16384
 #define PERSIST_BACKOFF_MIN_MS 50
 #define PERSIST_BACKOFF_MAX_MS 5000
-#define PERSIST_THROTTLE_MAX_MS 1000  /* longest delay of one batch of writes */
 #define PERSIST_SCAN_CHUNK 1000
 #define PERSIST_GATHER_MAX_MS 10  /* longest gather before a commit */
 #define PERSIST_GATHER_STEP_MS 2  /* how often a gathering flusher looks */
@@ -426,56 +424,29 @@ persist_admit_write(uint32_t *delay_ms)
     *delay_ms = 0;
     if (!P.enabled)
         return PERSIST_ADMIT_OK;
-    /*
-     * Pressure comes from two limits: dirty bytes between the soft and the
-     * hard limit, and this worker's queue filling up (many small writes
-     * fill the queue before they amount to many bytes). 0 = no pressure,
-     * 1 = refuse.
-     */
-    int64_t dirty = atomic_load_explicit(&P.dirty_bytes, memory_order_relaxed);
-    uint64_t soft = P.soft_bytes, hard = P.hard_bytes;
     struct pworker *pw = &P.pw[my_worker];
-    double fill = (double)ring_size(&pw->queue) / (double)pw->queue.capacity;
-    double pressure = (fill - PERSIST_QUEUE_SOFT) / (PERSIST_QUEUE_HARD - PERSIST_QUEUE_SOFT);
-    uint64_t excess = dirty > 0 && (uint64_t)dirty > soft ? (uint64_t)dirty - soft : 0;
-    if (hard > soft && (double)excess / (double)(hard - soft) > pressure)
-        pressure = (double)excess / (double)(hard - soft);
-    if (pressure >= 1.0) {
+    int64_t dirty = atomic_load_explicit(&P.dirty_bytes, memory_order_relaxed);
+    struct throttle_input in = {
+        .dirty_bytes = dirty > 0 ? (uint64_t)dirty : 0,
+        .soft_bytes = P.soft_bytes, .hard_bytes = P.hard_bytes,
+        .drain_bytes_per_s = atomic_load_explicit(&P.drain_rate_bps,
+                                                  memory_order_relaxed),
+        .drain_writes_per_s = atomic_load_explicit(&P.drain_rate_ips,
+                                                   memory_order_relaxed) /
+                              P.nworkers,
+        .queue_len = ring_size(&pw->queue),
+        .queue_capacity = pw->queue.capacity,
+    };
+    switch (throttle_decide(&in, delay_ms)) {
+    case THROTTLE_ADMIT:
+        return PERSIST_ADMIT_OK;
+    case THROTTLE_REFUSE:
         atomic_fetch_add_explicit(&P.temporary_failures, 1, memory_order_relaxed);
         return PERSIST_ADMIT_REFUSE;
+    case THROTTLE_DELAY:
+        break;
     }
-    if (pressure <= 0.0)
-        return PERSIST_ADMIT_OK;
-    /*
-     * The delay is the time the flusher needs to drain the backlog past the
-     * soft point at its measured rate: dirty bytes over the soft limit at
-     * the byte rate, and this worker's queued writes over the queue's soft
-     * fill at its share of the item rate; the larger wins. This is a
-     * proportional controller: a throttled connection sends its next batch
-     * one delay later, so W bytes in flight across all writers are admitted
-     * at W / delay = W * rate / backlog, which equals the drain rate when
-     * the backlog is about W. Writers settle just past the soft point with
-     * delays of milliseconds; a stalled flusher (a checkpoint) makes the
-     * backlog, and with it the delay, grow smoothly rather than at once.
-     */
-    uint64_t rate = atomic_load_explicit(&P.drain_rate_bps, memory_order_relaxed);
-    if (rate < 1024 * 1024)
-        rate = 1024 * 1024;   /* unknown yet: assume 1 MB/s */
-    uint64_t ms = excess * 1000 / rate;
-    uint64_t irate = atomic_load_explicit(&P.drain_rate_ips, memory_order_relaxed) /
-                     P.nworkers;
-    if (irate < 1000)
-        irate = 1000;         /* unknown yet: assume 1000 writes/s */
-    size_t qsoft = (size_t)(PERSIST_QUEUE_SOFT * (double)pw->queue.capacity);
-    size_t qlen = ring_size(&pw->queue);
-    if (qlen > qsoft && (qlen - qsoft) * 1000 / irate > ms)
-        ms = (qlen - qsoft) * 1000 / irate;
-    if (ms == 0)
-        ms = 1;
-    if (ms > PERSIST_THROTTLE_MAX_MS)
-        ms = PERSIST_THROTTLE_MAX_MS;
-    *delay_ms = (uint32_t)ms;
-    atomic_max(&P.throttle_ms_max, ms);
+    atomic_max(&P.throttle_ms_max, *delay_ms);
     atomic_fetch_add_explicit(&P.throttled_writes, 1, memory_order_relaxed);
     return PERSIST_ADMIT_DELAY;
 }
