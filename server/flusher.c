@@ -99,6 +99,8 @@ static struct {
 } F = { .wake_fd = -1, .flush_at_new = -1 };
 
 static _Thread_local int my_worker = -1;
+/* this worker's last queued sequence not yet taken (worker thread only) */
+static _Thread_local uint64_t my_untaken_seq;
 
 #define ENGINE_STATS_TEXT_MAX 4096
 #define ENGINE_STATS_EVERY_US 1000000u
@@ -171,9 +173,17 @@ queue_record(void *rec)
         drop_record(rec);
         return;
     }
-    atomic_store_explicit(&q->queued,
-                          atomic_load_explicit(&q->queued, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    uint64_t seq = atomic_load_explicit(&q->queued, memory_order_relaxed) + 1;
+    atomic_store_explicit(&q->queued, seq, memory_order_relaxed);
+    my_untaken_seq = seq;
+}
+
+uint64_t
+flusher_take_write_seq(void)
+{
+    uint64_t seq = my_untaken_seq;
+    my_untaken_seq = 0;
+    return seq;
 }
 
 void

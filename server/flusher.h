@@ -59,6 +59,10 @@ void flusher_bind_worker(unsigned worker);
  * thread are not queued: a put is marked clean at once). */
 void flusher_queue_change(const struct cache_change *change);
 
+/* Worker thread: the sequence number of the last change queued on this
+ * thread's ring since the previous call (0: none), so that the request
+ * that made it can wait for its commit. */
+uint64_t flusher_take_write_seq(void);
 /* Changes queued on `worker`'s ring so far, and committed (any thread; the
  * committed count is read with acquire: the items it covers are clean). */
 uint64_t flusher_queued_seq(unsigned worker);

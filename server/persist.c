@@ -29,14 +29,12 @@
 #include "engines/kvstore.h"
 #include "server/cache.h"
 #include "server/config.h"
-#include "server/conn.h"
 #include "server/fetcher.h"
 #include "server/flusher.h"
 #include "server/persist.h"
 #include "server/persist_priv.h"
 #include "server/throttle.h"
 #include "server/warmup.h"
-#include "server/worker.h"
 #include "util/hist.h"
 #include "util/log.h"
 #include "util/ring.h"
@@ -274,16 +272,13 @@ persist_stop(void)
     if (P.fetchers_started)
         fetcher_stop();
     /* Fetches that finished after the workers stopped: nobody will read
-     * their completions. */
+     * their completions (their connections are closed or closing). */
     for (unsigned i = 0; P.done != NULL && i < P.nworkers; i++) {
         void *e;
         while (ring_pop(&P.done[i], &e)) {
             if (e == COMMIT_TAG)
                 continue;
-            struct fetch_result *r = e;
-            conn_fetch_abandon((struct conn *)(uintptr_t)r->conn_id, r->item);
-            r->item = NULL;
-            fetcher_result_free(r);
+            fetcher_result_free(e);   /* releases the value */
         }
     }
     /* after the workers: every change they queued gets to disk */
@@ -315,9 +310,9 @@ persist_completion_fd(unsigned worker)
 }
 
 uint64_t
-persist_queued_seq(unsigned worker)
+persist_take_write_seq(void)
 {
-    return P.enabled ? flusher_queued_seq(worker) : 0;
+    return P.enabled ? flusher_take_write_seq() : 0;
 }
 
 uint64_t
@@ -349,21 +344,21 @@ persist_admit_write(uint32_t *delay_ms)
 }
 
 bool
-persist_fetch(struct conn *c, const char *key, uint8_t nkey)
+persist_fetch(unsigned worker, uint64_t conn_id, const char *key, uint8_t nkey)
 {
-    c->fetch_pending++;
-    if (!fetcher_submit(c->worker->id, (uint64_t)(uintptr_t)c, key, nkey)) {
-        c->fetch_pending--;
+    if (!P.enabled)
+        return false;
+    if (!fetcher_submit(worker, conn_id, key, nkey)) {
         atomic_fetch_add(&P.temporary_failures, 1);
         return false;
     }
     return true;
 }
 
-void
-persist_completions(struct worker *w)
+bool
+persist_completions(unsigned worker, persist_fetched_fn fetched, void *ctx)
 {
-    struct ring *r = &P.done[w->id];
+    struct ring *r = &P.done[worker];
     void *e;
     bool commit = false;
     ring_consume_notify(r);
@@ -374,18 +369,14 @@ persist_completions(struct worker *w)
                 continue;
             }
             struct fetch_result *fr = e;
-            struct conn *c = (struct conn *)(uintptr_t)fr->conn_id;
-            if (fr->failed)
-                atomic_store_explicit(&c->fetch_failed, true, memory_order_relaxed);
-            conn_fetch_done(c, fr->item);
-            fr->item = NULL;   /* the connection's now */
+            fetched(ctx, fr);
+            fr->item = NULL;   /* the callee's now */
             fetcher_result_free(fr);
         }
         if (ring_empty_fenced(r))
             break;
     }
-    if (commit)
-        worker_sync_committed(w);
+    return commit;
 }
 
 void

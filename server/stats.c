@@ -28,6 +28,10 @@
 
 struct global_stats global_stats;
 
+const char *const cmd_class_names[CMD_CLASSES] = {
+    "get", "set", "delete", "incr_decr", "touch", "other",
+};
+
 static const struct config *stats_cfg;
 static pthread_mutex_t reset_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct thread_stats reset_base;  /* guarded by reset_lock */
@@ -178,46 +182,15 @@ stats_items(stats_emit_fn emit, void *ctx, bool slabs)
     }
 }
 
-static const char *
-conn_state_name(int state)
-{
-    switch (state) {
-    case CONN_STATE_READ: return "conn_read";
-    case CONN_STATE_WRITE: return "conn_write";
-    default: return "conn_closing";
-    }
-}
-
 static void
 stats_conns(stats_emit_fn emit, void *ctx)
 {
-    char name[64], value[INET6_ADDRSTRLEN + 16];
     rel_time_t now = cache_now();
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
         pthread_mutex_lock(&w->conns_lock);
-        for (struct conn *c = w->conns; c != NULL; c = c->next) {
-            char host[INET6_ADDRSTRLEN] = "unknown";
-            unsigned port = 0;
-            if (c->peer.ss_family == AF_INET) {
-                struct sockaddr_in *a = (struct sockaddr_in *)&c->peer;
-                inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-                port = ntohs(a->sin_port);
-            } else if (c->peer.ss_family == AF_INET6) {
-                struct sockaddr_in6 *a = (struct sockaddr_in6 *)&c->peer;
-                inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-                port = ntohs(a->sin6_port);
-            }
-            snprintf(name, sizeof(name), "%d:addr", c->fd);
-            snprintf(value, sizeof(value), "tcp:%s:%u", host, port);
-            emit(ctx, name, value);
-            snprintf(name, sizeof(name), "%d:state", c->fd);
-            emit(ctx, name,
-                 conn_state_name(__atomic_load_n(&c->state, __ATOMIC_RELAXED)));
-            snprintf(name, sizeof(name), "%d:secs_since_last_cmd", c->fd);
-            rel_time_t last = __atomic_load_n(&c->last_cmd_time, __ATOMIC_RELAXED);
-            emit_u64(emit, ctx, name, now >= last ? now - last : 0);
-        }
+        for (struct conn *c = w->conns; c != NULL; c = c->next)
+            conn_stats(c, now, emit, ctx);
         pthread_mutex_unlock(&w->conns_lock);
     }
 }

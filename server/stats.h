@@ -46,6 +46,13 @@ struct thread_stats {
     do { if (incr) STAT_PICK(ts, hit, incr_hits, incr_misses); \
          else STAT_PICK(ts, hit, decr_hits, decr_misses); } while (0)
 
+/* What `stats timings` groups commands by. */
+enum cmd_class {
+    CMD_CLASS_GET, CMD_CLASS_SET, CMD_CLASS_DELETE, CMD_CLASS_DELTA,
+    CMD_CLASS_TOUCH, CMD_CLASS_OTHER, CMD_CLASSES
+};
+extern const char *const cmd_class_names[CMD_CLASSES];
+
 /* Process-wide counters (listener and workers). */
 struct global_stats {
     atomic_uint_fast64_t curr_connections;
