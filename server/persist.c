@@ -33,6 +33,7 @@
 #include "server/flusher.h"
 #include "server/persist.h"
 #include "server/persist_priv.h"
+#include "server/stats.h"
 #include "server/throttle.h"
 #include "server/warmup.h"
 #include "util/hist.h"
@@ -138,10 +139,18 @@ post_fetch(void *ctx, struct fetch_result *r)
         sched_yield();
 }
 
+static void persist_stats(stats_emit_fn emit, void *ctx);
+static void persist_engine_stats(stats_emit_fn emit, void *ctx);
+static void persist_timings(stats_emit_fn emit, void *ctx);
+
 int
 persist_setup(const struct config *cfg, unsigned nthreads, char *err,
               size_t errlen)
 {
+    /* even with persistence off: they say so */
+    stats_register_group("kvstore", persist_stats);
+    stats_register_group("engine", persist_engine_stats);
+    stats_register_group("timings", persist_timings);
     P.engine.ops = kvstore_find(cfg->engine);
     if (P.engine.ops == NULL) {
         snprintf(err, errlen, "engine: unknown engine '%s'", cfg->engine);
@@ -397,14 +406,17 @@ emit_u64(stats_emit_fn emit, void *ctx, const char *name, uint64_t v)
     emit(ctx, name, buf);
 }
 
-void
+/* `stats engine`: the engine's own counters, as of the flusher's last
+ * snapshot (only "engine none" when persistence is off). Any thread. */
+static void
 persist_engine_stats(stats_emit_fn emit, void *ctx)
 {
     flusher_engine_stats(emit, ctx, P.engine.ops != NULL ? P.engine.ops->name
                                                          : "none");
 }
 
-void
+/* `stats kvstore`. Any thread. */
+static void
 persist_stats(stats_emit_fn emit, void *ctx)
 {
     static const char *const states[] = { "none", "running", "done" };
@@ -454,7 +466,8 @@ persist_stats(stats_emit_fn emit, void *ctx)
     emit_u64(emit, ctx, "queue_overflows", f.queue_overflows);
 }
 
-void
+/* The commit and background-fetch histograms, for `stats timings`. */
+static void
 persist_timings(stats_emit_fn emit, void *ctx)
 {
     struct hist commit = { 0 }, fetch = { 0 };

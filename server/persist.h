@@ -18,13 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/stats.h"
-
 struct cache_change;
 struct config;
 struct fetch_result;
 
-/* Main thread, after cache_setup() and before workers start: opens the
+/* Main thread, after cache_setup() and before workers start: registers
+ * `stats kvstore`, `stats engine` and the persistence timings, opens the
  * engine, restores the CAS high mark. 0 or -1 with err set. */
 int persist_setup(const struct config *cfg, unsigned nworkers, char *err,
                   size_t errlen);
@@ -82,16 +81,5 @@ void persist_schedule_flush(uint32_t when);
 /* Main thread (SIGHUP): new backpressure limits and flush interval. */
 void persist_set_limits(uint64_t soft_mb, uint64_t hard_mb, uint64_t memory_mb,
                         uint32_t flush_interval_ms);
-
-/* `stats kvstore` */
-void persist_stats(stats_emit_fn emit, void *ctx);
-
-/* `stats engine`: the storage engine's own counters (SQLite: WAL pages,
- * checkpoints in and off the commit path, page cache use), as of the
- * flusher's last snapshot (at most a second old, snapshot_age_ms says how
- * old). Only "engine none" when persistence is off. Any thread. */
-void persist_engine_stats(stats_emit_fn emit, void *ctx);
-/* The commit and background-fetch histograms, for `stats timings`. */
-void persist_timings(stats_emit_fn emit, void *ctx);
 
 #endif

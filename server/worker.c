@@ -300,9 +300,50 @@ worker_main(void *arg)
     return NULL;
 }
 
+/* ---- statistics ---- */
+
+/* any thread: the workers' counters, for stats */
+static void
+workers_sum_stats(struct thread_stats *out)
+{
+    for (unsigned i = 0; i < nworkers; i++) {
+        const struct thread_stats *ts = &workers[i].stats;
+#define X(name) out->name += __atomic_load_n(&ts->name, __ATOMIC_RELAXED);
+        THREAD_STATS(X)
+#undef X
+    }
+}
+
+/* any thread: the workers' command timings of class k, for stats */
+static void
+workers_timings(enum cmd_class k, struct hist *out)
+{
+    for (unsigned i = 0; i < nworkers; i++)
+        hist_merge(out, &workers[i].timings[k]);
+}
+
+/* any thread: `stats conns` */
+static void
+workers_stats_conns(stats_emit_fn emit, void *ctx)
+{
+    rel_time_t now = cache_now();
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct worker *w = &workers[i];
+        pthread_mutex_lock(&w->conns_lock);
+        for (struct conn *c = w->conns; c != NULL; c = c->next)
+            conn_stats(c, now, emit, ctx);
+        pthread_mutex_unlock(&w->conns_lock);
+    }
+}
+
 int
 workers_start(const struct config *cfg, unsigned n)
 {
+    stats_register_threads(&(struct stats_threads){
+        .nthreads = n, .sum = workers_sum_stats, .timings = workers_timings,
+    });
+    stats_register_group("conns", workers_stats_conns);
+
     workers = calloc(n, sizeof(*workers));
     if (workers == NULL)
         return MCKV_ENOMEM;
