@@ -19,8 +19,8 @@
  * records kept: items stay dirty (never evicted) until the disk takes them.
  *
  * Engine statistics. The write handle belongs to this thread, so it takes a
- * snapshot of the engine's counters at most once a second and readers copy
- * the snapshot under its mutex: a stats request never waits for a commit.
+ * snapshot of the engine's counters at most once a second
+ * (server/engine_stats.h): a stats request never waits for a commit.
  */
 #include <config.h>
 
@@ -38,6 +38,7 @@
 
 #include "engines/kvstore.h"
 #include "server/cache.h"
+#include "server/engine_stats.h"
 #include "server/flusher.h"
 #include "server/persist_priv.h"
 #include "server/throttle.h"
@@ -102,17 +103,7 @@ static _Thread_local int my_worker = -1;
 /* this worker's last queued sequence not yet taken (worker thread only) */
 static _Thread_local uint64_t my_untaken_seq;
 
-#define ENGINE_STATS_TEXT_MAX 4096
 #define ENGINE_STATS_EVERY_US 1000000u
-struct engine_stats_text {
-    char text[ENGINE_STATS_TEXT_MAX];   /* "name value\n" lines */
-    size_t len;
-};
-static struct {
-    pthread_mutex_t lock;
-    struct engine_stats_text snap;
-    uint64_t taken_us;                  /* 0: none yet */
-} ES = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static void
 wake_flusher(void)
@@ -257,74 +248,6 @@ flusher_record_flush_at(int64_t when)
     atomic_store(&F.flush_at_new, when);
     if (F.wake_fd >= 0)
         wake_flusher();
-}
-
-/* ------------------------------------------------------ engine statistics */
-
-static void
-engine_stat_collect(void *ctx, const char *name, const char *value)
-{
-    struct engine_stats_text *t = ctx;
-    int n = snprintf(t->text + t->len, sizeof(t->text) - t->len, "%s %s\n",
-                     name, value);
-    if (n > 0 && (size_t)n < sizeof(t->text) - t->len)
-        t->len += (size_t)n;
-    else
-        t->text[t->len] = '\0';   /* full: the rest is left out */
-}
-
-/* flusher thread (the owner of the write handle) */
-static void
-engine_stats_snapshot(void)
-{
-    struct engine_stats_text *t = malloc(sizeof(*t));
-    if (t == NULL || F.engine->ops->stats == NULL) {
-        free(t);
-        return;
-    }
-    t->len = 0;
-    t->text[0] = '\0';
-    F.engine->ops->stats(F.kv, engine_stat_collect, t);
-    pthread_mutex_lock(&ES.lock);
-    ES.snap = *t;
-    ES.taken_us = persist_now_us();
-    pthread_mutex_unlock(&ES.lock);
-    free(t);
-}
-
-static void
-emit_u64(stats_emit_fn emit, void *ctx, const char *name, uint64_t v)
-{
-    char buf[32];
-    snprintf(buf, sizeof(buf), "%" PRIu64, v);
-    emit(ctx, name, buf);
-}
-
-void
-flusher_engine_stats(stats_emit_fn emit, void *ctx, const char *engine_name)
-{
-    struct engine_stats_text *t = malloc(sizeof(*t));
-    if (t == NULL)
-        return;
-    pthread_mutex_lock(&ES.lock);
-    *t = ES.snap;
-    uint64_t taken = ES.taken_us;
-    pthread_mutex_unlock(&ES.lock);
-    if (taken == 0)   /* no snapshot: persistence off, or not started */
-        emit(ctx, "engine", engine_name);
-    emit_u64(emit, ctx, "snapshot_age_ms",
-             taken != 0 ? (persist_now_us() - taken) / 1000 : 0);
-    t->text[t->len < sizeof(t->text) ? t->len : sizeof(t->text) - 1] = '\0';
-    char *save = NULL;
-    for (char *line = strtok_r(t->text, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
-        char *sp = strchr(line, ' ');
-        if (sp == NULL)
-            continue;
-        *sp = '\0';
-        emit(ctx, line, sp + 1);
-    }
-    free(t);
 }
 
 /* ------------------------------------------------------------ the thread */
@@ -563,7 +486,7 @@ flusher_main(void *arg)
     uint64_t batch_start = persist_now_us(), stats_at = 0;
     for (;;) {
         if (persist_now_us() - stats_at >= ENGINE_STATS_EVERY_US) {
-            engine_stats_snapshot();
+            engine_stats_take(F.engine->ops, F.kv);
             stats_at = persist_now_us();
         }
         flusher_gather(batch_start);

@@ -17,8 +17,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/stats.h"
-
 struct cache_change;
 struct hist;
 struct kvstore;
@@ -93,10 +91,4 @@ struct flusher_counters {
 void flusher_counters(struct flusher_counters *out);
 /* Any thread: adds the commit-time histogram into *out. */
 void flusher_commit_hist(struct hist *out);
-/* Any thread: the engine's own statistics as of the flusher's last
- * snapshot (taken at most once a second), after snapshot_age_ms; before the
- * first snapshot (or with persistence off) only "engine <engine_name>" and
- * snapshot_age_ms 0. */
-void flusher_engine_stats(stats_emit_fn emit, void *ctx, const char *engine_name);
-
 #endif

@@ -29,6 +29,7 @@
 #include "engines/kvstore.h"
 #include "server/cache.h"
 #include "server/config.h"
+#include "server/engine_stats.h"
 #include "server/fetcher.h"
 #include "server/flusher.h"
 #include "server/persist.h"
@@ -411,8 +412,8 @@ emit_u64(stats_emit_fn emit, void *ctx, const char *name, uint64_t v)
 static void
 persist_engine_stats(stats_emit_fn emit, void *ctx)
 {
-    flusher_engine_stats(emit, ctx, P.engine.ops != NULL ? P.engine.ops->name
-                                                         : "none");
+    engine_stats_render(emit, ctx, P.engine.ops != NULL ? P.engine.ops->name
+                                                        : "none");
 }
 
 /* `stats kvstore`. Any thread. */
