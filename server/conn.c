@@ -9,8 +9,11 @@
  */
 #include <config.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -22,27 +25,31 @@
 #include "protocol/proto_text.h"
 #include "server/cache.h"
 #include "server/conn.h"
-#include "server/persist.h"
-#include "server/front.h"
 #include "server/stats.h"
-#include "server/worker.h"
+#include "util/hist.h"
 #include "util/log.h"
 
 #define CONN_IOV_BATCH 256
 #define CONN_WBUF_INITIAL 4096
 #define CONN_SEGS_INITIAL 32
+#define CONN_FETCH_ROUNDS_MAX 4
 
 static void conn_close(struct conn *c);
 static void conn_release_held(struct conn *c);
+static void conn_resume(struct conn *c);
+
+/* One request in 8 is timed for `stats timings` (per owner thread). */
+static _Thread_local uint32_t timing_tick;
 
 struct conn *
-conn_create(struct worker *w, int fd)
+conn_create(struct conn_owner *o, int fd, uint64_t id)
 {
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
         goto fail;
     c->fd = fd;
-    c->worker = w;
+    c->id = id;
+    c->owner = o;
     c->rsize = CONN_RBUF_INITIAL;
     c->rbuf = malloc(c->rsize);
     c->wsize = CONN_WBUF_INITIAL;
@@ -52,25 +59,24 @@ conn_create(struct worker *w, int fd)
     /* The largest request: a retrieval line of many keys, or a storage
      * command with a value of item_size_max (binary: header + extras + key
      * + value). Anything announcing more is refused by the parsers. */
-    c->rmax = (size_t)w->item_size_max + PROTO_TEXT_GET_LINE_MAX + 4096;
+    c->rmax = (size_t)o->item_size_max + PROTO_TEXT_GET_LINE_MAX + 4096;
     if (c->rbuf == NULL || c->wbuf == NULL || c->segs == NULL)
         goto fail;
     c->peer_len = sizeof(c->peer);
     if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) != 0)
         c->peer_len = 0;
-    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_event, c);
-    c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, conn_event, c);
+    c->rev = event_new(o->base, fd, EV_READ | EV_PERSIST, conn_event, c);
+    c->wev = event_new(o->base, fd, EV_WRITE | EV_PERSIST, conn_event, c);
     if (c->rev == NULL || c->wev == NULL)
         goto fail;
     if (event_add(c->rev, NULL) != 0)
         goto fail;
     c->rev_on = true;
     c->last_cmd_time = cache_now();
-    worker_conn_add(w, c);
     return c;
 
 fail:
-    log_error("worker %u: cannot set up a connection: out of memory", w->id);
+    log_error("worker %u: cannot set up a connection: out of memory", o->id);
     if (c != NULL) {
         if (c->rev != NULL)
             event_free(c->rev);
@@ -103,9 +109,7 @@ conn_destroy(struct conn **cp)
     struct conn *c = *cp;
     if (c == NULL)
         return;
-    worker_conn_remove(c->worker, c);
-    if (c->sync_waiting)
-        worker_sync_forget(c->worker, c);
+    c->owner->ops->closed(c->owner, c);
     event_free(c->rev);
     event_free(c->wev);
     if (c->throttle_ev != NULL)
@@ -117,11 +121,8 @@ conn_destroy(struct conn **cp)
     c->nsegs = c->seg_head = 0;
     conn_release_held(c);
     *cp = NULL;
-    if (c->fetch_pending > 0) {
-        /* a fetcher will post this pointer back: free it then */
-        c->dead = true;
-        return;
-    }
+    /* A fetch still in flight finds no connection of this id when it
+     * finishes: its owner releases the value. */
     conn_free(c);
 }
 
@@ -147,9 +148,11 @@ conn_fetched(struct conn *c, const char *key, uint8_t nkey)
 }
 
 void
-conn_fetch_done(struct conn *c, struct item *it)
+conn_fetch_done(struct conn *c, struct item *it, bool failed)
 {
     c->fetch_pending--;
+    if (failed)
+        c->fetch_failed = true;   /* the request gives up when it runs again */
     if (it != NULL) {
         if (c->nheld == c->held_cap) {
             unsigned cap = c->held_cap ? c->held_cap * 2 : 8;
@@ -159,15 +162,10 @@ conn_fetch_done(struct conn *c, struct item *it)
                 c->held_cap = cap;
             }
         }
-        if (c->nheld < c->held_cap && !c->dead)
+        if (c->nheld < c->held_cap)
             c->held[c->nheld++] = it;
         else
             cache_item_release(it);
-    }
-    if (c->dead) {
-        if (c->fetch_pending == 0)
-            conn_free(c);
-        return;
     }
     if (c->fetch_pending == 0) {
         if (c->fetch_rounds < UINT8_MAX)
@@ -176,43 +174,42 @@ conn_fetch_done(struct conn *c, struct item *it)
     }
 }
 
-#define CONN_FETCH_ROUNDS_MAX 4
-
 void
 conn_need_fetch(struct conn *c, const char *key, uint8_t nkey)
 {
     if (c->park_state == CONN_PARK_FAIL)
         return;
     const char *why = NULL;
-    if (c->fetch_rounds >= CONN_FETCH_ROUNDS_MAX)
+    if (c->fetch_rounds >= CONN_FETCH_ROUNDS_MAX) {
         why = "value evicted again before the request could use it";
-    else if (atomic_exchange_explicit(&c->fetch_failed, false, memory_order_relaxed))
+    } else if (c->fetch_failed) {
+        c->fetch_failed = false;
         why = "the disk read failed";
-    else if (!persist_enabled() || !persist_fetch(c, key, nkey))
+    } else if (!c->owner->ops->need_fetch(c->owner, c, key, nkey)) {
         why = "the fetch queue is full";
+    }
     if (why != NULL) {
         log_error("connection %d: %.*s: giving up after %u fetch rounds: %s",
                   c->fd, (int)nkey, key, c->fetch_rounds, why);
         c->park_state = CONN_PARK_FAIL;
         return;
     }
+    c->fetch_pending++;
     c->park_state = CONN_PARK_WAIT;
 }
 
-void
-conn_fetch_abandon(struct conn *c, struct item *it)
-{
-    if (it != NULL)
-        cache_item_release(it);
-    c->fetch_pending--;
-    if (c->dead && c->fetch_pending == 0)
-        conn_free(c);
-}
-
-void
+static void
 conn_resume(struct conn *c)
 {
     conn_event(c->fd, 0, c);
+}
+
+void
+conn_committed(struct conn *c)
+{
+    c->sync_waiting = false;
+    c->sync_seq = 0;
+    conn_resume(c);
 }
 
 static void
@@ -243,17 +240,12 @@ conn_park_settle(struct conn *c, const struct conn_out_mark *m, size_t start)
 bool
 conn_admit_write(struct conn *c)
 {
-    uint32_t delay_ms;
-    switch (persist_admit_write(&delay_ms)) {
-    case PERSIST_ADMIT_OK:
-        return true;
-    case PERSIST_ADMIT_DELAY:
+    uint32_t delay_ms = 0;
+    if (!c->owner->ops->admit_write(c->owner, &delay_ms))
+        return false;
+    if (delay_ms > 0)
         conn_throttle(c, delay_ms);
-        return true;
-    case PERSIST_ADMIT_REFUSE:
-        break;
-    }
-    return false;
+    return true;
 }
 
 void
@@ -286,6 +278,42 @@ conn_out_rewind(struct conn *c, const struct conn_out_mark *m)
         if (last->it == NULL && last->off + last->len > c->wlen)
             last->len = (uint32_t)(c->wlen - last->off);
     }
+}
+
+static const char *
+conn_state_name(int state)
+{
+    switch (state) {
+    case CONN_STATE_READ: return "conn_read";
+    case CONN_STATE_WRITE: return "conn_write";
+    default: return "conn_closing";
+    }
+}
+
+void
+conn_stats(const struct conn *c, uint32_t now, stats_emit_fn emit, void *ctx)
+{
+    char name[64], value[INET6_ADDRSTRLEN + 16];
+    char host[INET6_ADDRSTRLEN] = "unknown";
+    unsigned port = 0;
+    if (c->peer.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&c->peer;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+    } else if (c->peer.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&c->peer;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+    }
+    snprintf(name, sizeof(name), "%d:addr", c->fd);
+    snprintf(value, sizeof(value), "tcp:%s:%u", host, port);
+    emit(ctx, name, value);
+    snprintf(name, sizeof(name), "%d:state", c->fd);
+    emit(ctx, name, conn_state_name(__atomic_load_n(&c->state, __ATOMIC_RELAXED)));
+    snprintf(name, sizeof(name), "%d:secs_since_last_cmd", c->fd);
+    uint32_t last = __atomic_load_n(&c->last_cmd_time, __ATOMIC_RELAXED);
+    snprintf(value, sizeof(value), "%u", now >= last ? now - last : 0);
+    emit(ctx, name, value);
 }
 
 /* ---- output ---- */
@@ -403,7 +431,7 @@ conn_flush(struct conn *c)
                 return 0;
             return -1;
         }
-        STAT_ADD(&c->worker->stats, bytes_written, n);
+        STAT_ADD(c->owner->stats, bytes_written, n);
         c->out_pending -= (size_t)n;
         size_t left = (size_t)n;
         while (left > 0) {
@@ -462,7 +490,7 @@ conn_read(struct conn *c)
         ssize_t n = read(c->fd, c->rbuf + c->rend, c->rsize - c->rend);
         if (n > 0) {
             c->rend += (size_t)n;
-            STAT_ADD(&c->worker->stats, bytes_read, n);
+            STAT_ADD(c->owner->stats, bytes_read, n);
             return n;
         }
         if (n == 0)
@@ -495,38 +523,37 @@ conn_process_all(struct conn *c)
             c->proto = (unsigned char)c->rbuf[c->rstart] == 0x80
                        ? CONN_PROTO_BIN : CONN_PROTO_TEXT;
         size_t need = 0;
-        unsigned w = c->worker->id;
-        /* durability = sync: did this request queue a write? */
-        bool sync = persist_durability_sync();
-        uint64_t queued = sync ? persist_queued_seq(w) : 0;
         /* One request in 8 is timed for `stats timings`: two clock reads
          * per request would cost more than the rest of a small get. */
-        bool timed = (c->worker->timing_tick++ & 7) == 0;
+        bool timed = (timing_tick++ & 7) == 0;
         struct timespec t0;
         if (timed)
             clock_gettime(CLOCK_MONOTONIC, &t0);
         c->cmd_class = CMD_CLASS_OTHER;
-        enum front_result r = c->proto == CONN_PROTO_BIN
-                                ? front_bin(c, &need) : front_text(c, &need);
-        if (r == FRONT_NEED_MORE || r == FRONT_PARKED)
+        enum conn_req r = c->proto == CONN_PROTO_BIN
+                                ? c->owner->front->bin(c, &need)
+                                : c->owner->front->text(c, &need);
+        if (r == CONN_REQ_NEED_MORE || r == CONN_REQ_PARKED)
             break;
         if (timed) {
             struct timespec t1;
             clock_gettime(CLOCK_MONOTONIC, &t1);
             int64_t us = (t1.tv_sec - t0.tv_sec) * 1000000 +
                          (t1.tv_nsec - t0.tv_nsec) / 1000;
-            hist_record(&c->worker->timings[c->cmd_class], us > 0 ? (uint64_t)us : 0);
+            hist_record(&c->owner->timings[c->cmd_class], us > 0 ? (uint64_t)us : 0);
         }
         c->fetch_rounds = 0;
         if (c->nheld > 0)
             conn_release_held(c);
-        if (sync) {
-            uint64_t now_queued = persist_queued_seq(w);
-            if (now_queued != queued)
-                c->sync_seq = now_queued;
+        /* durability = sync: the replies so far wait for the commit of
+         * the write this request made, if it made one */
+        if (c->owner->ops->write_seq != NULL) {
+            uint64_t seq = c->owner->ops->write_seq(c->owner);
+            if (seq != 0)
+                c->sync_seq = seq;
         }
         __atomic_store_n(&c->last_cmd_time, cache_now(), __ATOMIC_RELAXED);
-        if (r == FRONT_CLOSE)
+        if (r == CONN_REQ_CLOSE)
             c->close_after_write = true;
     }
     if (c->rstart == c->rend) {
@@ -541,13 +568,30 @@ conn_process_all(struct conn *c)
     }
 }
 
+/* True while the replies wait for a sync write's commit. When they start
+ * to (not while throttled: the timer decides first), the owner is asked to
+ * wait for the commit, unless it happened already. */
+static bool
+conn_sync_held(struct conn *c)
+{
+    if (c->sync_seq == 0)
+        return false;
+    if (c->sync_waiting || c->throttled)
+        return true;
+    if (c->owner->ops->wait_commit(c->owner, c, c->sync_seq)) {
+        c->sync_waiting = true;
+        return true;
+    }
+    c->sync_seq = 0;   /* committed already */
+    return false;
+}
+
 /* Replies are held while a sync write waits for its commit or while the
  * connection is throttled. */
 static bool
-conn_held(const struct conn *c)
+conn_held(struct conn *c)
 {
-    return c->throttled ||
-           (c->sync_seq != 0 && c->sync_seq > persist_committed_seq(c->worker->id));
+    return c->throttled || conn_sync_held(c);
 }
 
 static void
@@ -605,7 +649,7 @@ conn_event(int fd, short what, void *arg)
         if (c->throttle_ms > 0) {
             /* backpressure: this batch's replies wait for the timer */
             if (c->throttle_ev == NULL)
-                c->throttle_ev = evtimer_new(c->worker->base, conn_throttle_done, c);
+                c->throttle_ev = evtimer_new(c->owner->base, conn_throttle_done, c);
             if (c->throttle_ev != NULL) {
                 struct timeval tv = { c->throttle_ms / 1000,
                                       (c->throttle_ms % 1000) * 1000 };
@@ -615,8 +659,6 @@ conn_event(int fd, short what, void *arg)
             c->throttle_ms = 0;
         }
         if (conn_held(c)) {
-            if (!c->throttled && !c->sync_waiting)
-                worker_sync_wait(c->worker, c);
             if (eof) {
                 conn_close(c);
                 return;
@@ -624,7 +666,6 @@ conn_event(int fd, short what, void *arg)
             conn_set_events(c);
             return;
         }
-        c->sync_seq = 0;   /* nothing left to wait for */
         if (conn_flush(c) < 0) {
             conn_close(c);
             return;
@@ -635,7 +676,7 @@ conn_event(int fd, short what, void *arg)
             break;
     }
     if (eof || (c->close_after_write && c->out_pending == 0) ||
-        atomic_load_explicit(&c->worker->stopping, memory_order_relaxed)) {
+        atomic_load_explicit(&c->owner->stopping, memory_order_relaxed)) {
         if (c->out_pending == 0 || eof) {
             conn_close(c);
             return;

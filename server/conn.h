@@ -12,6 +12,14 @@
  * requests go out in one sendmsg(2). When a client stops reading, output
  * past CONN_OUT_HIGH makes the connection stop parsing until it drains: no
  * unbounded buffering.
+ *
+ * Owner: a connection knows nothing of workers or persistence. What it
+ * needs of the thread that runs it (its event loop, its counters, a
+ * background fetch, write admission, waiting for a commit) it asks through
+ * struct conn_owner and its table of functions; the owner answers with
+ * conn_fetch_done() and conn_committed(). The owner names each connection
+ * by an id of its own, so completions from other threads carry that id,
+ * never a pointer to a connection.
  */
 #ifndef MCKV_SERVER_CONN_H
 #define MCKV_SERVER_CONN_H
@@ -22,12 +30,72 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "server/stats.h"
+
+struct conn;
+struct conn_owner;
+struct event;
+struct event_base;
+struct hist;
 struct item;
 struct worker;
-struct event;
 
 #define CONN_RBUF_INITIAL 16384
 #define CONN_OUT_HIGH (4u << 20)  /* stop parsing past this much output */
+
+/*
+ * What a connection asks of its owner. Every function is called on the
+ * owner's thread, from inside the connection's own event handling.
+ */
+struct conn_owner_ops {
+    /* c is being destroyed: forget it (lists, id, a commit wait). */
+    void (*closed)(struct conn_owner *o, struct conn *c);
+    /* The current request needs key's value from disk: start a background
+     * fetch and call conn_fetch_done(c, ...) once it finished. False when
+     * no fetch could be started (no persistence, queue full). */
+    bool (*need_fetch)(struct conn_owner *o, struct conn *c, const char *key,
+                       uint8_t nkey);
+    /* Write admission, before a write changes anything: true when the
+     * write may go ahead, with *delay_ms > 0 when its reply is to be
+     * delayed (backpressure); false past the hard limit. */
+    bool (*admit_write)(struct conn_owner *o, uint32_t *delay_ms);
+    /* Durability = sync only (NULL otherwise): the sequence number of the
+     * write the request that just ran queued on this thread, 0 when it
+     * queued none. */
+    uint64_t (*write_seq)(struct conn_owner *o);
+    /* c's replies wait until write `seq` is committed: false when it is
+     * already (nothing to wait for); else true, and the owner calls
+     * conn_committed(c) once it is. */
+    bool (*wait_commit)(struct conn_owner *o, struct conn *c, uint64_t seq);
+};
+
+/* What a request run by a protocol front end came to. */
+enum conn_req {
+    CONN_REQ_OK,        /* one request handled, bytes consumed */
+    CONN_REQ_NEED_MORE, /* a partial request: read more first */
+    CONN_REQ_CLOSE,     /* close the connection after writing */
+    CONN_REQ_PARKED,    /* waits for a background fetch; nothing consumed */
+};
+
+/* The protocol front ends, as a connection calls them: each handles one
+ * request at c->rbuf + c->rstart (see server/front.h). The owner provides
+ * them, so the connection includes no protocol code. */
+struct conn_front {
+    enum conn_req (*bin)(struct conn *c, size_t *need);
+    enum conn_req (*text)(struct conn *c, size_t *need);
+};
+
+/* The owner as its connections see it; it outlives them. */
+struct conn_owner {
+    const struct conn_front *front;
+    const struct conn_owner_ops *ops;
+    struct event_base *base;     /* where the connections' events run */
+    struct thread_stats *stats;  /* the owner's counters (bytes_read, ...) */
+    struct hist *timings;        /* CMD_CLASSES sampled request times */
+    uint32_t item_size_max;      /* the largest value a request may carry */
+    unsigned id;                 /* names the owner in log lines */
+    atomic_bool stopping;        /* set by another thread: close when idle */
+};
 
 enum conn_proto { CONN_PROTO_UNKNOWN = 0, CONN_PROTO_BIN, CONN_PROTO_TEXT };
 
@@ -39,7 +107,8 @@ struct out_seg {
 
 struct conn {
     int fd;
-    struct worker *worker;
+    uint64_t id;              /* the owner's name for it (tokens) */
+    struct conn_owner *owner;
     struct event *rev;        /* EV_READ, added while we accept input */
     struct event *wev;        /* EV_WRITE, added while output is blocked */
     bool rev_on, wev_on;
@@ -70,22 +139,23 @@ struct conn {
     uint32_t last_cmd_time;   /* rel_time_t */
     int state;                /* enum conn_state, relaxed atomic */
 
-    struct conn *prev, *next; /* the worker's list */
+    /* the owner's bookkeeping: conn.c never touches these */
+    struct conn *prev, *next;     /* the owner's list */
+    struct conn *wait_next;       /* the owner's commit wait list */
+    uint64_t wait_seq;            /* on that list for this seq (0: not) */
 
-    /* persistence: the connection is parked while any of these holds */
+    /* the connection is parked while any of these holds */
     unsigned fetch_pending;   /* background fetches in flight */
-    atomic_bool fetch_failed; /* set by a fetcher: the disk read failed */
+    bool fetch_failed;        /* a fetch for this request failed on disk */
     uint8_t fetch_rounds;     /* fetches the current request waited for */
     struct item **held;       /* values fetched for the current request */
     unsigned nheld, held_cap;
     uint8_t park_state;       /* CONN_PARK_*: set by a processor */
     uint64_t sync_seq;        /* durability=sync: reply after this commit */
-    bool sync_waiting;        /* on the worker's sync wait list */
-    struct conn *sync_next;
+    bool sync_waiting;        /* the owner calls conn_committed() */
     struct event *throttle_ev;/* backpressure: reply delayed until it fires */
     uint32_t throttle_ms;     /* delay asked by the current batch */
     bool throttled;
-    bool dead;                /* closed while a fetch was in flight */
     uint8_t cmd_class;        /* enum cmd_class of the request just run */
 };
 
@@ -98,25 +168,33 @@ enum conn_park { CONN_PARK_NONE, CONN_PARK_WAIT, CONN_PARK_FAIL };
  * fetch queue, gives up (park_state FAIL: reply temporary failure). */
 void conn_need_fetch(struct conn *c, const char *key, uint8_t nkey);
 
-/* Worker thread: wraps an accepted fd. NULL when out of memory (fd closed). */
-struct conn *conn_create(struct worker *w, int fd);
-/* Worker thread: closes the socket, releases every item reference, frees. */
+/* Owner thread: wraps an accepted fd; `id` is the owner's name for it.
+ * NULL when out of memory (fd closed). The owner adds it to its books;
+ * conn_destroy() reports the end through ops->closed. */
+struct conn *conn_create(struct conn_owner *o, int fd, uint64_t id);
+/* Owner thread: closes the socket, releases every item reference, frees. */
 void conn_destroy(struct conn **c);
 
-/* Worker thread: libevent callback for the connection's fd. */
+/* Owner thread: libevent callback for the connection's fd. */
 void conn_event(int fd, short what, void *arg);
 
-/* Worker thread: a background fetch for this connection finished; `it`
- * is the value it read (a reference the connection takes over) or NULL. */
-void conn_fetch_done(struct conn *c, struct item *it);
-/* Main thread at shutdown, workers stopped: a fetch finished that no
- * worker will see; drops it (frees a connection closed meanwhile). */
-void conn_fetch_abandon(struct conn *c, struct item *it);
+/* Owner thread: a background fetch this connection asked for (through
+ * ops->need_fetch) finished. `it` is the value it read (a reference the
+ * connection takes over) or NULL; `failed`: the disk read failed. */
+void conn_fetch_done(struct conn *c, struct item *it, bool failed);
+/* Owner thread: the commit this connection waited for (ops->wait_commit)
+ * happened; its held replies go out and it reads again. */
+void conn_committed(struct conn *c);
+
+/* Any thread, under the owner's lock of its list: the `stats conns` lines
+ * of one connection (the fields it reads are set at creation or are
+ * relaxed atomics). */
+void conn_stats(const struct conn *c, uint32_t now, stats_emit_fn emit,
+                void *ctx);
+
 /* Worker thread, for the processors: a value fetched for the current
  * request (a new reference), when the cache has lost it again; else NULL. */
 struct item *conn_fetched(struct conn *c, const char *key, uint8_t nkey);
-/* Worker thread: the commit this connection waits for happened. */
-void conn_resume(struct conn *c);
 
 /* For the processors (worker thread): the output position before a
  * request, and the undo of everything queued since (a request that parks

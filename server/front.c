@@ -10,7 +10,6 @@
 #include "protocol/proto_text.h"
 #include "server/conn.h"
 #include "server/front.h"
-#include "server/worker.h"
 
 static bool
 env_admit_write(void *owner)
@@ -30,7 +29,7 @@ front_ctx(struct conn *c, struct cmd_ctx *ctx, struct cmd_env *env)
     env->owner = c;
     env->admit_write = env_admit_write;
     env->fetched = env_fetched;
-    ctx->ts = &c->worker->stats;
+    ctx->ts = c->owner->stats;
     ctx->env = env;
 }
 

@@ -12,23 +12,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/conn.h"
 #include "server/process.h"
 
 struct conn;
 struct text_req;
 
-enum front_result {
-    FRONT_OK,        /* one request handled, bytes consumed */
-    FRONT_NEED_MORE, /* a partial request: read more first */
-    FRONT_CLOSE,     /* close the connection after writing */
-    FRONT_PARKED,    /* waits for a background fetch; nothing consumed */
-};
-
-/* Worker thread: handles one request at c->rbuf + c->rstart. On FRONT_OK
- * c->rstart moves past it (and c->swallow may be set). On FRONT_NEED_MORE
+/* Worker thread: handles one request at c->rbuf + c->rstart. On CONN_REQ_OK
+ * c->rstart moves past it (and c->swallow may be set). On CONN_REQ_NEED_MORE
  * *need holds the total bytes the request needs when known (else 0). */
-enum front_result front_bin(struct conn *c, size_t *need);
-enum front_result front_text(struct conn *c, size_t *need);
+enum conn_req front_bin(struct conn *c, size_t *need);
+enum conn_req front_text(struct conn *c, size_t *need);
 
 /* ---- shared by the front ends (worker thread) ---- */
 
@@ -46,7 +40,7 @@ void front_meta(struct conn *c, const struct text_req *req);
 
 /* The administration commands of a parsed text request (shutdown,
  * cache_memlimit, lru_crawler, slabs, lru). */
-enum front_result front_admin(struct conn *c, const struct text_req *req);
+enum conn_req front_admin(struct conn *c, const struct text_req *req);
 
 /* Text `stats` and binary STAT share the group renderer; this emits one
  * "STAT name value" line (ctx is the connection). */

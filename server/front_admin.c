@@ -65,25 +65,25 @@ word_u32(const char *w, size_t n, uint32_t *out)
 /* Worker thread: shutdown [graceful]. The signal goes to the main thread's
  * handler, which stops the server as SIGTERM does (graceful either way:
  * queued writes always reach the disk). */
-static enum front_result
+static enum conn_req
 do_shutdown(struct conn *c, const char **w, const size_t *n, unsigned nw)
 {
     if (!process_options()->shutdown_enabled) {
         conn_out_line(c, "ERROR: shutdown not enabled");
-        return FRONT_OK;
+        return CONN_REQ_OK;
     }
     if (nw == 0) {
         log_info("shutdown command");
         raise(SIGINT);
-        return FRONT_CLOSE;
+        return CONN_REQ_CLOSE;
     }
     if (nw == 1 && word_is(w[0], n[0], "graceful")) {
         log_info("shutdown graceful command");
         raise(SIGUSR1);
-        return FRONT_CLOSE;
+        return CONN_REQ_CLOSE;
     }
     conn_out_line(c, "CLIENT_ERROR invalid shutdown mode");
-    return FRONT_OK;
+    return CONN_REQ_OK;
 }
 
 static void
@@ -107,7 +107,7 @@ do_memlimit(struct conn *c, const char **w, const size_t *n, unsigned nw)
         conn_out_line(c, line);
 }
 
-static enum front_result
+static enum conn_req
 do_lru_crawler(struct conn *c, const char **w, const size_t *n, unsigned nw)
 {
     if (nw == 2 && (word_is(w[0], n[0], "crawl") ||
@@ -120,10 +120,10 @@ do_lru_crawler(struct conn *c, const char **w, const size_t *n, unsigned nw)
         conn_out_line(c, "OK");
     else
         conn_out_line(c, "ERROR");
-    return FRONT_OK;
+    return CONN_REQ_OK;
 }
 
-enum front_result
+enum conn_req
 front_admin(struct conn *c, const struct text_req *req)
 {
     const char *w[4];
@@ -149,5 +149,5 @@ front_admin(struct conn *c, const struct text_req *req)
         conn_out_line(c, "ERROR");
         break;
     }
-    return FRONT_OK;
+    return CONN_REQ_OK;
 }

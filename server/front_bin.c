@@ -17,10 +17,10 @@
 #include "server/front.h"
 #include "server/stats.h"
 #include "server/stats_prefix.h"
-#include "server/worker.h"
 #include "util/log.h"
+#include "util/version.h"
 
-#define TS(c) (&(c)->worker->stats)
+#define TS(c) ((c)->owner->stats)
 /* A body may hold extras and a key on top of the largest value. */
 #define BIN_BODY_SLACK (PROTO_KEY_MAX + 64)
 
@@ -285,14 +285,14 @@ bin_stat(struct conn *c, const struct bin_req *req)
     bin_reply(c, req, BIN_STATUS_SUCCESS, 0, NULL, 0, NULL, 0, NULL, 0);
 }
 
-enum front_result
+enum conn_req
 front_bin(struct conn *c, size_t *need)
 {
     struct bin_req req;
     size_t consumed = 0;
     const char *buf = c->rbuf + c->rstart;
     size_t len = c->rend - c->rstart;
-    uint32_t max_body = c->worker->item_size_max + BIN_BODY_SLACK;
+    uint32_t max_body = c->owner->item_size_max + BIN_BODY_SLACK;
 
     struct cmd_ctx ctx;
     struct cmd_env env;
@@ -303,7 +303,7 @@ front_bin(struct conn *c, size_t *need)
     case PARSE_EUNFIN:
         if (len >= PROTO_BIN_HDR_LEN)
             *need = PROTO_BIN_HDR_LEN + (size_t)req.bodylen;
-        return FRONT_NEED_MORE;
+        return CONN_REQ_NEED_MORE;
     case PARSE_EOVERSIZE: {
         /* Refused without buffering the value: skip it as it arrives. A
          * too-large SET also drops the old value (memcached does, so a stale
@@ -314,7 +314,7 @@ front_bin(struct conn *c, size_t *need)
             skip += (size_t)req.extlen + req.keylen;
             if (len < skip) {
                 *need = skip;
-                return FRONT_NEED_MORE;
+                return CONN_REQ_NEED_MORE;
             }
             bool key_ok = req.keylen > 0 && req.keylen <= PROTO_KEY_MAX;
             cmd_store_too_large(&ctx, true, buf + skip - req.keylen,
@@ -325,14 +325,14 @@ front_bin(struct conn *c, size_t *need)
         c->rstart += skip;
         c->swallow = req.bodylen - (skip - PROTO_BIN_HDR_LEN);
         bin_error(c, &req, BIN_STATUS_E2BIG);
-        return FRONT_OK;
+        return CONN_REQ_OK;
     }
     case PARSE_EINVALID:
         /* memcached answers EINVAL and closes the connection. */
         c->rstart = c->rend;
         STAT_INCR(TS(c), protocol_errors);
         bin_error(c, &req, BIN_STATUS_EINVAL);
-        return FRONT_CLOSE;
+        return CONN_REQ_CLOSE;
     case PARSE_EFATAL:
         /* Lengths that contradict each other: memcached answers
          * UNKNOWN_COMMAND before closing; a wrong magic just closes. */
@@ -340,7 +340,7 @@ front_bin(struct conn *c, size_t *need)
             bin_error(c, &req, BIN_STATUS_UNKNOWN_COMMAND);
         c->rstart = c->rend;
         STAT_INCR(TS(c), protocol_errors);
-        return FRONT_CLOSE;
+        return CONN_REQ_CLOSE;
     case PARSE_OK:
         break;
     }
@@ -393,9 +393,9 @@ front_bin(struct conn *c, size_t *need)
         break;
     case BIN_OP_QUIT:
         bin_ok(c, &req, 0);
-        return FRONT_CLOSE;
+        return CONN_REQ_CLOSE;
     case BIN_OP_QUITQ:
-        return FRONT_CLOSE;
+        return CONN_REQ_CLOSE;
     case BIN_OP_FLUSH: case BIN_OP_FLUSHQ:
         bin_flush(c, &ctx, &req);
         break;
@@ -404,7 +404,7 @@ front_bin(struct conn *c, size_t *need)
         break;
     case BIN_OP_VERSION:
         bin_reply(c, &req, BIN_STATUS_SUCCESS, 0, NULL, 0, NULL, 0,
-                  process_version, (uint32_t)strlen(process_version));
+                  mckv_version, (uint32_t)strlen(mckv_version));
         break;
     case BIN_OP_STAT:
         bin_stat(c, &req);
@@ -419,12 +419,12 @@ front_bin(struct conn *c, size_t *need)
     }
     switch (conn_park_settle(c, &mark, start)) {
     case CONN_PARK_WAIT:
-        return FRONT_PARKED;
+        return CONN_REQ_PARKED;
     case CONN_PARK_FAIL:
         bin_error(c, &req, BIN_STATUS_ETMPFAIL);
         break;
     case CONN_PARK_NONE:
         break;
     }
-    return FRONT_OK;
+    return CONN_REQ_OK;
 }

@@ -12,9 +12,8 @@
 #include "server/conn.h"
 #include "server/front.h"
 #include "server/stats.h"
-#include "server/worker.h"
 
-#define TS(c) (&(c)->worker->stats)
+#define TS(c) ((c)->owner->stats)
 #define TEMPORARY_FAILURE "SERVER_ERROR temporary failure"
 
 

@@ -19,10 +19,10 @@
 #include "server/front.h"
 #include "server/stats.h"
 #include "server/stats_prefix.h"
-#include "server/worker.h"
 #include "util/log.h"
+#include "util/version.h"
 
-#define TS(c) (&(c)->worker->stats)
+#define TS(c) ((c)->owner->stats)
 
 static void
 reply(struct conn *c, bool noreply, const char *line)
@@ -229,7 +229,7 @@ do_stats(struct conn *c, const struct text_req *req)
 
 /* ---- dispatch ---- */
 
-enum front_result
+enum conn_req
 front_text(struct conn *c, size_t *need)
 {
     struct text_req req;
@@ -242,30 +242,30 @@ front_text(struct conn *c, size_t *need)
     struct cmd_env env;
     front_ctx(c, &ctx, &env);
     *need = 0;
-    proto_parse rc = proto_text_parse_req(&req, buf, len, c->worker->item_size_max,
+    proto_parse rc = proto_text_parse_req(&req, buf, len, c->owner->item_size_max,
                                           &consumed, &errmsg);
     switch (rc) {
     case PARSE_EUNFIN:
-        return FRONT_NEED_MORE;
+        return CONN_REQ_NEED_MORE;
     case PARSE_EOVERSIZE:
         c->rstart += consumed;
         c->swallow = (uint64_t)req.vlen + 2;
         cmd_store_too_large(&ctx, req.cmd == TEXT_SET, req.key, req.nkey);
         if (!req.noreply)
             conn_out_line(c, "SERVER_ERROR object too large for cache");
-        return FRONT_OK;
+        return CONN_REQ_OK;
     case PARSE_EINVALID:
         c->rstart += consumed;
         STAT_INCR(TS(c), protocol_errors);
         /* memcached's noreply silences error lines too */
         reply(c, req.noreply, errmsg != NULL ? errmsg : "ERROR");
-        return FRONT_OK;
+        return CONN_REQ_OK;
     case PARSE_EFATAL:
         STAT_INCR(TS(c), protocol_errors);
         if (errmsg != NULL && errmsg[0] != '\0')   /* "": close silently */
             conn_out_line(c, errmsg);
         c->rstart = c->rend;
-        return FRONT_CLOSE;
+        return CONN_REQ_CLOSE;
     case PARSE_OK:
         break;
     }
@@ -321,7 +321,7 @@ front_text(struct conn *c, size_t *need)
         break;
     case TEXT_VERSION: {
         char line[64];
-        snprintf(line, sizeof(line), "VERSION %s", process_version);
+        snprintf(line, sizeof(line), "VERSION %s", mckv_version);
         conn_out_line(c, line);
         break;
     }
@@ -330,11 +330,11 @@ front_text(struct conn *c, size_t *need)
         reply(c, req.noreply, "OK");
         break;
     case TEXT_QUIT:
-        return FRONT_CLOSE;
+        return CONN_REQ_CLOSE;
     case TEXT_SHUTDOWN: case TEXT_CACHE_MEMLIMIT: case TEXT_LRU_CRAWLER:
     case TEXT_SLABS: case TEXT_LRU:
-        if (front_admin(c, &req) == FRONT_CLOSE)
-            return FRONT_CLOSE;
+        if (front_admin(c, &req) == CONN_REQ_CLOSE)
+            return CONN_REQ_CLOSE;
         break;
     case TEXT_MG: case TEXT_MS: case TEXT_MD: case TEXT_MA: case TEXT_MN:
     case TEXT_ME:
@@ -346,12 +346,12 @@ front_text(struct conn *c, size_t *need)
     }
     switch (conn_park_settle(c, &mark, start)) {
     case CONN_PARK_WAIT:
-        return FRONT_PARKED;
+        return CONN_REQ_PARKED;
     case CONN_PARK_FAIL:
         reply(c, req.noreply, TEMPORARY_FAILURE);
         break;
     case CONN_PARK_NONE:
         break;
     }
-    return FRONT_OK;
+    return CONN_REQ_OK;
 }

@@ -17,8 +17,6 @@
 #include "server/stats.h"
 #include "server/stats_prefix.h"
 
-const char process_version[] = "1.6.0-mckv-" PACKAGE_VERSION;
-
 static struct process_options options = {
     .flush_enabled = true, .dump_enabled = true,
 };

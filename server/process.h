@@ -26,9 +26,6 @@
 
 struct thread_stats;
 
-/* The version string every protocol reports. */
-extern const char process_version[];
-
 /* What a command may ask of the connection that runs it. */
 struct cmd_env {
     void *owner;

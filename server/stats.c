@@ -1,36 +1,48 @@
 /*
  * stats.c: renders the `stats` groups for both protocols through an emit
  * callback. Counters come from three places: per-worker thread_stats
- * (summed here), process-wide atomics (global_stats) and the cache's
- * shard totals (cache_stats()). `stats reset` records a baseline that later
- * sums subtract, so counters stay single-writer.
+ * (summed by the workers module through stats_register_threads()),
+ * process-wide atomics (global_stats) and the cache's shard totals
+ * (cache_stats()). `stats reset` records a baseline that later sums
+ * subtract, so counters stay single-writer. Groups of other modules
+ * (conns, kvstore, engine, the persistence timings) are registered by
+ * those modules: this file includes none of them.
  */
 #include <config.h>
 
-#include <arpa/inet.h>
 #include <event2/event.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "server/cache.h"
 #include "server/config.h"
-#include "server/conn.h"
-#include "server/persist.h"
-#include "server/process.h"
 #include "server/stats.h"
-#include "server/worker.h"
+#include "util/hist.h"
+#include "util/version.h"
+
+#define STATS_GROUPS_MAX 16
 
 struct global_stats global_stats;
+
+const char *const cmd_class_names[CMD_CLASSES] = {
+    "get", "set", "delete", "incr_decr", "touch", "other",
+};
 
 static const struct config *stats_cfg;
 static pthread_mutex_t reset_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct thread_stats reset_base;  /* guarded by reset_lock */
+static struct stats_threads threads;    /* set before the workers start */
+
+/* Registered groups: written before the workers start, read-only after. */
+static struct {
+    const char *name;
+    stats_group_fn fn;
+} groups[STATS_GROUPS_MAX];
+static unsigned ngroups;
 
 void
 stats_setup(const struct config *cfg)
@@ -38,16 +50,29 @@ stats_setup(const struct config *cfg)
     stats_cfg = cfg;
 }
 
+bool
+stats_register_group(const char *group, stats_group_fn fn)
+{
+    if (ngroups == STATS_GROUPS_MAX)
+        return false;
+    groups[ngroups].name = group;
+    groups[ngroups].fn = fn;
+    ngroups++;
+    return true;
+}
+
+void
+stats_register_threads(const struct stats_threads *src)
+{
+    threads = *src;
+}
+
 static void
 stats_sum_raw(struct thread_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    for (unsigned i = 0; i < nworkers; i++) {
-        const struct thread_stats *ts = &workers[i].stats;
-#define X(name) out->name += __atomic_load_n(&ts->name, __ATOMIC_RELAXED);
-        THREAD_STATS(X)
-#undef X
-    }
+    if (threads.sum != NULL)
+        threads.sum(out);
 }
 
 void
@@ -91,7 +116,7 @@ stats_general(stats_emit_fn emit, void *ctx)
     emit_u64(emit, ctx, "pid", (uint64_t)getpid());
     emit_u64(emit, ctx, "uptime", now);
     emit_u64(emit, ctx, "time", (uint64_t)cache_rel_to_unix(now));
-    emit(ctx, "version", process_version);
+    emit(ctx, "version", mckv_version);
     emit(ctx, "libevent", event_get_version());
     emit_u64(emit, ctx, "pointer_size", 8 * sizeof(void *));
     emit_timeval(emit, ctx, "rusage_user", ru.ru_utime);
@@ -107,7 +132,7 @@ stats_general(stats_emit_fn emit, void *ctx)
     THREAD_STATS(X)
 #undef X
     emit_u64(emit, ctx, "limit_maxbytes", cs.limit_maxbytes);
-    emit_u64(emit, ctx, "threads", nworkers);
+    emit_u64(emit, ctx, "threads", threads.nthreads);
     emit_u64(emit, ctx, "hash_bytes", cs.hash_bytes);
     emit_u64(emit, ctx, "hash_buckets", cs.hash_buckets);
     emit_u64(emit, ctx, "hash_is_expanding", cs.hash_is_expanding);
@@ -137,7 +162,7 @@ stats_settings(stats_emit_fn emit, void *ctx)
     emit_u64(emit, ctx, "maxconns", stats_cfg->max_connections);
     emit_u64(emit, ctx, "tcpport", stats_cfg->port);
     emit_u64(emit, ctx, "udpport", stats_cfg->udp_port);
-    emit_u64(emit, ctx, "num_threads", nworkers);
+    emit_u64(emit, ctx, "num_threads", threads.nthreads);
     emit(ctx, "cas_enabled", stats_cfg->cas ? "yes" : "no");
     emit(ctx, "binding_protocol", "auto-negotiate");
 }
@@ -178,50 +203,6 @@ stats_items(stats_emit_fn emit, void *ctx, bool slabs)
     }
 }
 
-static const char *
-conn_state_name(int state)
-{
-    switch (state) {
-    case CONN_STATE_READ: return "conn_read";
-    case CONN_STATE_WRITE: return "conn_write";
-    default: return "conn_closing";
-    }
-}
-
-static void
-stats_conns(stats_emit_fn emit, void *ctx)
-{
-    char name[64], value[INET6_ADDRSTRLEN + 16];
-    rel_time_t now = cache_now();
-    for (unsigned i = 0; i < nworkers; i++) {
-        struct worker *w = &workers[i];
-        pthread_mutex_lock(&w->conns_lock);
-        for (struct conn *c = w->conns; c != NULL; c = c->next) {
-            char host[INET6_ADDRSTRLEN] = "unknown";
-            unsigned port = 0;
-            if (c->peer.ss_family == AF_INET) {
-                struct sockaddr_in *a = (struct sockaddr_in *)&c->peer;
-                inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-                port = ntohs(a->sin_port);
-            } else if (c->peer.ss_family == AF_INET6) {
-                struct sockaddr_in6 *a = (struct sockaddr_in6 *)&c->peer;
-                inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-                port = ntohs(a->sin6_port);
-            }
-            snprintf(name, sizeof(name), "%d:addr", c->fd);
-            snprintf(value, sizeof(value), "tcp:%s:%u", host, port);
-            emit(ctx, name, value);
-            snprintf(name, sizeof(name), "%d:state", c->fd);
-            emit(ctx, name,
-                 conn_state_name(__atomic_load_n(&c->state, __ATOMIC_RELAXED)));
-            snprintf(name, sizeof(name), "%d:secs_since_last_cmd", c->fd);
-            rel_time_t last = __atomic_load_n(&c->last_cmd_time, __ATOMIC_RELAXED);
-            emit_u64(emit, ctx, name, now >= last ? now - last : 0);
-        }
-        pthread_mutex_unlock(&w->conns_lock);
-    }
-}
-
 static void
 stats_reset(void)
 {
@@ -259,13 +240,12 @@ stats_timings(stats_emit_fn emit, void *ctx)
 {
     for (unsigned k = 0; k < CMD_CLASSES; k++) {
         struct hist sum = { 0 };
-        for (unsigned i = 0; i < nworkers; i++)
-            hist_merge(&sum, &workers[i].timings[k]);
+        if (threads.timings != NULL)
+            threads.timings((enum cmd_class)k, &sum);
         char prefix[32];
         snprintf(prefix, sizeof(prefix), "cmd_%s", cmd_class_names[k]);
         stats_emit_hist(emit, ctx, prefix, &sum);
     }
-    persist_timings(emit, ctx);
 }
 
 static bool
@@ -277,6 +257,7 @@ group_is(const char *group, size_t len, const char *name)
 bool
 stats_group(const char *group, size_t len, stats_emit_fn emit, void *ctx)
 {
+    bool known = true;
     if (len == 0)
         stats_general(emit, ctx);
     else if (group_is(group, len, "settings"))
@@ -285,17 +266,17 @@ stats_group(const char *group, size_t len, stats_emit_fn emit, void *ctx)
         stats_items(emit, ctx, false);
     else if (group_is(group, len, "slabs"))
         stats_items(emit, ctx, true);
-    else if (group_is(group, len, "conns"))
-        stats_conns(emit, ctx);
     else if (group_is(group, len, "timings"))
         stats_timings(emit, ctx);
-    else if (group_is(group, len, "kvstore"))
-        persist_stats(emit, ctx);
-    else if (group_is(group, len, "engine"))
-        persist_engine_stats(emit, ctx);
     else if (group_is(group, len, "reset"))
         stats_reset();
     else
-        return false;
-    return true;
+        known = false;
+    for (unsigned i = 0; i < ngroups; i++) {
+        if (group_is(group, len, groups[i].name)) {
+            groups[i].fn(emit, ctx);
+            known = true;
+        }
+    }
+    return known;
 }

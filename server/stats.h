@@ -46,6 +46,13 @@ struct thread_stats {
     do { if (incr) STAT_PICK(ts, hit, incr_hits, incr_misses); \
          else STAT_PICK(ts, hit, decr_hits, decr_misses); } while (0)
 
+/* What `stats timings` groups commands by. */
+enum cmd_class {
+    CMD_CLASS_GET, CMD_CLASS_SET, CMD_CLASS_DELETE, CMD_CLASS_DELTA,
+    CMD_CLASS_TOUCH, CMD_CLASS_OTHER, CMD_CLASSES
+};
+extern const char *const cmd_class_names[CMD_CLASSES];
+
 /* Process-wide counters (listener and workers). */
 struct global_stats {
     atomic_uint_fast64_t curr_connections;
@@ -77,5 +84,27 @@ void stats_emit_hist(stats_emit_fn emit, void *ctx, const char *prefix,
 
 /* Sums every worker's counters into *out (any thread). */
 void stats_sum_threads(struct thread_stats *out);
+
+/*
+ * Modules bring their own groups, so that stats depends on none of them.
+ * Registration: main thread, before the workers start (every reader runs
+ * later, on a worker). fn renders `stats <group>`, or adds to it: a group
+ * may have several functions, run in the order they were registered after
+ * the group's built-in lines ("timings" has the commands' histograms
+ * built in). False when the table is full.
+ */
+typedef void (*stats_group_fn)(stats_emit_fn emit, void *ctx);
+bool stats_register_group(const char *group, stats_group_fn fn);
+
+/* Where stats reads the worker threads' counters and timings. */
+struct stats_threads {
+    unsigned nthreads;
+    /* Any thread: adds every thread's counters into *out (relaxed). */
+    void (*sum)(struct thread_stats *out);
+    /* Any thread: merges every thread's histogram of class k into *out. */
+    void (*timings)(enum cmd_class k, struct hist *out);
+};
+/* Main thread, before the workers start. */
+void stats_register_threads(const struct stats_threads *threads);
 
 #endif

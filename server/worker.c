@@ -4,6 +4,14 @@
  * one of the events of that base. A worker never blocks: all its sockets are
  * non-blocking, and the cache's shard locks are held for short sections.
  *
+ * Owner of its connections (struct conn_owner, conn.h): it numbers them
+ * (an id in an idmap), starts their background fetches with the token
+ * (worker id, connection id), and when a fetch result comes back on its
+ * completion ring it looks the id up: a connection closed meanwhile is not
+ * found and the value's reference is dropped. Sync writes: a connection
+ * that waits for the commit of write S is put on the worker's wait list;
+ * each commit the flusher reports resumes those it covers.
+ *
  * Shutdown: the main thread sets `stopping` and pushes a sentinel through the
  * ring; the worker then runs what each connection has buffered, lets pending
  * replies drain (bounded by a timer) and closes everything.
@@ -21,10 +29,14 @@
 
 #include <event2/event.h>
 
+#include "server/cache.h"
 #include "server/config.h"
 #include "server/conn.h"
+#include "server/fetcher.h"
+#include "server/front.h"
 #include "server/persist.h"
 #include "server/worker.h"
+#include "util/idmap.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -32,15 +44,19 @@
 #define WORKER_SHUTDOWN_SENTINEL ((void *)(intptr_t)-1)
 #define WORKER_DRAIN_TIMEOUT_MS 2000
 
-const char *const cmd_class_names[CMD_CLASSES] = {
-    "get", "set", "delete", "incr_decr", "touch", "other",
-};
-
 struct worker *workers;
 unsigned nworkers;
 static unsigned next_worker;   /* listener thread only */
 
-void
+static struct worker *
+owner_worker(struct conn_owner *o)
+{
+    return (struct worker *)((char *)o - offsetof(struct worker, owner));
+}
+
+/* ---- the books: every connection by list (stats) and by id (tokens) ---- */
+
+static void
 worker_conn_add(struct worker *w, struct conn *c)
 {
     pthread_mutex_lock(&w->conns_lock);
@@ -53,9 +69,26 @@ worker_conn_add(struct worker *w, struct conn *c)
     pthread_mutex_unlock(&w->conns_lock);
 }
 
-void
-worker_conn_remove(struct worker *w, struct conn *c)
+static void
+worker_sync_forget(struct worker *w, struct conn *c)
 {
+    for (struct conn **p = &w->sync_waiters; *p != NULL; p = &(*p)->wait_next) {
+        if (*p == c) {
+            *p = c->wait_next;
+            break;
+        }
+    }
+    c->wait_seq = 0;
+}
+
+/* owner op, worker thread: the connection is being destroyed */
+static void
+worker_conn_closed(struct conn_owner *o, struct conn *c)
+{
+    struct worker *w = owner_worker(o);
+    if (c->wait_seq != 0)
+        worker_sync_forget(w, c);
+    idmap_remove(&w->conn_ids, c->id);
     pthread_mutex_lock(&w->conns_lock);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -67,56 +100,128 @@ worker_conn_remove(struct worker *w, struct conn *c)
     pthread_mutex_unlock(&w->conns_lock);
 }
 
-void
-worker_sync_wait(struct worker *w, struct conn *c)
+/* worker thread: a connection for an accepted fd */
+static void
+worker_accept(struct worker *w, int fd)
 {
-    c->sync_waiting = true;
-    c->sync_next = w->sync_waiters;
-    w->sync_waiters = c;
-}
-
-void
-worker_sync_forget(struct worker *w, struct conn *c)
-{
-    for (struct conn **p = &w->sync_waiters; *p != NULL; p = &(*p)->sync_next) {
-        if (*p == c) {
-            *p = c->sync_next;
-            break;
-        }
+    uint64_t id = ++w->last_conn_id;
+    struct conn *c = conn_create(&w->owner, fd, id);
+    if (c == NULL)
+        return;
+    worker_conn_add(w, c);
+    if (idmap_put(&w->conn_ids, id, c) != MCKV_OK) {
+        log_error("worker %u: cannot set up a connection: out of memory", w->id);
+        conn_destroy(&c);
     }
-    c->sync_waiting = false;
 }
 
-void
+/* ---- persistence, for the connections ---- */
+
+/* owner op: a background fetch, with the token (worker, connection id) */
+static bool
+worker_need_fetch(struct conn_owner *o, struct conn *c, const char *key,
+                  uint8_t nkey)
+{
+    return persist_fetch(owner_worker(o)->id, c->id, key, nkey);
+}
+
+/* owner op: write admission */
+static bool
+worker_admit_write(struct conn_owner *o, uint32_t *delay_ms)
+{
+    (void)o;
+    return persist_admit_write(delay_ms) != PERSIST_ADMIT_REFUSE;
+}
+
+/* owner op (sync durability): the write seq of the request just run */
+static uint64_t
+worker_write_seq(struct conn_owner *o)
+{
+    (void)o;
+    return persist_take_write_seq();
+}
+
+/* owner op (sync durability): c waits for the commit of write `seq` */
+static bool
+worker_wait_commit(struct conn_owner *o, struct conn *c, uint64_t seq)
+{
+    struct worker *w = owner_worker(o);
+    if (seq <= persist_committed_seq(w->id))
+        return false;
+    if (c->wait_seq == 0) {
+        c->wait_next = w->sync_waiters;
+        w->sync_waiters = c;
+    }
+    c->wait_seq = seq;
+    return true;
+}
+
+/* The protocol front ends the worker's connections run. */
+static const struct conn_front fronts = { front_bin, front_text };
+
+static const struct conn_owner_ops worker_ops_async = {
+    .closed = worker_conn_closed,
+    .need_fetch = worker_need_fetch,
+    .admit_write = worker_admit_write,
+    .write_seq = NULL,
+    .wait_commit = worker_wait_commit,
+};
+
+static const struct conn_owner_ops worker_ops_sync = {
+    .closed = worker_conn_closed,
+    .need_fetch = worker_need_fetch,
+    .admit_write = worker_admit_write,
+    .write_seq = worker_write_seq,
+    .wait_commit = worker_wait_commit,
+};
+
+/* worker thread: a commit advanced: resumes the connections it covers */
+static void
 worker_sync_committed(struct worker *w)
 {
     uint64_t committed = persist_committed_seq(w->id);
     struct conn *ready = NULL;
     for (struct conn **p = &w->sync_waiters; *p != NULL;) {
         struct conn *c = *p;
-        if (c->sync_seq <= committed) {
-            *p = c->sync_next;
-            c->sync_waiting = false;
-            c->sync_next = ready;
+        if (c->wait_seq <= committed) {
+            *p = c->wait_next;
+            c->wait_seq = 0;
+            c->wait_next = ready;
             ready = c;
         } else {
-            p = &c->sync_next;
+            p = &c->wait_next;
         }
     }
     while (ready != NULL) {
         struct conn *c = ready;
-        ready = c->sync_next;
-        conn_resume(c);
+        ready = c->wait_next;
+        conn_committed(c);
     }
+}
+
+/* worker thread: a fetch finished for connection r->conn_id */
+static void
+worker_fetched(void *ctx, const struct fetch_result *r)
+{
+    struct worker *w = ctx;
+    struct conn *c = idmap_get(&w->conn_ids, r->conn_id);
+    if (c == NULL) {   /* closed meanwhile */
+        if (r->item != NULL)
+            cache_item_release(r->item);
+        return;
+    }
+    conn_fetch_done(c, r->item, r->failed);
 }
 
 /* worker thread: fetches finished, commits happened */
 static void
 worker_done(int fd, short what, void *arg)
 {
+    struct worker *w = arg;
     (void)fd;
     (void)what;
-    persist_completions(arg);
+    if (persist_completions(w->id, worker_fetched, w))
+        worker_sync_committed(w);
 }
 
 static void
@@ -176,17 +281,17 @@ worker_notify(int fd, short what, void *arg)
                 continue;
             }
             int cfd = (int)(intptr_t)entry;
-            if (atomic_load_explicit(&w->stopping, memory_order_relaxed)) {
+            if (atomic_load_explicit(&w->owner.stopping, memory_order_relaxed)) {
                 close(cfd);
                 atomic_fetch_sub(&global_stats.curr_connections, 1);
                 continue;
             }
-            conn_create(w, cfd);
+            worker_accept(w, cfd);
         }
         if (ring_empty_fenced(&w->conn_ring))
             break;
     }
-    if (atomic_load_explicit(&w->stopping, memory_order_relaxed))
+    if (atomic_load_explicit(&w->owner.stopping, memory_order_relaxed))
         worker_check_drained(w);
 }
 
@@ -199,9 +304,50 @@ worker_main(void *arg)
     return NULL;
 }
 
+/* ---- statistics ---- */
+
+/* any thread: the workers' counters, for stats */
+static void
+workers_sum_stats(struct thread_stats *out)
+{
+    for (unsigned i = 0; i < nworkers; i++) {
+        const struct thread_stats *ts = &workers[i].stats;
+#define X(name) out->name += __atomic_load_n(&ts->name, __ATOMIC_RELAXED);
+        THREAD_STATS(X)
+#undef X
+    }
+}
+
+/* any thread: the workers' command timings of class k, for stats */
+static void
+workers_timings(enum cmd_class k, struct hist *out)
+{
+    for (unsigned i = 0; i < nworkers; i++)
+        hist_merge(out, &workers[i].timings[k]);
+}
+
+/* any thread: `stats conns` */
+static void
+workers_stats_conns(stats_emit_fn emit, void *ctx)
+{
+    rel_time_t now = cache_now();
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct worker *w = &workers[i];
+        pthread_mutex_lock(&w->conns_lock);
+        for (struct conn *c = w->conns; c != NULL; c = c->next)
+            conn_stats(c, now, emit, ctx);
+        pthread_mutex_unlock(&w->conns_lock);
+    }
+}
+
 int
 workers_start(const struct config *cfg, unsigned n)
 {
+    stats_register_threads(&(struct stats_threads){
+        .nthreads = n, .sum = workers_sum_stats, .timings = workers_timings,
+    });
+    stats_register_group("conns", workers_stats_conns);
+
     workers = calloc(n, sizeof(*workers));
     if (workers == NULL)
         return MCKV_ENOMEM;
@@ -211,7 +357,7 @@ workers_start(const struct config *cfg, unsigned n)
         w->id = i;
         w->item_size_max = (uint32_t)cfg->item_size_max;
         pthread_mutex_init(&w->conns_lock, NULL);
-        atomic_init(&w->stopping, false);
+        idmap_init(&w->conn_ids);
         struct event_config *ec = event_config_new();
         if (ec == NULL)
             return MCKV_ENOMEM;
@@ -220,6 +366,12 @@ workers_start(const struct config *cfg, unsigned n)
         event_config_free(ec);
         if (w->base == NULL)
             return MCKV_ENOMEM;
+        w->owner = (struct conn_owner){
+            .ops = persist_durability_sync() ? &worker_ops_sync : &worker_ops_async,
+            .base = w->base, .stats = &w->stats, .timings = w->timings,
+            .item_size_max = w->item_size_max, .id = i, .front = &fronts,
+        };
+        atomic_init(&w->owner.stopping, false);
         int rc = ring_init(&w->conn_ring, WORKER_RING_SIZE);
         if (rc < 0)
             return rc;
@@ -261,7 +413,7 @@ workers_stop(void)
 {
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
-        atomic_store(&w->stopping, true);
+        atomic_store(&w->owner.stopping, true);
         /* The ring may be full in theory; the stop flag alone still ends
          * the loop after the timer, so keep pushing until it fits. */
         while (!ring_push(&w->conn_ring, WORKER_SHUTDOWN_SENTINEL))
@@ -287,6 +439,7 @@ workers_free(void)
         if (w->done_ev != NULL)
             event_free(w->done_ev);
         ring_deinit(&w->conn_ring);
+        idmap_deinit(&w->conn_ids);
         if (w->base != NULL)
             event_base_free(w->base);
         pthread_mutex_destroy(&w->conns_lock);

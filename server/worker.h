@@ -2,6 +2,12 @@
  * worker.h: the front-end worker threads. Each owns one libevent event_base
  * and the connections handed to it by the listener through its ring (one
  * producer: the listener; one consumer: this worker) and notify fd.
+ *
+ * A worker is the only module that knows both connections and the
+ * persistence threads: it is each connection's owner (struct conn_owner:
+ * fetches, write admission, commit waits), numbers its connections, and
+ * turns the completions persistence posts for a (worker, connection id)
+ * token back into calls on that connection, if it is still open.
  */
 #ifndef MCKV_SERVER_WORKER_H
 #define MCKV_SERVER_WORKER_H
@@ -10,37 +16,30 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "server/conn.h"
 #include "server/stats.h"
 #include "util/hist.h"
+#include "util/idmap.h"
 #include "util/ring.h"
 
-struct event_base;
-struct event;
-struct conn;
 struct config;
-
-/* What `stats timings` groups commands by. */
-enum cmd_class {
-    CMD_CLASS_GET, CMD_CLASS_SET, CMD_CLASS_DELETE, CMD_CLASS_DELTA,
-    CMD_CLASS_TOUCH, CMD_CLASS_OTHER, CMD_CLASSES
-};
-extern const char *const cmd_class_names[CMD_CLASSES];
 
 struct worker {
     unsigned id;
     pthread_t thread;
     struct event_base *base;
+    struct conn_owner owner;      /* what its connections see of it */
     struct ring conn_ring;        /* listener -> worker: accepted fds */
     struct event *notify_ev;
     struct thread_stats stats;    /* written by this worker only */
     struct hist timings[CMD_CLASSES]; /* sampled command times, this worker */
-    uint32_t timing_tick;
-    atomic_bool stopping;
     struct event *stop_timer;
 
     pthread_mutex_t conns_lock;   /* guards the list for `stats conns` */
     struct conn *conns;
     unsigned nconns;
+    uint64_t last_conn_id;        /* ids are never reused */
+    struct idmap conn_ids;        /* id -> connection (worker thread) */
 
     /* persistence: completions (fetches done, commits) and the
      * connections whose sync writes wait for a commit */
@@ -64,15 +63,5 @@ bool workers_dispatch(int fd);
 void workers_stop(void);
 /* Main thread, after workers_stop(): frees them. */
 void workers_free(void);
-
-/* Worker thread: the sync wait list (durability = sync). */
-void worker_sync_wait(struct worker *w, struct conn *c);
-void worker_sync_forget(struct worker *w, struct conn *c);
-/* Worker thread: a commit advanced: resumes the connections it covers. */
-void worker_sync_committed(struct worker *w);
-
-/* Worker thread: unlinks a closed connection from its worker's list. */
-void worker_conn_add(struct worker *w, struct conn *c);
-void worker_conn_remove(struct worker *w, struct conn *c);
 
 #endif
