@@ -96,9 +96,10 @@ on_reload_signal(int sig, short what, void *arg)
     if (config_init(&fresh) != 0)
         return;
     FILE *devnull = fopen("/dev/null", "w");
+    /* quiet: --help and the notices were printed at start */
     enum config_action a = config_parse_args(&fresh, r->argc, r->argv,
                                              devnull != NULL ? devnull : stderr,
-                                             err, sizeof(err));
+                                             NULL, err, sizeof(err));
     if (devnull != NULL)
         fclose(devnull);
     if (a != CONFIG_RUN || config_validate(&fresh, err, sizeof(err)) != 0) {
@@ -214,7 +215,8 @@ main(int argc, char **argv)
         fprintf(stderr, "mckvd: out of memory\n");
         return EXIT_FAILURE;
     }
-    switch (config_parse_args(&cfg, argc, argv, stdout, err, sizeof(err))) {
+    switch (config_parse_args(&cfg, argc, argv, stdout, stderr, err,
+                              sizeof(err))) {
     case CONFIG_RUN:
         if (config_validate(&cfg, err, sizeof(err)) == 0)
             break;
