@@ -87,6 +87,7 @@ struct conn {
     bool throttled;
     bool dead;                /* closed while a fetch was in flight */
     uint8_t cmd_class;        /* enum cmd_class of the request just run */
+    bool yielded;             /* ran reqs_per_event requests, more buffered */
 };
 
 enum conn_state { CONN_STATE_READ, CONN_STATE_WRITE, CONN_STATE_CLOSING };
@@ -105,6 +106,13 @@ void conn_destroy(struct conn **c);
 
 /* Worker thread: libevent callback for the connection's fd. */
 void conn_event(int fd, short what, void *arg);
+
+/* Worker thread, from its idle sweep: closes a TCP connection that has
+ * waited more than `timeout` seconds for a request (now: cache_now()),
+ * counted as idle_kicks. One with a reply or a fetch in progress is left
+ * alone, as memcached kicks only connections in its read states, and so
+ * is a UNIX socket's (memcached: TCP only). True when it was closed. */
+bool conn_idle_kick(struct conn *c, uint32_t now, uint32_t timeout);
 
 /* Worker thread: a background fetch for this connection finished; `it`
  * is the value it read (a reference the connection takes over) or NULL. */

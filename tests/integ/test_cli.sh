@@ -9,7 +9,11 @@
 #    prefix allowed) and a non-zero exit;
 #  - a valid config file is used, and the command line overrides it;
 #  - a port already in use, -U 1 and an out-of-range -p fail non-zero
-#    instead of running.
+#    instead of running;
+#  - memcached's flags: -R N (pipelined requests answered in order, with
+#    conn_yields), -B ascii / -B binary (the other protocol is answered as
+#    memcached 1.6.18 answers it), -o idle_timeout (an idle connection is
+#    closed and counted in idle_kicks, a busy one is not).
 # Every server started here binds 127.0.0.1 and is stopped by its pid; every
 # wait is bounded. Exit status follows automake: 0 pass, 77 skip, else fail.
 
@@ -198,6 +202,153 @@ expect_start_failure "-p 70000" -p 70000 -l 127.0.0.1 -U 0
 expect_start_failure "-t 0" -p "$port" -l 127.0.0.1 -U 0 -t 0
 expect_start_failure "unknown option" -p "$port" -l 127.0.0.1 -U 0 \
     --no-such-option
+
+# A small client: python3 "$tmp/mc.py" ADDR COMMAND... where ADDR is a TCP
+# port on 127.0.0.1 or a UNIX socket path. Every wait is bounded.
+cat >"$tmp/mc.py" <<'PY'
+import socket, sys, time
+
+def connect(addr):
+    if addr.startswith("/"):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(addr)
+    else:
+        s = socket.create_connection(("127.0.0.1", int(addr)))
+    s.settimeout(5)
+    return s
+
+def read_until(s, end):
+    buf = b""
+    while not buf.endswith(end):
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+    return buf
+
+def stat(addr, group, name):
+    s = connect(addr)
+    s.sendall(("stats %s\r\n" % group).encode() if group else b"stats\r\n")
+    for line in read_until(s, b"END\r\n").decode().split("\r\n"):
+        p = line.split(" ", 2)
+        if len(p) == 3 and p[1] == name:
+            return p[2]
+    return None
+
+def exchange(addr, data):
+    """Sends data, reads for up to a second: (reply, closed)."""
+    s = connect(addr)
+    s.sendall(data)
+    s.settimeout(1)
+    buf, closed = b"", False
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                closed = True
+                break
+            buf += d
+    except socket.timeout:
+        pass
+    return buf, closed
+
+cmd, addr = sys.argv[1], sys.argv[2]
+if cmd == "stat":          # stat ADDR GROUP NAME: prints the value
+    v = stat(addr, sys.argv[3], sys.argv[4])
+    print("" if v is None else v)
+elif cmd == "exchange":    # exchange ADDR HEX: prints reply and state
+    b, closed = exchange(addr, bytes.fromhex(sys.argv[3]))
+    print(b.hex(), "closed" if closed else "open")
+elif cmd == "pipeline":    # pipeline ADDR N: N gets in one write
+    n = int(sys.argv[3])
+    s = connect(addr)
+    s.sendall(b"set k 0 0 1\r\nv\r\n" + b"get k\r\n" * n + b"mn\r\n")
+    want = b"STORED\r\n" + b"VALUE k 0 1\r\nv\r\nEND\r\n" * n + b"MN\r\n"
+    print("ok" if read_until(s, b"MN\r\n") == want else "bad replies")
+elif cmd == "idle":        # idle ADDR: one idle, one busy connection
+    idle, busy = connect(addr), connect(addr)
+    idle.settimeout(0.2)
+    t0, kicked = time.time(), False
+    while time.time() - t0 < 8 and not kicked:
+        busy.sendall(b"mn\r\n")
+        if read_until(busy, b"MN\r\n") != b"MN\r\n":
+            print("busy connection closed")
+            sys.exit(0)
+        try:
+            kicked = idle.recv(100) == b""
+        except socket.timeout:
+            pass
+    print("kicked" if kicked else "not kicked", "busy ok")
+PY
+mc() { timeout 20 python3 "$tmp/mc.py" "$@"; }
+
+# Starts "$MCKVD $@" (memory engine, 127.0.0.1, a free port); fails the
+# check `what` when it does not come up. Sets port and server_pid.
+start_memory_server() {
+    local what=$1
+    shift
+    if start_server "$MCKVD" -l 127.0.0.1 -U 0 --engine=memory \
+        --large-pages=no "$@" 2>"$tmp/server.err"; then
+        return 0
+    fi
+    fail "$what: the server did not start: $(head -n 2 "$tmp/server.err")"
+    return 1
+}
+
+# --- memcached -R: requests per wake-up ------------------------------------
+if start_memory_server "-R 5" -R 5; then
+    got=$(mc pipeline "$port" 200)
+    yields=$(mc stat "$port" "" conn_yields)
+    if [ "$got" = ok ] && [ "${yields:-0}" -gt 0 ]; then
+        pass "-R 5: 200 pipelined gets answered in order, conn_yields $yields"
+    else
+        fail "-R 5: replies '$got', conn_yields '$yields' (want ok, > 0)"
+    fi
+    [ "$(mc stat "$port" settings reqs_per_event)" = 5 ] ||
+        fail "-R 5: stats settings reqs_per_event is not 5"
+    stop_pid "$server_pid"
+fi
+
+# --- memcached -B: the other protocol gets what memcached gives it --------
+# a binary NOOP, opaque 0x1234, and its reply
+#         magic op  key  ext dt vbucket bodylen  opaque   cas
+bin_noop=80""0a""0000""00""00""0000""00000000""00001234""0000000000000000
+bin_noop_reply=81""0a""0000""00""00""0000""00000000""00001234""0000000000000000
+if start_memory_server "-B ascii" -B ascii; then
+    # binary bytes are read as text: its 0x0a ends an unknown command
+    got=$(mc exchange "$port" "$bin_noop")
+    [ "$got" = "4552524f520d0a open" ] ||
+        fail "-B ascii: a binary noop got '$got' (want ERROR\\r\\n, open)"
+    [ "$(mc stat "$port" settings binding_protocol)" = ascii ] ||
+        fail "-B ascii: binding_protocol is not ascii"
+    pass "-B ascii: text served, binary refused as memcached does"
+    stop_pid "$server_pid"
+fi
+if start_memory_server "-B binary" -B binary; then
+    got=$(mc exchange "$port" "$bin_noop")
+    [ "$got" = "$bin_noop_reply open" ] || fail "-B binary: noop got '$got'"
+    # 24 bytes of text are a header with a bad magic: closed, no reply
+    got=$(mc exchange "$port" "$(printf 'get foo\r\nget foo\r\nget foo\r\n' |
+                                 od -An -tx1 | tr -d ' \n')")
+    [ "$got" = " closed" ] ||
+        fail "-B binary: text got '$got' (want no reply, closed)"
+    pass "-B binary: binary served, text closed as memcached does"
+    stop_pid "$server_pid"
+fi
+
+# --- memcached -o idle_timeout ----------------------------------------------
+if start_memory_server "-o idle_timeout=1" -o idle_timeout=1; then
+    got=$(mc idle "$port")
+    kicks=$(mc stat "$port" "" idle_kicks)
+    if [ "$got" = "kicked busy ok" ] && [ "$kicks" = 1 ]; then
+        pass "-o idle_timeout=1: the idle connection closed, the busy one not"
+    else
+        fail "-o idle_timeout=1: '$got', idle_kicks '$kicks' (want 1)"
+    fi
+    [ "$(mc stat "$port" settings idle_timeout)" = 1 ] ||
+        fail "-o idle_timeout=1: stats settings idle_timeout is not 1"
+    stop_pid "$server_pid"
+fi
 
 if [ "$failures" != 0 ]; then
     echo "test_cli.sh: $failures check(s) failed" >&2
