@@ -311,10 +311,17 @@ main(int argc, char **argv)
     struct timeval second = { 1, 0 };
     event_add(clock_ev, &second);
 
-    log_info("mckvd %s started: listening on %s:%u, %u threads, %lu MB, "
-             "item_size_max %lu", PACKAGE_VERSION, cfg.listen,
-             (unsigned)cfg.port, (unsigned)cfg.threads,
-             (unsigned long)cfg.memory_limit, (unsigned long)cfg.item_size_max);
+    if (cfg.unix_socket[0] != '\0')
+        log_info("mckvd %s started: listening on %s, %u threads, %lu MB, "
+                 "item_size_max %lu", PACKAGE_VERSION, cfg.unix_socket,
+                 (unsigned)cfg.threads, (unsigned long)cfg.memory_limit,
+                 (unsigned long)cfg.item_size_max);
+    else
+        log_info("mckvd %s started: listening on %s:%u, %u threads, %lu MB, "
+                 "item_size_max %lu", PACKAGE_VERSION, cfg.listen,
+                 (unsigned)cfg.port, (unsigned)cfg.threads,
+                 (unsigned long)cfg.memory_limit,
+                 (unsigned long)cfg.item_size_max);
     event_base_dispatch(base);
     status = EXIT_SUCCESS;
 

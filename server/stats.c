@@ -321,8 +321,12 @@ stats_conns(stats_emit_fn emit, void *ctx)
                 port = ntohs(a->sin6_port);
             }
             snprintf(name, sizeof(name), "%d:addr", c->fd);
-            snprintf(value, sizeof(value), "tcp:%s:%u", host, port);
-            emit(ctx, name, value);
+            if (c->peer.ss_family == AF_UNIX)   /* memcached -s */
+                emit(ctx, name, "unix");
+            else {
+                snprintf(value, sizeof(value), "tcp:%s:%u", host, port);
+                emit(ctx, name, value);
+            }
             snprintf(name, sizeof(name), "%d:state", c->fd);
             emit(ctx, name,
                  conn_state_name(__atomic_load_n(&c->state, __ATOMIC_RELAXED)));

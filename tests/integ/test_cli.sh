@@ -13,7 +13,8 @@
 #  - memcached's flags: -R N (pipelined requests answered in order, with
 #    conn_yields), -B ascii / -B binary (the other protocol is answered as
 #    memcached 1.6.18 answers it), -o idle_timeout (an idle connection is
-#    closed and counted in idle_kicks, a busy one is not).
+#    closed and counted in idle_kicks, a busy one is not), -s PATH -a MODE
+#    (a UNIX socket of that mode, no TCP port, removed at exit).
 # Every server started here binds 127.0.0.1 and is stopped by its pid; every
 # wait is bounded. Exit status follows automake: 0 pass, 77 skip, else fail.
 
@@ -349,6 +350,42 @@ if start_memory_server "-o idle_timeout=1" -o idle_timeout=1; then
         fail "-o idle_timeout=1: stats settings idle_timeout is not 1"
     stop_pid "$server_pid"
 fi
+
+# --- memcached -s / -a: a UNIX socket instead of TCP -----------------------
+sock="$tmp/mckv.sock"
+port=$(free_port)
+"$MCKVD" -s "$sock" -a 0660 -p "$port" -l 127.0.0.1 -U 0 --engine=memory \
+    --large-pages=no 2>"$tmp/server.err" &
+pid=$!
+pids+=("$pid")
+for _ in $(seq 1 500); do
+    [ -S "$sock" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.01
+done
+if [ -S "$sock" ]; then
+    mode=$(stat -c %a "$sock")
+    reply=$(mc exchange "$sock" "$(printf 'version\r\n' | od -An -tx1 | tr -d ' \n')")
+    [ "$mode" = 660 ] || fail "-a 0660: the socket's mode is $mode"
+    case $reply in
+    56455253494f4e20*) ;;   # "VERSION "
+    *) fail "-s: version over the socket got '$reply'" ;;
+    esac
+    [ "$(mc stat "$sock" settings domain_socket)" = "$sock" ] ||
+        fail "-s: stats settings domain_socket is not $sock"
+    [ "$(mc stat "$sock" settings umask)" = 660 ] ||
+        fail "-a 0660: stats settings umask is not 660"
+    if port_open "$port"; then
+        fail "-s given, but TCP port $port is open too (memcached: no TCP)"
+    fi
+    pass "-s $sock -a 0660: served on the socket (mode 660), no TCP port"
+else
+    fail "-s: no socket at $sock: $(head -n 2 "$tmp/server.err")"
+fi
+stop_pid "$pid"
+status=$?
+[ "$status" = 0 ] || fail "-s: exit status $status after SIGTERM (want 0)"
+[ -e "$sock" ] && fail "-s: $sock is still there after a clean exit"
 
 if [ "$failures" != 0 ]; then
     echo "test_cli.sh: $failures check(s) failed" >&2
