@@ -4,7 +4,7 @@
 #
 #  - --help lists the keys (listen, port, threads, memory_limit,
 #    item_size_max) and exits 0; --version prints a version and exits 0;
-#  - a config file (-f FILE) with an unknown key or a bad value stops the
+#  - a config file (--config FILE) with an unknown key or a bad value stops the
 #    start with exactly one line "FILE:LINE: key: reason" (an "mckvd: "
 #    prefix allowed) and a non-zero exit;
 #  - a valid config file is used, and the command line overrides it;
@@ -14,7 +14,12 @@
 #    conn_yields), -B ascii / -B binary (the other protocol is answered as
 #    memcached 1.6.18 answers it), -o idle_timeout (an idle connection is
 #    closed and counted in idle_kicks, a busy one is not), -s PATH -a MODE
-#    (a UNIX socket of that mode, no TCP port, removed at exit).
+#    (a UNIX socket of that mode, no TCP port, removed at exit), -f 1.25 and
+#    -o names with no meaning (one notice line each), -F -A -M -C (in stats
+#    settings), an unknown -o name and -S (start-up fails), -P (pid file,
+#    removed at exit), -d (exit 0 once listening, own session; exit 1 with
+#    the reason on a busy port), -u (as root: runs as that user), -r, -k;
+#  - SIGUSR1 stops gracefully: exit 0, a queued write is on disk.
 # Every server started here binds 127.0.0.1 and is stopped by its pid; every
 # wait is bounded. Exit status follows automake: 0 pass, 77 skip, else fail.
 
@@ -105,7 +110,7 @@ fi
 # --- config file: unknown key ---------------------------------------------
 cfg="$tmp/unknown.conf"
 printf '[server]\nport = 11311\nbogus_key = 1\n' >"$cfg"
-if expect_start_failure "unknown key in config" -f "$cfg" -U 0; then
+if expect_start_failure "unknown key in config" --config "$cfg" -U 0; then
     expect_one_line "unknown key in config" \
         "^(mckvd: )?$cfg:3: bogus_key: .+"
 fi
@@ -113,18 +118,20 @@ fi
 # --- config file: bad value -------------------------------------------------
 cfg="$tmp/badvalue.conf"
 printf '# a comment\n[server]\nthreads = 0\n' >"$cfg"
-if expect_start_failure "threads = 0 in config" -f "$cfg" -U 0; then
+if expect_start_failure "threads = 0 in config" --config="$cfg" -U 0; then
     expect_one_line "threads = 0 in config" "^(mckvd: )?$cfg:3: threads: .+"
 fi
 cfg="$tmp/badnumber.conf"
 printf '[cache]\nmemory_limit = lots\n' >"$cfg"
-if expect_start_failure "memory_limit = lots in config" -f "$cfg" -U 0; then
+if expect_start_failure "memory_limit = lots in config" --config "$cfg" -U 0; then
     expect_one_line "memory_limit = lots in config" \
         "^(mckvd: )?$cfg:2: memory_limit: .+"
 fi
 
 # --- config file: missing file ----------------------------------------------
-expect_start_failure "missing config file" -f "$tmp/does-not-exist.conf" -U 0
+expect_start_failure "missing config file" --config "$tmp/does-not-exist.conf" -U 0
+# mckv's old -f FILE: a value that is not a number is still a file
+expect_start_failure "missing config file (-f)" -f "$tmp/does-not-exist.conf" -U 0
 
 # --- a valid config file, and the command line wins over it ---------------
 port_file=$(free_port)
@@ -132,7 +139,7 @@ port_cli=$(free_port)
 cfg="$tmp/good.conf"
 printf '[server]\nlisten = 127.0.0.1\nport = %s\nthreads = 2\nudp_port = 0\n' \
     "$port_file" >"$cfg"
-"$MCKVD" -f "$cfg" --db-path="$tmp/db1/mckv.db" &
+"$MCKVD" --config "$cfg" --db-path="$tmp/db1/mckv.db" &
 pid=$!
 pids+=("$pid")
 if wait_port "$port_file" "$pid"; then
@@ -144,6 +151,7 @@ stop_pid "$pid"
 status=$?
 [ "$status" = 0 ] || fail "SIGTERM: exit status $status (want 0)"
 
+# the old -f FILE spelling still loads it
 "$MCKVD" -f "$cfg" -p "$port_cli" --db-path="$tmp/db2/mckv.db" &
 pid=$!
 pids+=("$pid")
@@ -386,6 +394,165 @@ stop_pid "$pid"
 status=$?
 [ "$status" = 0 ] || fail "-s: exit status $status after SIGTERM (want 0)"
 [ -e "$sock" ] && fail "-s: $sock is still there after a clean exit"
+
+# --- memcached's other flags: accepted with one notice each, or refused ----
+if start_memory_server "-f 1.25 -o slab_reassign" -f 1.25 -n 48 \
+    -o slab_reassign,relaxed_privileges,slab_reassign -u root -F -A -M -C; then
+    notes=$(grep -c '^mckvd: .*: ignored: ' "$tmp/server.err")
+    if [ "$notes" = 3 ] && grep -q '^mckvd: -f 1.25: ignored: ' "$tmp/server.err" &&
+       grep -q '^mckvd: -o slab_reassign: ignored: ' "$tmp/server.err"; then
+        pass "-f 1.25 -n 48 -o slab_reassign,relaxed_privileges: 3 notices"
+    else
+        fail "notices: $notes lines (want 3): $(cat "$tmp/server.err")"
+    fi
+    for kv in flush_enabled=no shutdown_command=yes evictions=off \
+              cas_enabled=no growth_factor=1.25; do
+        got=$(mc stat "$port" settings "${kv%%=*}")
+        [ "$got" = "${kv#*=}" ] ||
+            fail "-F -A -M -C: stats settings ${kv%%=*} is '$got', want ${kv#*=}"
+    done
+    stop_pid "$server_pid"
+fi
+if expect_start_failure "-o bogus" -p "$(free_port)" -l 127.0.0.1 -U 0 \
+    -o idle_timeout=5,bogus=1; then
+    expect_one_line "-o bogus" '^mckvd: option -o: Illegal suboption "bogus=1"$'
+fi
+if expect_start_failure "-S (no SASL)" -p "$(free_port)" -l 127.0.0.1 -U 0 -S; then
+    expect_one_line "-S (no SASL)" '^mckvd: option -S: .+'
+fi
+
+# --- memcached -P: the pid file, removed at a clean exit -------------------
+pidfile="$tmp/mckvd.pid"
+if start_memory_server "-P" -P "$pidfile"; then
+    [ "$(cat "$pidfile" 2>/dev/null)" = "$server_pid" ] ||
+        fail "-P: $pidfile holds '$(cat "$pidfile" 2>/dev/null)', want $server_pid"
+    stop_pid "$server_pid"
+    if [ -e "$pidfile" ]; then
+        fail "-P: $pidfile is still there after a clean exit"
+    else
+        pass "-P: the pid file holds the pid and is removed at exit"
+    fi
+fi
+
+# --- SIGUSR1: memcached's graceful stop; queued writes reach the disk -----
+port=$(free_port)
+# (each engine write takes 0.3 s: the set is still queued at the signal)
+"$MCKVD" -p "$port" -l 127.0.0.1 -U 0 --db-path="$tmp/usr1/mckv.db" \
+    --engine-delay-us=300000 2>"$tmp/server.err" &
+pid=$!
+pids+=("$pid")
+if wait_port "$port" "$pid"; then
+    mc exchange "$port" "$(printf 'set usr1 0 0 4\r\nkept\r\n' | od -An -tx1 |
+                           tr -d ' \n')" >/dev/null
+    forget_pid "$pid"
+    kill -USR1 "$pid"
+    wait "$pid"
+    status=$?
+    [ "$status" = 0 ] || fail "SIGUSR1: exit status $status (want 0)"
+    port=$(free_port)
+    "$MCKVD" -p "$port" -l 127.0.0.1 -U 0 --db-path="$tmp/usr1/mckv.db" \
+        2>>"$tmp/server.err" &
+    pid=$!
+    pids+=("$pid")
+    if wait_port "$port" "$pid"; then
+        got=$(mc exchange "$port" "$(printf 'get usr1\r\n' | od -An -tx1 |
+                                     tr -d ' \n')")
+        if [ "${got%% *}" = "$(printf 'VALUE usr1 0 4\r\nkept\r\nEND\r\n' |
+                              od -An -tx1 | tr -d ' \n')" ]; then
+            pass "SIGUSR1: exit 0, the write queued before it is on disk"
+        else
+            fail "SIGUSR1: after a restart get usr1 gave '$got'"
+        fi
+    else
+        fail "SIGUSR1: the restarted server did not start"
+    fi
+    stop_pid "$pid"
+else
+    fail "SIGUSR1: the server did not start: $(head -n 2 "$tmp/server.err")"
+fi
+
+# --- memcached -d: in the background once it listens ----------------------
+port=$(free_port)
+pidfile="$tmp/daemon.pid"
+if timeout 10 "$MCKVD" -d -P "$pidfile" -p "$port" -l 127.0.0.1 -U 0 \
+    --engine=memory --large-pages=no 2>"$tmp/server.err"; then
+    dpid=$(cat "$pidfile" 2>/dev/null)
+    if [ -n "$dpid" ] && kill -0 "$dpid" 2>/dev/null; then
+        pids+=("$dpid")
+        sid=$(ps -o sid= -p "$dpid" | tr -d ' ')
+        if ! port_open "$port"; then
+            fail "-d: the command returned before port $port was open"
+        elif [ "$sid" != "$dpid" ]; then
+            fail "-d: pid $dpid is in session $sid, not its own"
+        else
+            pass "-d: exit 0 once listening; pid $dpid leads its own session"
+        fi
+        # not our child: stop it by its pid and poll
+        forget_pid "$dpid"
+        kill -TERM "$dpid"
+        for _ in $(seq 1 500); do
+            kill -0 "$dpid" 2>/dev/null || break
+            sleep 0.01
+        done
+        if kill -0 "$dpid" 2>/dev/null; then
+            kill -KILL "$dpid"
+            fail "-d: pid $dpid still runs 5 s after SIGTERM"
+        fi
+        [ -e "$pidfile" ] && fail "-d: $pidfile is still there after exit"
+    else
+        fail "-d: no running pid in $pidfile"
+    fi
+else
+    fail "-d: exit $? ($(head -n 2 "$tmp/server.err"))"
+fi
+# the port is taken: the start command itself fails, with the reason
+busy=$(free_port)
+"$MCKVD" -p "$busy" -l 127.0.0.1 -U 0 --engine=memory --large-pages=no \
+    2>/dev/null &
+pid=$!
+pids+=("$pid")
+if wait_port "$busy" "$pid"; then
+    if expect_start_failure "-d on a port in use" -d -p "$busy" -l 127.0.0.1 \
+        -U 0 --engine=memory --large-pages=no; then
+        expect_one_line "-d on a port in use" "Address already in use"
+    fi
+fi
+stop_pid "$pid"
+
+# --- memcached -u: started as root, becomes that user once bound -----------
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+    if start_memory_server "-u nobody" -u nobody; then
+        uid=$(awk '/^Uid:/ { print $2 }' "/proc/$server_pid/status")
+        if [ "$uid" = "$(id -u nobody)" ]; then
+            pass "-u nobody: runs as uid $uid"
+        else
+            fail "-u nobody: runs as uid $uid, want $(id -u nobody)"
+        fi
+        stop_pid "$server_pid"
+    fi
+    if expect_start_failure "-u no-such-user" -p "$(free_port)" -l 127.0.0.1 \
+        -U 0 --engine=memory -u no-such-user-mckv; then
+        expect_one_line "-u no-such-user" "can't find the user no-such-user-mckv"
+    fi
+else
+    echo "skip: -u needs root and a user nobody"
+fi
+
+# --- memcached -r and -k: core file limit, locked memory --------------------
+if start_memory_server "-r -k" -r -k; then
+    core=$(awk '/^Max core file size/ { print $5, $6 }' "/proc/$server_pid/limits")
+    locked=$(awk '/^VmLck:/ { print $2 }' "/proc/$server_pid/status")
+    hard=$(awk '/^Max core file size/ { print $6 }' "/proc/$server_pid/limits")
+    [ "${core% *}" = "$hard" ] ||
+        fail "-r: core file size limit '$core' (want the hard limit)"
+    # mlockall may be refused (no CAP_IPC_LOCK): memcached warns and goes on
+    if [ "${locked:-0}" -gt 0 ] || grep -q "mlockall() failed" "$tmp/server.err"; then
+        pass "-r -k: core limit $hard, ${locked:-0} kB locked"
+    else
+        fail "-k: nothing locked and no warning"
+    fi
+    stop_pid "$server_pid"
+fi
 
 if [ "$failures" != 0 ]; then
     echo "test_cli.sh: $failures check(s) failed" >&2
