@@ -102,7 +102,7 @@ on_reload_signal(int sig, short what, void *arg)
     (void)what;
 
     if (cfg->config_file == NULL) {
-        log_info("SIGHUP: no configuration file (-f) to reload");
+        log_info("SIGHUP: no configuration file (--config) to reload");
         return;
     }
     if (config_init(&fresh) != 0)
