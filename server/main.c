@@ -5,8 +5,9 @@
  * logging, core file limit and -d (fork before any thread exists), memory
  * locking (not inherited across fork), the event loop and its signals, the
  * listening sockets (so an unusable port fails before any thread starts),
- * -u (root is dropped once the port is bound, before the database is
- * opened, so its files belong to that user), cache, persistence, workers,
+ * -u (root is dropped once a TCP port is bound, or before a UNIX socket is
+ * made, and before the database is opened, so the socket and the database
+ * files belong to that user), cache, persistence, workers,
  * the pid file, then the main thread's event loop: the listener, the
  * one-second clock tick and the signals.
  *
@@ -152,6 +153,22 @@ on_reload_signal(int sig, short what, void *arg)
     log_info("SIGHUP: %s reloaded, %u key%s changed", cfg->config_file, changed,
              changed == 1 ? "" : "s");
     config_deinit(&fresh);
+}
+
+/* -u USER when root: 0, or -1 after printing why. Main thread. */
+static int
+become_user(const struct config *cfg)
+{
+    char err[256];
+
+    if (cfg->user[0] == '\0')
+        return 0;
+    if (daemon_become_user(cfg->user, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mckvd: %s\n", err);
+        return -1;
+    }
+    log_verbose("user %s: running as uid %u", cfg->user, (unsigned)getuid());
+    return 0;
 }
 
 /* Makes room for max_connections descriptors when the hard limit allows. */
@@ -309,17 +326,17 @@ main(int argc, char **argv)
         fprintf(stderr, "mckvd: cannot install signal handlers\n");
         goto out;
     }
-    if (listener_setup(base, &cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "mckvd: %s\n", err);
-        goto out;
-    }
-    if (cfg.user[0] != '\0') {
-        if (daemon_become_user(cfg.user, err, sizeof(err)) != 0) {
+    /* -u: a TCP port may need root to be bound, so root goes after it; a
+     * UNIX socket does not, and is made by the user so that it owns it
+     * (memcached's order too) */
+    bool unix_socket = cfg.unix_socket[0] != '\0';
+    err[0] = '\0';
+    if ((unix_socket && become_user(&cfg) != 0) ||
+        listener_setup(base, &cfg, err, sizeof(err)) != 0 ||
+        (!unix_socket && become_user(&cfg) != 0)) {
+        if (err[0] != '\0')
             fprintf(stderr, "mckvd: %s\n", err);
-            goto out;
-        }
-        if (getuid() != 0 && strcmp(cfg.user, "root") != 0)
-            log_verbose("user: running as uid %u", (unsigned)getuid());
+        goto out;
     }
     if (cache_setup(&copts) != 0) {
         fprintf(stderr, "mckvd: cannot set up the cache: out of memory\n");

@@ -530,6 +530,26 @@ if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
         fi
         stop_pid "$server_pid"
     fi
+    # a UNIX socket is made as the user (memcached's order): it owns it
+    sockdir=$(mktemp -d /tmp/test_cli_sock.XXXXXX)
+    chmod 1777 "$sockdir"
+    "$MCKVD" -u nobody -s "$sockdir/s" --engine=memory --large-pages=no \
+        2>"$tmp/server.err" &
+    pid=$!
+    pids+=("$pid")
+    for _ in $(seq 1 500); do
+        [ -S "$sockdir/s" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.01
+    done
+    owner=$(stat -c %u "$sockdir/s" 2>/dev/null)
+    if [ "$owner" = "$(id -u nobody)" ]; then
+        pass "-u nobody -s: the socket belongs to nobody"
+    else
+        fail "-u nobody -s: socket owner '$owner': $(head -n 2 "$tmp/server.err")"
+    fi
+    stop_pid "$pid"
+    rm -rf "$sockdir"
     if expect_start_failure "-u no-such-user" -p "$(free_port)" -l 127.0.0.1 \
         -U 0 --engine=memory -u no-such-user-mckv; then
         expect_one_line "-u no-such-user" "can't find the user no-such-user-mckv"
