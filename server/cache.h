@@ -82,6 +82,10 @@ struct cache_options {
     size_t memory_limit;      /* bytes of item memory */
     uint32_t item_size_max;   /* largest value + key + header accepted */
     bool cas_enabled;         /* false: every CAS is 0 (memcached -C) */
+    /* memcached -M: an allocation that finds memory_limit reached fails
+     * (the store answers out of memory) instead of evicting. Dirty items
+     * of a persistent engine are never evicted either way. */
+    bool evict_disabled;
     /* Persistent engine: dirty items are never evicted; clean ones lose
      * their value (an "ejected" stub keeps key and metadata) instead of
      * being dropped; keys not in memory may be on disk while the cache is

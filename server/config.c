@@ -1,6 +1,8 @@
 /*
  * config.c: the configuration of mckvd, from its defaults, an INI file and
  * the command line, in that order of precedence (the command line wins).
+ * The command line is memcached's too: config_compat.c lists its flags and
+ * -o names that are no key of options.h, and what each does here.
  *
  * Everything is generated from the MCKV_OPTIONS table of options.h: the
  * defaults, the INI keys, the long options (--key-name, and --key_name too),
@@ -32,8 +34,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 
 #include "server/config.h"
+#include "server/config_compat.h"
 #include "util/status.h"
 
 struct opt_desc {
@@ -61,13 +65,15 @@ enum { OPT_COUNT = sizeof(opt_table) / sizeof(opt_table[0]) };
 /* The INI loader tracks the keys already set in a 64-bit mask. */
 _Static_assert(OPT_COUNT <= 64, "too many options for the duplicate mask");
 
-/* getopt_long() values of the long options: key i is OPTVAL_KEY + i. */
+/* getopt_long() values of the long options: key i is OPTVAL_KEY + i;
+ * memcached's spellings return its letters (config_compat.h). */
 enum {
-    OPTVAL_CONFIG = 'f',
     OPTVAL_HELP = 'h',
     OPTVAL_VERSION = 'V',
+    OPTVAL_CONFIG = 201,
     OPTVAL_KEY = 256,
 };
+_Static_assert(OPTVAL_CONFIG != COMPAT_LETTER_FACTOR, "distinct values");
 
 /* Longest long option name, plus its NUL. */
 #define OPT_NAME_MAX 64
@@ -195,6 +201,8 @@ str_choices(const char *name)
         return "async|sync";
     if (strcmp(name, "sqlite_synchronous") == 0)
         return "normal|full";
+    if (strcmp(name, "protocol") == 0)
+        return "auto|ascii|binary";
     return NULL;
 }
 
@@ -277,6 +285,21 @@ set_value(struct config *cfg, const struct opt_desc *o, const char *text,
     case OPT_MB:
         if (!parse_decimal(text, &end, &v) || *end != '\0')
             goto bad_number;
+        break;
+    case OPT_OCTAL:
+        /* memcached reads -a with strtol(, 8): digits 0-7 only here */
+        if (text[0] == '\0' || strspn(text, "01234567") != strlen(text) ||
+            strlen(text) > 8) {
+            set_err(err, errlen, "'%s' is not an octal mode between 0 and %"
+                    PRIo64, text, o->max);
+            return MCKV_EINVAL;
+        }
+        v = strtoull(text, NULL, 8);
+        if (v > o->max) {
+            set_err(err, errlen, "'%s' is not an octal mode between 0 and %"
+                    PRIo64, text, o->max);
+            return MCKV_EINVAL;
+        }
         break;
     }
     if (v < o->min || v > o->max)
@@ -537,13 +560,26 @@ config_load_file(struct config *cfg, const char *path, char *err,
 
 /* ---- command line ----------------------------------------------------- */
 
-/* Long options: config, help, version, then each key twice (dashed and
- * underscored), then the terminator. Names point into `names`. */
+/* Long options: config, help, version, each key twice (dashed and
+ * underscored), memcached's own spellings, then the terminator. Names
+ * point into `names` or into static tables. */
 struct long_opts {
-    struct option opts[3 + 2 * OPT_COUNT + 1];
+    struct option opts[3 + 2 * OPT_COUNT + 32 + 1];
     char names[OPT_COUNT][OPT_NAME_MAX];
-    char shorts[8 + 2 * OPT_COUNT];
+    char shorts[16 + 2 * OPT_COUNT + 32];
 };
+
+_Static_assert(sizeof(((struct long_opts *)0)->opts) /
+               sizeof(struct option) >= 3 + 2 * OPT_COUNT + 25 + 1,
+               "room for memcached's long options");
+
+/* True for a key's short flag that takes no value: -v counts, a boolean's
+ * flag sets the opposite of its default. */
+static bool
+flag_takes_no_value(const struct opt_desc *o)
+{
+    return o->short_flag == 'v' || o->type == OPT_BOOL;
+}
 
 static void
 long_opts_build(struct long_opts *lo)
@@ -556,9 +592,10 @@ long_opts_build(struct long_opts *lo)
     lo->opts[n++] = (struct option){ "version", no_argument, NULL,
                                      OPTVAL_VERSION };
     /* '+': stop at the first non-option (leftovers are an error anyway);
-     * ':': report a missing argument as ':' and print nothing ourselves. */
-    memcpy(lo->shorts, "+:f:hV", 6);
-    s = 6;
+     * ':': report a missing argument as ':' and print nothing ourselves.
+     * f (factor or file), o (-o list), i (license), h, V: handled here. */
+    memcpy(lo->shorts, "+:f:o:ihV", 9);
+    s = 9;
     for (int i = 0; i < OPT_COUNT; i++) {
         const struct opt_desc *o = &opt_table[i];
 
@@ -570,10 +607,19 @@ long_opts_build(struct long_opts *lo)
                                              OPTVAL_KEY + i };
         if (o->short_flag != 0) {
             lo->shorts[s++] = (char)o->short_flag;
-            if (o->short_flag != 'v')  /* -v counts; takes no value */
+            if (!flag_takes_no_value(o))
                 lo->shorts[s++] = ':';
         }
     }
+    for (unsigned i = 0; i < compat_flags_count; i++) {
+        lo->shorts[s++] = (char)compat_flags[i].letter;
+        if (compat_flags[i].has_arg)
+            lo->shorts[s++] = ':';
+    }
+    for (unsigned i = 0; i < compat_longs_count; i++)
+        lo->opts[n++] = (struct option){ compat_longs[i].name,
+                                         compat_longs[i].has_arg, NULL,
+                                         compat_longs[i].letter };
     lo->opts[n] = (struct option){ NULL, 0, NULL, 0 };
     lo->shorts[s] = '\0';
 }
@@ -626,35 +672,189 @@ option_error(int c, char **argv, char *err, size_t errlen)
     }
 }
 
+/* -f's value is memcached's growth factor when it looks like a number
+ * (digits and dots), else mckv's configuration file. */
+static bool
+looks_numeric(const char *s)
+{
+    return s[0] != '\0' && strspn(s, "0123456789.") == strlen(s) &&
+           strpbrk(s, "0123456789") != NULL;
+}
+
+/* What one parse has said already: each notice is printed once. Slot 0
+ * is -f's; then compat_flags, then compat_subopts (config_compat.c). */
+#define NOTE_SLOTS 128
+struct notes {
+    FILE *out;
+    bool noted[NOTE_SLOTS];
+};
+
+static void
+note(struct notes *nt, size_t slot, const char *label, const char *why)
+{
+    if (nt->out == NULL)
+        return;
+    if (slot < NOTE_SLOTS) {
+        if (nt->noted[slot])
+            return;
+        nt->noted[slot] = true;
+    }
+    fprintf(nt->out, "mckvd: %s: ignored: %s\n", label, why);
+}
+
+/* Sets key `name` from text, for the compatibility tables. */
+static int
+set_named(struct config *cfg, const char *name, const char *text,
+          const char *label, char *err, size_t errlen)
+{
+    char reason[192];
+    int i = find_key(name);
+
+    if (i < 0) {  /* a table names a key options.h does not have: a bug */
+        set_err(err, errlen, "option %s: no key %s", label, name);
+        return MCKV_EINVAL;
+    }
+    if (set_value(cfg, &opt_table[i], text, reason, sizeof(reason)) < 0) {
+        set_err(err, errlen, "option %s: %s", label, reason);
+        return MCKV_EINVAL;
+    }
+    return MCKV_OK;
+}
+
+/* -f NUMBER / --slab-growth-factor: checked as memcached does, ignored. */
+static int
+growth_factor(const char *text, const char *label, struct notes *nt,
+              char *err, size_t errlen)
+{
+    char line[96];
+
+    if (!looks_numeric(text) || strtod(text, NULL) <= 1.0) {
+        set_err(err, errlen, "option %s: '%s': Factor must be greater than 1",
+                label, text);
+        return MCKV_EINVAL;
+    }
+    snprintf(line, sizeof(line), "%s %s", label, text);
+    note(nt, 0, line,
+         "slab growth factor: mckv has no slab allocator");
+    return MCKV_OK;
+}
+
 /*
- * Parses argv (see config.h). Pass 1 finds -f/--config, --help and
- * --version wherever they are; the file is loaded; pass 2 applies every
- * other option in order, over the file. Does not call config_validate().
- * Main thread (getopt_long).
+ * -o a,b=1,...: memcached's extended options. An unknown name fails as in
+ * memcached ("Illegal suboption \"NAME\""); so does a missing value where
+ * memcached requires one.
+ */
+static int
+parse_subopts(struct config *cfg, const char *list, struct notes *nt,
+              char *err, size_t errlen)
+{
+    const char *p = list;
+
+    while (*p != '\0') {
+        size_t len = strcspn(p, ","), name_len = strcspn(p, "=,");
+        const struct compat_opt *so = compat_find_subopt(p, name_len);
+        char label[OPT_NAME_MAX + 8], value[256];
+        bool has_value = name_len < len;
+
+        if (so == NULL) {
+            set_err(err, errlen, "option -o: Illegal suboption \"%.*s\"",
+                    (int)len, p);
+            return MCKV_EINVAL;
+        }
+        snprintf(label, sizeof(label), "-o %s", so->name);
+        if (so->has_arg && !has_value) {
+            set_err(err, errlen, "option -o: Missing %s argument", so->name);
+            return MCKV_EINVAL;
+        }
+        if (has_value) {
+            size_t vlen = len - name_len - 1;
+            if (vlen >= sizeof(value)) {
+                set_err(err, errlen, "option %s: value too long", label);
+                return MCKV_EINVAL;
+            }
+            memcpy(value, p + name_len + 1, vlen);
+            value[vlen] = '\0';
+        }
+        switch (so->action) {
+        case COMPAT_KEY:
+            if (set_named(cfg, so->key, value, label, err, errlen) < 0)
+                return MCKV_EINVAL;
+            break;
+        case COMPAT_SET:
+            if (set_named(cfg, so->key, so->value, label, err, errlen) < 0)
+                return MCKV_EINVAL;
+            break;
+        case COMPAT_SILENT:
+            break;
+        case COMPAT_NOTICE:
+            note(nt, 1 + compat_flags_count + (size_t)(so - compat_subopts),
+                 label, so->why);
+            break;
+        case COMPAT_REFUSE:
+            set_err(err, errlen, "option %s: %s", label, so->why);
+            return MCKV_EINVAL;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return MCKV_OK;
+}
+
+/* One of compat_flags (-L, -n, -S, ...). */
+static int
+apply_compat_flag(struct config *cfg, const struct compat_opt *f,
+                  const char *label, struct notes *nt, char *err,
+                  size_t errlen)
+{
+    switch (f->action) {
+    case COMPAT_SET:
+    case COMPAT_KEY:
+        return set_named(cfg, f->key, f->value, label, err, errlen);
+    case COMPAT_SILENT:
+        return MCKV_OK;
+    case COMPAT_NOTICE:
+        note(nt, 1 + (size_t)(f - compat_flags), label, f->why);
+        return MCKV_OK;
+    case COMPAT_REFUSE:
+        break;
+    }
+    set_err(err, errlen, "option %s: %s", label, f->why);
+    return MCKV_EINVAL;
+}
+
+/*
+ * Parses argv (see config.h). Pass 1 finds the configuration file, --help,
+ * --version and --license wherever they are; the file is loaded; pass 2
+ * applies every other option in order, over the file. Does not call
+ * config_validate(). Main thread (getopt_long).
  */
 enum config_action
 config_parse_args(struct config *cfg, int argc, char **argv, FILE *out,
-                  char *err, size_t errlen)
+                  FILE *notes_out, char *err, size_t errlen)
 {
     struct long_opts lo;
+    struct notes nt;
     const char *file = NULL;
-    bool help = false, version = false;
+    bool help = false, version = false, license = false;
     uint64_t v_count = 0;
     int c, longindex;
 
+    memset(&nt, 0, sizeof(nt));
+    nt.out = notes_out;
     long_opts_build(&lo);
     opterr = 0;
 
-    /* Pass 1: -f, -h, -V. Errors are left to pass 2. */
+    /* Pass 1: the file, -h, -V, -i. Errors are left to pass 2. */
     optind = 0;  /* glibc: full re-initialisation */
     for (;;) {
         c = getopt_long(argc, argv, lo.shorts, lo.opts, NULL);
         if (c == -1)
             break;
-        if (c == OPTVAL_CONFIG) {
+        if (c == OPTVAL_CONFIG || (c == 'f' && !looks_numeric(optarg))) {
             if (file != NULL) {
-                set_err(err, errlen,
-                        "option -f: only one configuration file may be given");
+                set_err(err, errlen, "option %s: only one configuration file"
+                        " may be given", c == 'f' ? "-f" : "--config");
                 return CONFIG_EXIT_ERROR;
             }
             file = optarg;
@@ -662,6 +862,8 @@ config_parse_args(struct config *cfg, int argc, char **argv, FILE *out,
             help = true;
         } else if (c == OPTVAL_VERSION) {
             version = true;
+        } else if (c == 'i') {
+            license = true;
         }
     }
     if (help) {
@@ -670,6 +872,11 @@ config_parse_args(struct config *cfg, int argc, char **argv, FILE *out,
     }
     if (version) {
         fprintf(out, "mckvd " PACKAGE_VERSION "\n");
+        return CONFIG_EXIT_OK;
+    }
+    if (license) {
+        fprintf(out, "mckvd " PACKAGE_VERSION ": its license and those of "
+                "libevent, SQLite and inih come with their sources\n");
         return CONFIG_EXIT_OK;
     }
     if (file != NULL) {
@@ -690,6 +897,7 @@ config_parse_args(struct config *cfg, int argc, char **argv, FILE *out,
     optind = 0;
     for (;;) {
         char reason[192], label[OPT_NAME_MAX + 4];
+        const struct compat_opt *cf;
         const struct opt_desc *o;
         int i;
 
@@ -701,8 +909,25 @@ config_parse_args(struct config *cfg, int argc, char **argv, FILE *out,
             option_error(c, argv, err, errlen);
             return CONFIG_EXIT_ERROR;
         }
-        if (c == OPTVAL_CONFIG || c == OPTVAL_HELP || c == OPTVAL_VERSION)
+        option_label(c, longindex, &lo, label, sizeof(label));
+        if (c == OPTVAL_CONFIG || c == OPTVAL_HELP || c == OPTVAL_VERSION ||
+            c == 'i' || (c == 'f' && !looks_numeric(optarg)))
             continue;
+        if (c == 'f' || c == COMPAT_LETTER_FACTOR) {
+            if (growth_factor(optarg, label, &nt, err, errlen) < 0)
+                return CONFIG_EXIT_ERROR;
+            continue;
+        }
+        if (c == 'o') {
+            if (parse_subopts(cfg, optarg, &nt, err, errlen) < 0)
+                return CONFIG_EXIT_ERROR;
+            continue;
+        }
+        if (c < OPTVAL_KEY && (cf = compat_find_flag(c)) != NULL) {
+            if (apply_compat_flag(cfg, cf, label, &nt, err, errlen) < 0)
+                return CONFIG_EXIT_ERROR;
+            continue;
+        }
         i = c >= OPTVAL_KEY ? c - OPTVAL_KEY : find_short(c);
         if (i < 0 || i >= OPT_COUNT) {
             set_err(err, errlen, "unknown option '-%c'", c);
@@ -710,14 +935,21 @@ config_parse_args(struct config *cfg, int argc, char **argv, FILE *out,
         }
         o = &opt_table[i];
         if (c == 'v') {
-            /* -v, -vv: counted from zero; saturates at the maximum. */
+            /* -v, -vv, --verbose: counted from zero; saturates at the
+             * maximum. */
             if (v_count < o->max)
                 v_count++;
             *field_u64(cfg, o) = v_count;
             continue;
         }
+        if (c < OPTVAL_KEY && o->type == OPT_BOOL) {
+            /* -F, -C, -A, ...: the opposite of the default */
+            bool def = false;
+            (void)parse_bool(o->def, &def);
+            *field_bool(cfg, o) = !def;
+            continue;
+        }
         if (set_value(cfg, o, optarg, reason, sizeof(reason)) < 0) {
-            option_label(c, longindex, &lo, label, sizeof(label));
             set_err(err, errlen, "option %s: %s", label, reason);
             return CONFIG_EXIT_ERROR;
         }
@@ -761,6 +993,18 @@ config_validate(const struct config *cfg, char *err, size_t errlen)
             return MCKV_EINVAL;
         }
     }
+    /* memcached: "Initial hashtable multiplier of N is too low" */
+    if (cfg->hashpower_init > 0 && cfg->hashpower_init < 12) {
+        set_err(err, errlen, "hashpower_init: %" PRIu64 " is too low: 12..32,"
+                " or 0 to grow as needed", cfg->hashpower_init);
+        return MCKV_EINVAL;
+    }
+    if (strlen(cfg->unix_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        set_err(err, errlen, "unix_socket: %s: longer than %zu bytes",
+                cfg->unix_socket,
+                sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+        return MCKV_EINVAL;
+    }
     /* memcached: "Cannot set item size limit higher than 1/2 of memory
      * max." */
     if (cfg->item_size_max > cfg->memory_limit * 1024 * 1024 / 2) {
@@ -781,6 +1025,7 @@ type_placeholder(enum opt_type type)
     case OPT_SIZE: return "BYTES";
     case OPT_MB: return "MB";
     case OPT_BOOL: return "BOOL";
+    case OPT_OCTAL: return "MODE";
     }
     return "VALUE";
 }
@@ -793,15 +1038,18 @@ config_print_help(FILE *out)
             "Usage: mckvd [OPTION]...\n"
             "A memcached-compatible cache server.\n"
             "\n"
-            "Values come from the defaults, then the INI file given with -f,\n"
-            "then the command line (which wins). In the file, write each key\n"
-            "as `key = value` in its [section] (or before any section).\n"
-            "Long options accept dashes or underscores: --max-connections,\n"
-            "--max_connections. Sizes take k, m or g suffixes (binary).\n"
-            "Booleans: yes/no, true/false, on/off, 1/0.\n"
+            "Values come from the defaults, then the INI file given with\n"
+            "--config, then the command line (which wins). In the file, write\n"
+            "each key as `key = value` in its [section] (or before any\n"
+            "section). Long options accept dashes or underscores:\n"
+            "--max-connections, --max_connections. Sizes take k, m or g\n"
+            "suffixes (binary). Booleans: yes/no, true/false, on/off, 1/0.\n"
+            "memcached's command line works too: its flags are listed with\n"
+            "the keys they set, the others at the end.\n"
             "\n"
-            "  -f, --config=FILE\n"
-            "        load this INI file first\n"
+            "      --config=FILE\n"
+            "        load this INI file first (-f FILE too, when FILE is not\n"
+            "        a number: -f NUMBER is memcached's growth factor)\n"
             "  -h, --help\n"
             "        print this help and exit\n"
             "  -V, --version\n"
@@ -821,12 +1069,18 @@ config_print_help(FILE *out)
         fprintf(out, "        %s\n", o->help);
         if (o->short_flag == 'v')
             fprintf(out, "        -v alone counts: -v = 1, -vv = 2\n");
+        else if (o->short_flag != 0 && o->type == OPT_BOOL)
+            fprintf(out, "        -%c alone: %s = %s\n", o->short_flag,
+                    o->name, strcmp(o->def, "yes") == 0 ? "no" : "yes");
         fprintf(out, "        [%s] %s = %s", o->section, o->name, o->def);
         if (o->type == OPT_UINT || o->type == OPT_MB || o->type == OPT_SIZE)
             fprintf(out, "; range %" PRIu64 "..%" PRIu64, o->min, o->max);
+        else if (o->type == OPT_OCTAL)
+            fprintf(out, "; range 0..%" PRIo64, o->max);
         fprintf(out, "; %s\n",
                 o->reloadable ? "reloadable (SIGHUP)" : "restart to change");
     }
+    compat_print_help(out);
 }
 
 /* Calls fn for each key, in options.h order, with its value as text: sizes
@@ -858,6 +1112,10 @@ config_each(const struct config *cfg,
         case OPT_SIZE:
         case OPT_MB:
             snprintf(buf, sizeof(buf), "%" PRIu64,
+                     __atomic_load_n((const uint64_t *)field, __ATOMIC_RELAXED));
+            break;
+        case OPT_OCTAL:
+            snprintf(buf, sizeof(buf), "%" PRIo64,
                      __atomic_load_n((const uint64_t *)field, __ATOMIC_RELAXED));
             break;
         }

@@ -1,7 +1,7 @@
 /*
- * config.h: loading the configuration from defaults, an INI file (-f FILE,
- * parsed with inih) and the command line, in that order of precedence
- * (command line wins).
+ * config.h: loading the configuration from defaults, an INI file
+ * (--config=FILE, parsed with inih) and the command line, in that order of
+ * precedence (command line wins).
  *
  * Every key of options.h is a field of struct config. Numeric options are
  * stored as uint64_t, booleans as bool, strings as heap copies.
@@ -21,13 +21,14 @@
 #define CONFIG_FIELD_OPT_SIZE uint64_t
 #define CONFIG_FIELD_OPT_MB uint64_t
 #define CONFIG_FIELD_OPT_BOOL bool
+#define CONFIG_FIELD_OPT_OCTAL uint64_t
 
 struct config {
 #define X(name, section, type, def, min, max, shortf, reload, help) \
     CONFIG_FIELD_##type name;
     MCKV_OPTIONS(X)
 #undef X
-    char *config_file;   /* -f FILE, or NULL */
+    char *config_file;   /* --config=FILE (or -f FILE), or NULL */
 };
 
 /* Sets every field to its default. 0, or MCKV_ENOMEM. */
@@ -38,15 +39,21 @@ void config_deinit(struct config *cfg);
 enum config_action { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_ERROR };
 
 /*
- * Parses argv: -f FILE is loaded first (as an INI file), then every other
- * option overrides it. memcached's short flags (-p -l -t -c -m -I -v -U -b)
- * mean what they mean there; -vv counts. --help and --version print to `out`
- * and return CONFIG_EXIT_OK. On an error, one line is written into err
- * ("FILE:LINE: key: reason", or "option --x: reason") and CONFIG_EXIT_ERROR
- * is returned. Main thread.
+ * Parses argv: the INI file of --config=FILE (or of -f FILE, see below) is
+ * loaded first, then every other option overrides it. memcached 1.6.18's
+ * command line is accepted: its flags that are keys' short flags in
+ * options.h mean what they mean there (-vv counts), the others and its -o
+ * names are handled as config.c's tables say (mapped to a key, accepted
+ * with one notice line each on `notes`, or refused). -f is memcached's
+ * slab growth factor when its value is a number (ignored, with a notice),
+ * else an INI file. --help and --version print to `out` and return
+ * CONFIG_EXIT_OK. On an error, one line is written into err
+ * ("FILE:LINE: key: reason", or "option --x: reason") and
+ * CONFIG_EXIT_ERROR is returned. Main thread.
  */
 enum config_action config_parse_args(struct config *cfg, int argc, char **argv,
-                                     FILE *out, char *err, size_t errlen);
+                                     FILE *out, FILE *notes, char *err,
+                                     size_t errlen);
 
 /* Loads an INI file into cfg. 0, or -1 with err holding "FILE:LINE: key:
  * reason" (or "FILE: reason" when it cannot be read). */

@@ -3,9 +3,16 @@
  *
  * A connection lives on one worker thread and is driven by two libevent
  * events: EV_READ while it accepts input, EV_WRITE while the socket refuses
- * output. Each wake-up reads once, runs every whole request that is buffered
+ * output. Each wake-up reads once, runs the whole requests that are buffered
  * (pipelined requests are answered in order), and writes all queued replies
  * with one sendmsg(2) per IOV batch. See conn.h for the buffer model.
+ *
+ * A wake-up runs at most reqs_per_event requests (memcached -R, default
+ * 20): a client with a deep pipeline then writes what it has, and the
+ * connection yields (conn_yields) by making its read event active again,
+ * so the worker's other connections run first. Until the buffered
+ * requests are done no more is read: the buffer only grows for one
+ * request too large for it, never for a backlog.
  */
 #include <config.h>
 
@@ -65,6 +72,7 @@ conn_create(struct conn_owner *o, int fd, uint64_t id)
     c->peer_len = sizeof(c->peer);
     if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) != 0)
         c->peer_len = 0;
+    c->proto = (enum conn_proto)o->protocol;  /* -B; UNKNOWN: by 1st byte */
     c->rev = event_new(o->base, fd, EV_READ | EV_PERSIST, conn_event, c);
     c->wev = event_new(o->base, fd, EV_WRITE | EV_PERSIST, conn_event, c);
     if (c->rev == NULL || c->wev == NULL)
@@ -306,8 +314,12 @@ conn_stats(const struct conn *c, uint32_t now, stats_emit_fn emit, void *ctx)
         port = ntohs(a->sin6_port);
     }
     snprintf(name, sizeof(name), "%d:addr", c->fd);
-    snprintf(value, sizeof(value), "tcp:%s:%u", host, port);
-    emit(ctx, name, value);
+    if (c->peer.ss_family == AF_UNIX) {   /* memcached -s */
+        emit(ctx, name, "unix");
+    } else {
+        snprintf(value, sizeof(value), "tcp:%s:%u", host, port);
+        emit(ctx, name, value);
+    }
     snprintf(name, sizeof(name), "%d:state", c->fd);
     emit(ctx, name, conn_state_name(__atomic_load_n(&c->state, __ATOMIC_RELAXED)));
     snprintf(name, sizeof(name), "%d:secs_since_last_cmd", c->fd);
@@ -503,10 +515,17 @@ conn_read(struct conn *c)
     }
 }
 
-/* Runs every whole buffered request while output stays under the mark. */
+/* Runs the whole buffered requests while output stays under the mark, at
+ * most reqs_per_event of them (all of them when the worker stops); sets
+ * c->yielded when it stopped there with more bytes buffered. */
 static void
 conn_process_all(struct conn *c)
 {
+    uint32_t budget = c->owner->reqs_per_event;
+    bool stopping = atomic_load_explicit(&c->owner->stopping,
+                                         memory_order_relaxed);
+
+    c->yielded = false;
     while (!c->close_after_write && c->out_pending < CONN_OUT_HIGH &&
            c->fetch_pending == 0) {
         if (c->swallow > 0) {
@@ -555,6 +574,12 @@ conn_process_all(struct conn *c)
         __atomic_store_n(&c->last_cmd_time, cache_now(), __ATOMIC_RELAXED);
         if (r == CONN_REQ_CLOSE)
             c->close_after_write = true;
+        if (--budget == 0 && !stopping && !c->close_after_write &&
+            c->rstart < c->rend) {
+            c->yielded = true;
+            STAT_INCR(c->owner->stats, conn_yields);
+            break;
+        }
     }
     if (c->rstart == c->rend) {
         c->rstart = c->rend = 0;
@@ -632,7 +657,8 @@ conn_event(int fd, short what, void *arg)
     (void)fd;
     bool eof = false;
 
-    if ((what & EV_READ) && c->rev_on) {
+    /* after a yield, the buffered requests first */
+    if ((what & EV_READ) && c->rev_on && !c->yielded) {
         ssize_t n = conn_read(c);
         if (n == -1)
             eof = true;
@@ -672,7 +698,7 @@ conn_event(int fd, short what, void *arg)
         }
         /* Output drained: requests held back by the high mark run now. */
         if (!(c->out_pending == 0 && c->rstart < c->rend &&
-              !c->close_after_write && c->fetch_pending == 0))
+              !c->close_after_write && c->fetch_pending == 0) || c->yielded)
             break;
     }
     if (eof || (c->close_after_write && c->out_pending == 0) ||
@@ -684,4 +710,25 @@ conn_event(int fd, short what, void *arg)
         c->close_after_write = true;
     }
     conn_set_events(c);
+    /* yielded: run again once the worker's other ready events have run
+     * (EV_READ: the read is skipped while c->yielded holds) */
+    if (c->yielded)
+        event_active(c->rev, EV_READ, 0);
+}
+
+bool
+conn_idle_kick(struct conn *c, uint32_t now, uint32_t timeout)
+{
+    uint32_t last = __atomic_load_n(&c->last_cmd_time, __ATOMIC_RELAXED);
+
+    if (c->peer.ss_family == AF_UNIX || last > now || now - last <= timeout)
+        return false;
+    if (c->out_pending > 0 || c->fetch_pending > 0 || c->sync_waiting ||
+        c->throttled || c->yielded || c->close_after_write)
+        return false;
+    STAT_INCR(c->owner->stats, idle_kicks);
+    log_verbose("connection %d: no request for %u s, closing (idle_timeout)",
+                c->fd, now - last);
+    conn_close(c);
+    return true;
 }

@@ -93,6 +93,8 @@ struct conn_owner {
     struct thread_stats *stats;  /* the owner's counters (bytes_read, ...) */
     struct hist *timings;        /* CMD_CLASSES sampled request times */
     uint32_t item_size_max;      /* the largest value a request may carry */
+    uint32_t reqs_per_event;     /* -R: requests run before yielding */
+    uint8_t protocol;            /* -B: enum conn_proto, UNKNOWN = auto */
     unsigned id;                 /* names the owner in log lines */
     atomic_bool stopping;        /* set by another thread: close when idle */
 };
@@ -157,6 +159,7 @@ struct conn {
     uint32_t throttle_ms;     /* delay asked by the current batch */
     bool throttled;
     uint8_t cmd_class;        /* enum cmd_class of the request just run */
+    bool yielded;             /* ran reqs_per_event requests, more buffered */
 };
 
 enum conn_state { CONN_STATE_READ, CONN_STATE_WRITE, CONN_STATE_CLOSING };
@@ -191,6 +194,13 @@ void conn_committed(struct conn *c);
  * relaxed atomics). */
 void conn_stats(const struct conn *c, uint32_t now, stats_emit_fn emit,
                 void *ctx);
+
+/* Worker thread, from its idle sweep: closes a TCP connection that has
+ * waited more than `timeout` seconds for a request (now: cache_now()),
+ * counted as idle_kicks. One with a reply or a fetch in progress is left
+ * alone, as memcached kicks only connections in its read states, and so
+ * is a UNIX socket's (memcached: TCP only). True when it was closed. */
+bool conn_idle_kick(struct conn *c, uint32_t now, uint32_t timeout);
 
 /* Worker thread, for the processors: a value fetched for the current
  * request (a new reference), when the cache has lost it again; else NULL. */

@@ -3,6 +3,12 @@
  * workers. Over max_connections a client gets memcached's
  * "ERROR Too many open connections" and is closed. When the process runs out
  * of file descriptors, accepting pauses for a second instead of spinning.
+ *
+ * With unix_socket set (memcached -s) the one listener is that UNIX domain
+ * socket and there is no TCP one, as in memcached: a stale socket file is
+ * replaced, the file gets unix_mask's mode (bound under the matching
+ * umask, memcached's way, so it never exists with a wider one) and is
+ * removed at close.
  */
 #include <config.h>
 
@@ -15,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -33,6 +41,7 @@ static struct {
     unsigned n;
     struct event *pause_timer;
     uint64_t max_connections;
+    char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 } lst;
 
 static void
@@ -87,7 +96,8 @@ listener_accept(int lfd, short what, void *arg)
             continue;
         }
         int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (lst.unix_path[0] == '\0')
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         atomic_fetch_add(&global_stats.total_connections, 1);
         if (!workers_dispatch(fd)) {
             log_error("accept: every worker queue is full; closing connection");
@@ -97,10 +107,58 @@ listener_accept(int lfd, short what, void *arg)
     }
 }
 
+/* main thread: the -s listener. 0, or -1 with err. */
+static int
+listener_setup_unix(const struct config *cfg, char *err, size_t errlen)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct stat st;
+    const char *path = cfg->unix_socket;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {   /* config_validate checks */
+        snprintf(err, errlen, "unix_socket %s: path too long", path);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "unix_socket %s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* a socket left by an earlier run; anything else is not ours */
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);
+    mode_t old_umask = umask((mode_t)(~cfg->unix_mask & 0777));
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    int bind_errno = errno;
+    umask(old_umask);
+    if (rc != 0 || listen(fd, (int)cfg->backlog) != 0) {
+        snprintf(err, errlen, "unix_socket %s: %s", path,
+                 strerror(rc != 0 ? bind_errno : errno));
+        close(fd);
+        if (rc == 0)
+            unlink(path);
+        return -1;
+    }
+    memcpy(lst.unix_path, sa.sun_path, sizeof(lst.unix_path));
+    lst.fds[lst.n++] = fd;
+    return 0;
+}
+
 int
 listener_setup(struct event_base *base, const struct config *cfg, char *err,
                size_t errlen)
 {
+    lst.max_connections = cfg->max_connections;
+    if (cfg->unix_socket[0] != '\0') {
+        if (listener_setup_unix(cfg, err, errlen) != 0)
+            return -1;
+        lst.evs[0] = event_new(base, lst.fds[0], EV_READ | EV_PERSIST,
+                               listener_accept, NULL);
+        lst.pause_timer = evtimer_new(base, listener_resume, NULL);
+        listener_enable(true);
+        return 0;
+    }
     char port[16];
     snprintf(port, sizeof(port), "%u", (unsigned)cfg->port);
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -113,7 +171,6 @@ listener_setup(struct event_base *base, const struct config *cfg, char *err,
                  gai_strerror(gai));
         return -1;
     }
-    lst.max_connections = cfg->max_connections;
     for (struct addrinfo *ai = res; ai != NULL && lst.n < LISTENER_MAX;
          ai = ai->ai_next) {
         int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -157,6 +214,10 @@ listener_close(void)
         close(lst.fds[i]);
     }
     lst.n = 0;
+    if (lst.unix_path[0] != '\0') {
+        unlink(lst.unix_path);
+        lst.unix_path[0] = '\0';
+    }
     if (lst.pause_timer != NULL) {
         event_free(lst.pause_timer);
         lst.pause_timer = NULL;

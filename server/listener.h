@@ -11,8 +11,9 @@
 struct event_base;
 struct config;
 
-/* Main thread: binds and listens on cfg->listen:cfg->port. 0, or -1 with
- * one line in err ("listen 127.0.0.1:11211: Address already in use"). */
+/* Main thread: binds and listens on cfg->listen:cfg->port, or on the UNIX
+ * socket cfg->unix_socket instead when set. 0, or -1 with one line in err
+ * ("listen 127.0.0.1:11211: Address already in use"). */
 int listener_setup(struct event_base *base, const struct config *cfg,
                    char *err, size_t errlen);
 /* Main thread: stops accepting and closes the listening sockets. */

@@ -2,10 +2,22 @@
  * main.c: mckvd start-up and shutdown.
  *
  * Order: configuration (a bad one stops here with one line and exit 1),
- * logging, cache, listening sockets (so an unusable port fails before any
- * thread starts), workers, then the main thread's event loop: the listener,
- * the one-second clock tick and the signals. SIGTERM/SIGINT stop accepting,
- * let the workers finish replies in flight, and exit 0.
+ * logging, core file limit and -d (fork before any thread exists), memory
+ * locking (not inherited across fork), the event loop and its signals, the
+ * listening sockets (so an unusable port fails before any thread starts),
+ * -u (root is dropped once a TCP port is bound, or before a UNIX socket is
+ * made, and before the database is opened, so the socket and the database
+ * files belong to that user), cache, persistence, workers,
+ * the pid file, then the main thread's event loop: the listener, the
+ * one-second clock tick and the signals.
+ *
+ * Signals, as memcached 1.6.18 where it has them: SIGTERM, SIGINT and
+ * SIGUSR1 (memcached's graceful stop) all stop accepting, let the workers
+ * finish replies in flight, write every queued change to disk and exit 0.
+ * SIGHUP reloads the configuration file (memcached reloads only its -Y
+ * auth file, and ignores SIGHUP under -d; mckv reloads under -d too).
+ * SIGUSR2 keeps its default action, as in memcached: it ends the process
+ * at once, without the drain.
  */
 #include <config.h>
 
@@ -24,6 +36,7 @@
 
 #include "server/cache.h"
 #include "server/config.h"
+#include "server/daemon.h"
 #include "server/listener.h"
 #include "server/persist.h"
 #include "server/process.h"
@@ -90,15 +103,16 @@ on_reload_signal(int sig, short what, void *arg)
     (void)what;
 
     if (cfg->config_file == NULL) {
-        log_info("SIGHUP: no configuration file (-f) to reload");
+        log_info("SIGHUP: no configuration file (--config) to reload");
         return;
     }
     if (config_init(&fresh) != 0)
         return;
     FILE *devnull = fopen("/dev/null", "w");
+    /* quiet: --help and the notices were printed at start */
     enum config_action a = config_parse_args(&fresh, r->argc, r->argv,
                                              devnull != NULL ? devnull : stderr,
-                                             err, sizeof(err));
+                                             NULL, err, sizeof(err));
     if (devnull != NULL)
         fclose(devnull);
     if (a != CONFIG_RUN || config_validate(&fresh, err, sizeof(err)) != 0) {
@@ -139,6 +153,22 @@ on_reload_signal(int sig, short what, void *arg)
     log_info("SIGHUP: %s reloaded, %u key%s changed", cfg->config_file, changed,
              changed == 1 ? "" : "s");
     config_deinit(&fresh);
+}
+
+/* -u USER when root: 0, or -1 after printing why. Main thread. */
+static int
+become_user(const struct config *cfg)
+{
+    char err[256];
+
+    if (cfg->user[0] == '\0')
+        return 0;
+    if (daemon_become_user(cfg->user, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mckvd: %s\n", err);
+        return -1;
+    }
+    log_verbose("user %s: running as uid %u", cfg->user, (unsigned)getuid());
+    return 0;
 }
 
 /* Makes room for max_connections descriptors when the hard limit allows. */
@@ -214,7 +244,8 @@ main(int argc, char **argv)
         fprintf(stderr, "mckvd: out of memory\n");
         return EXIT_FAILURE;
     }
-    switch (config_parse_args(&cfg, argc, argv, stdout, err, sizeof(err))) {
+    switch (config_parse_args(&cfg, argc, argv, stdout, stderr, err,
+                              sizeof(err))) {
     case CONFIG_RUN:
         if (config_validate(&cfg, err, sizeof(err)) == 0)
             break;
@@ -237,6 +268,16 @@ main(int argc, char **argv)
         return EXIT_FAILURE;
     }
     log_set_verbosity((int)cfg.verbosity);
+    if ((cfg.core_dumps && daemon_allow_core_files(err, sizeof(err)) != 0) ||
+        (cfg.daemonize && daemon_detach(err, sizeof(err)) != 0)) {
+        fprintf(stderr, "mckvd: %s\n", err);
+        log_teardown();
+        config_deinit(&cfg);
+        return EXIT_FAILURE;
+    }
+    /* memcached warns and goes on */
+    if (cfg.memory_lock && daemon_lock_memory(err, sizeof(err)) != 0)
+        log_error("%s; going on without", err);
     signal(SIGPIPE, SIG_IGN);
     /* One malloc arena. Items are allocated on one thread (a worker, a
      * fetcher) and freed on another (eviction, the flusher's release), and
@@ -254,51 +295,69 @@ main(int argc, char **argv)
         .memory_limit = (size_t)cfg.memory_limit * 1024 * 1024,
         .item_size_max = (uint32_t)cfg.item_size_max,
         .cas_enabled = cfg.cas,
+        .evict_disabled = !cfg.evictions,
         .persistent = strcmp(cfg.engine, "memory") != 0,
         .on_change = persist_cache_hook,
     };
     struct event_base *base = NULL;
     struct event *clock_ev = NULL, *sigterm_ev = NULL, *sigint_ev = NULL;
-    struct event *sighup_ev = NULL;
+    struct event *sighup_ev = NULL, *sigusr1_ev = NULL;
     struct reload_ctx reload = { argc, argv, &cfg };
     bool workers_started = false;
     bool persist_ready = false;
+    bool pid_file_written = false;
 
-    if (cache_setup(&copts) != 0) {
-        fprintf(stderr, "mckvd: cannot set up the cache: out of memory\n");
-        goto out;
-    }
-    struct process_options popts = {
-        .flush_enabled = true,
-        .on_delayed_flush = persist_schedule_flush,
-    };
-    process_setup(&popts);
-    if (persist_setup(&cfg, (unsigned)cfg.threads, err, sizeof(err)) != 0) {
-        fprintf(stderr, "mckvd: %s\n", err);
-        goto out;
-    }
-    persist_ready = true;
-    stats_setup(&cfg);
     base = event_base_new();
     if (base == NULL) {
         fprintf(stderr, "mckvd: cannot create the event loop\n");
         goto out;
     }
     /* Signals first: a SIGTERM that arrives as soon as the port accepts
-     * must already mean a graceful stop. */
+     * must already mean a graceful stop (libevent records it until the
+     * loop runs). */
     sigterm_ev = evsignal_new(base, SIGTERM, on_stop_signal, base);
     sigint_ev = evsignal_new(base, SIGINT, on_stop_signal, base);
+    sigusr1_ev = evsignal_new(base, SIGUSR1, on_stop_signal, base);
     sighup_ev = evsignal_new(base, SIGHUP, on_reload_signal, &reload);
-    if (sigterm_ev == NULL || sigint_ev == NULL || sighup_ev == NULL ||
-        event_add(sigterm_ev, NULL) != 0 || event_add(sigint_ev, NULL) != 0 ||
+    if (sigterm_ev == NULL || sigint_ev == NULL || sigusr1_ev == NULL ||
+        sighup_ev == NULL || event_add(sigterm_ev, NULL) != 0 ||
+        event_add(sigint_ev, NULL) != 0 || event_add(sigusr1_ev, NULL) != 0 ||
         event_add(sighup_ev, NULL) != 0) {
         fprintf(stderr, "mckvd: cannot install signal handlers\n");
         goto out;
     }
-    if (listener_setup(base, &cfg, err, sizeof(err)) != 0) {
+    /* -u: a TCP port may need root to be bound, so root goes after it; a
+     * UNIX socket does not, and is made by the user so that it owns it
+     * (memcached's order too) */
+    bool unix_socket = cfg.unix_socket[0] != '\0';
+    err[0] = '\0';
+    if ((unix_socket && become_user(&cfg) != 0) ||
+        listener_setup(base, &cfg, err, sizeof(err)) != 0 ||
+        (!unix_socket && become_user(&cfg) != 0)) {
+        if (err[0] != '\0')
+            fprintf(stderr, "mckvd: %s\n", err);
+        goto out;
+    }
+    if (cache_setup(&copts) != 0) {
+        fprintf(stderr, "mckvd: cannot set up the cache: out of memory\n");
+        goto out;
+    }
+    struct process_options popts = {
+        .flush_enabled = cfg.flush_enabled,
+        .shutdown_enabled = cfg.shutdown_enabled,
+        .dump_enabled = true,
+        .on_delayed_flush = persist_schedule_flush,
+    };
+    process_setup(&popts);
+    /* memcached -o hashpower=N: room for 2^N items without a resize */
+    if (cfg.hashpower_init > 0)
+        cache_reserve(UINT64_C(1) << cfg.hashpower_init);
+    if (persist_setup(&cfg, (unsigned)cfg.threads, err, sizeof(err)) != 0) {
         fprintf(stderr, "mckvd: %s\n", err);
         goto out;
     }
+    persist_ready = true;
+    stats_setup(&cfg);
     if (workers_start(&cfg, (unsigned)cfg.threads) != 0) {
         fprintf(stderr, "mckvd: cannot start %u worker threads\n",
                 (unsigned)cfg.threads);
@@ -314,10 +373,26 @@ main(int argc, char **argv)
     struct timeval second = { 1, 0 };
     event_add(clock_ev, &second);
 
-    log_info("mckvd %s started: listening on %s:%u, %u threads, %lu MB, "
-             "item_size_max %lu", PACKAGE_VERSION, cfg.listen,
-             (unsigned)cfg.port, (unsigned)cfg.threads,
-             (unsigned long)cfg.memory_limit, (unsigned long)cfg.item_size_max);
+    if (cfg.pid_file[0] != '\0') {
+        if (daemon_pid_file_write(cfg.pid_file, err, sizeof(err)) != 0) {
+            fprintf(stderr, "mckvd: %s\n", err);
+            goto out;
+        }
+        pid_file_written = true;
+    }
+    if (cfg.unix_socket[0] != '\0')
+        log_info("mckvd %s started: listening on %s, %u threads, %lu MB, "
+                 "item_size_max %lu", PACKAGE_VERSION, cfg.unix_socket,
+                 (unsigned)cfg.threads, (unsigned long)cfg.memory_limit,
+                 (unsigned long)cfg.item_size_max);
+    else
+        log_info("mckvd %s started: listening on %s:%u, %u threads, %lu MB, "
+                 "item_size_max %lu", PACKAGE_VERSION, cfg.listen,
+                 (unsigned)cfg.port, (unsigned)cfg.threads,
+                 (unsigned long)cfg.memory_limit,
+                 (unsigned long)cfg.item_size_max);
+    /* -d: the parent exits 0 now; stdio goes to /dev/null unless -v */
+    daemon_ready(cfg.verbosity > 0);
     event_base_dispatch(base);
     status = EXIT_SUCCESS;
 
@@ -337,9 +412,13 @@ out:
         event_free(sigint_ev);
     if (sighup_ev != NULL)
         event_free(sighup_ev);
+    if (sigusr1_ev != NULL)
+        event_free(sigusr1_ev);
     if (base != NULL)
         event_base_free(base);
     cache_teardown();
+    if (pid_file_written)
+        daemon_pid_file_remove(cfg.pid_file);
     if (status == EXIT_SUCCESS)
         log_info("mckvd stopped");
     log_teardown();

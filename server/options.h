@@ -8,10 +8,19 @@
  * X(name, section, type, default, min, max, short_flag, reloadable, help)
  *   type: OPT_STR, OPT_UINT (decimal), OPT_SIZE (bytes; k/m/g suffixes),
  *         OPT_MB (megabytes, like memcached -m), OPT_BOOL (yes/no/true/false/1/0),
+ *         OPT_OCTAL (a mode, like memcached -a);
  *         OPT_ENUM is expressed as OPT_STR + a check in config.c.
  *   min/max bound numeric values (inclusive).
- *   short_flag: memcached's one-letter flag, or 0.
+ *   short_flag: memcached's one-letter flag, or 0. On a boolean it takes no
+ *     value and sets the opposite of the default, as memcached's do
+ *     (-F: flush_enabled = no, -A: shutdown_enabled = yes).
  *   reloadable: can change on SIGHUP without a restart.
+ *
+ * memcached's flags and -o names that are no key here (-f FACTOR, -n, -L,
+ * -o slab_reassign, ...) are handled by config.c's compatibility tables.
+ * Where a key means what a memcached `stats settings` name means, it has
+ * that name (item_size_max, reqs_per_event, idle_timeout, flush_enabled,
+ * evictions, hashpower_init), so that stat is printed once.
  */
 #ifndef MCKV_SERVER_OPTIONS_H
 #define MCKV_SERVER_OPTIONS_H
@@ -29,12 +38,33 @@
       "maximum simultaneous client connections")                               \
     X(backlog, "server", OPT_UINT, "1024", 1, 65535, 'b', 0,                   \
       "listen(2) backlog")                                                     \
+    X(unix_socket, "server", OPT_STR, "", 0, 0, 's', 0,                        \
+      "UNIX domain socket to listen on instead of TCP (empty: TCP)")          \
+    X(unix_mask, "server", OPT_OCTAL, "700", 0, 0777, 'a', 0,                  \
+      "access mode of the UNIX socket, octal like chmod")                     \
+    X(protocol, "server", OPT_STR, "auto", 0, 0, 'B', 0,                       \
+      "protocol accepted: auto (by the first byte), ascii or binary")         \
+    X(reqs_per_event, "server", OPT_UINT, "20", 1, 1000000, 'R', 0,            \
+      "requests one connection runs before the others get a turn")            \
+    X(idle_timeout, "server", OPT_UINT, "0", 0, 31536000, 0, 0,                \
+      "close TCP connections idle this many seconds (0: never; "             \
+      "memcached -o idle_timeout)")                                           \
+    X(flush_enabled, "server", OPT_BOOL, "yes", 0, 1, 'F', 0,                  \
+      "allow flush_all (-F turns it off)")                                   \
+    X(shutdown_enabled, "server", OPT_BOOL, "no", 0, 1, 'A', 0,                \
+      "allow the shutdown command (-A turns it on)")                         \
     X(memory_limit, "cache", OPT_MB, "64", 1, 1048576, 'm', 1,                 \
       "item memory in megabytes")                                              \
     X(item_size_max, "cache", OPT_SIZE, "1m", 1024, 1073741824, 'I', 0,        \
       "largest item (key + value + header) in bytes; k/m suffixes allowed")   \
-    X(cas, "cache", OPT_BOOL, "yes", 0, 1, 0, 0,                               \
-      "keep CAS unique values (memcached -C turns this off)")                 \
+    X(cas, "cache", OPT_BOOL, "yes", 0, 1, 'C', 0,                             \
+      "keep CAS unique values (-C turns this off)")                           \
+    X(evictions, "cache", OPT_BOOL, "yes", 0, 1, 'M', 0,                       \
+      "evict when memory is full; no: a store fails with out of memory "     \
+      "instead (-M)")                                                         \
+    X(hashpower_init, "cache", OPT_UINT, "0", 0, 32, 0, 0,                     \
+      "size the hash tables for 2^N items at start, 12..32 "                 \
+      "(0: grow as needed; memcached -o hashpower)")                         \
     X(large_pages, "cache", OPT_BOOL, "yes", 0, 1, 0, 0,                       \
       "back the item heap with transparent huge pages (glibc.malloc.hugetlb)") \
     X(engine, "persistence", OPT_STR, "sqlite", 0, 0, 0, 0,                   \
@@ -64,8 +94,18 @@
     X(verbosity, "logging", OPT_UINT, "0", 0, 2, 'v', 1,                       \
       "0 = start/stop/errors, 1 = also connections, 2 = every command")       \
     X(log_file, "logging", OPT_STR, "", 0, 0, 0, 0,                            \
-      "log file (empty: standard error)")
+      "log file (empty: standard error)")                                    \
+    X(daemonize, "process", OPT_BOOL, "no", 0, 1, 'd', 0,                      \
+      "run in the background (stays in the start directory)")               \
+    X(user, "process", OPT_STR, "", 0, 0, 'u', 0,                              \
+      "started as root: become this user once the port is bound")           \
+    X(pid_file, "process", OPT_STR, "", 0, 0, 'P', 0,                          \
+      "write the pid to this file (removed at a clean exit)")               \
+    X(memory_lock, "process", OPT_BOOL, "no", 0, 1, 'k', 0,                    \
+      "lock every page in memory with mlockall(2)")                          \
+    X(core_dumps, "process", OPT_BOOL, "no", 0, 1, 'r', 0,                     \
+      "raise the core file size limit to its maximum")
 
-enum opt_type { OPT_STR, OPT_UINT, OPT_SIZE, OPT_MB, OPT_BOOL };
+enum opt_type { OPT_STR, OPT_UINT, OPT_SIZE, OPT_MB, OPT_BOOL, OPT_OCTAL };
 
 #endif

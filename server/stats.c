@@ -21,6 +21,7 @@
 #include "server/cache.h"
 #include "server/config.h"
 #include "server/stats.h"
+#include "server/stats_prefix.h"
 #include "util/hist.h"
 #include "util/version.h"
 
@@ -145,26 +146,138 @@ stats_general(stats_emit_fn emit, void *ctx)
     emit_u64(emit, ctx, "bytes", cs.bytes);
 }
 
+/*
+ * `stats settings`: memcached 1.6.18's names first, in its order and with
+ * its formats (process_stat_settings() in memcached.c), then mckv's own
+ * keys that memcached has no name for. A key named as memcached names the
+ * setting (item_size_max, verbosity, reqs_per_event, idle_timeout,
+ * flush_enabled, evictions, hashpower_init) is printed once, in
+ * memcached's place and format (evictions: on/off, which a config file
+ * accepts too). A setting with no meaning in mckv (slabs, LRU tuning,
+ * crawler, logger) reports memcached's default. The ext_* lines of an
+ * extstore build are left out, as a memcached built without extstore
+ * leaves them out: mckv has none.
+ */
+struct settings_out {
+    stats_emit_fn emit;
+    void *ctx;
+    const char *seen[96];    /* memcached's names printed so far */
+    unsigned nseen;
+};
+
 static void
-settings_emit(void *ctx, const char *name, const char *value)
+mc_str(struct settings_out *so, const char *name, const char *value)
 {
-    void **pair = ctx;
-    ((stats_emit_fn)pair[0])(pair[1], name, value);
+    if (so->nseen < sizeof(so->seen) / sizeof(so->seen[0]))
+        so->seen[so->nseen++] = name;
+    so->emit(so->ctx, name, value);
+}
+
+static void
+mc_u64(struct settings_out *so, const char *name, uint64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+    mc_str(so, name, buf);
+}
+
+static void
+mc_bool(struct settings_out *so, const char *name, bool v)
+{
+    mc_str(so, name, v ? "yes" : "no");
+}
+
+/* memcached's defaults for what mckv does not have, as memcached prints
+ * them ("(null)" is glibc's %s of a NULL pointer). */
+static const char *const mc_defaults_slabs[][2] = {
+    { "slab_reassign", "yes" }, { "slab_automove", "1" },
+    { "slab_automove_ratio", "0.80" }, { "slab_automove_window", "30" },
+    { "slab_chunk_max", "524288" }, { "lru_crawler", "yes" },
+    { "lru_crawler_sleep", "100" }, { "lru_crawler_tocrawl", "0" },
+    { "tail_repair_time", "0" },
+};
+static const char *const mc_defaults_lru[][2] = {
+    { "lru_maintainer_thread", "yes" }, { "lru_segmented", "yes" },
+    { "hot_lru_pct", "20" }, { "warm_lru_pct", "40" },
+    { "hot_max_factor", "0.20" }, { "warm_max_factor", "2.00" },
+    { "temp_lru", "no" }, { "temporary_ttl", "61" },
+};
+static const char *const mc_defaults_tail[][2] = {
+    { "watcher_logbuf_size", "262144" }, { "worker_logbuf_size", "65536" },
+    { "read_buf_mem_limit", "0" }, { "track_sizes", "no" },
+    { "inline_ascii_response", "no" },
+    { "ssl_enabled", "no" }, { "ssl_chain_cert", "(null)" },
+    { "ssl_key", "(null)" }, { "ssl_verify_mode", "0" },
+    { "ssl_keyformat", "1" }, { "ssl_ciphers", "NULL" },
+    { "ssl_ca_cert", "NULL" }, { "ssl_wbuf_size", "16384" },
+    { "ssl_session_cache", "no" }, { "ssl_kernel_tls", "no" },
+    { "ssl_min_version", "tlsv1.2" },
+    { "num_napi_ids", "(null)" }, { "memory_file", "(null)" },
+};
+
+#define MC_DEFAULTS(so, table) \
+    for (size_t i_ = 0; i_ < sizeof(table) / sizeof(table[0]); i_++) \
+        mc_str(so, table[i_][0], table[i_][1])
+
+static void
+settings_mckv_key(void *ctx, const char *name, const char *value)
+{
+    struct settings_out *so = ctx;
+    for (unsigned i = 0; i < so->nseen; i++)
+        if (strcmp(so->seen[i], name) == 0)
+            return;   /* printed under memcached's name already */
+    so->emit(so->ctx, name, value);
 }
 
 static void
 stats_settings(stats_emit_fn emit, void *ctx)
 {
-    void *pair[2] = { (void *)emit, ctx };
-    config_each(stats_cfg, settings_emit, pair);
-    /* memcached's names, for tools that read them */
-    emit_u64(emit, ctx, "maxbytes", stats_cfg->memory_limit * 1024 * 1024);
-    emit_u64(emit, ctx, "maxconns", stats_cfg->max_connections);
-    emit_u64(emit, ctx, "tcpport", stats_cfg->port);
-    emit_u64(emit, ctx, "udpport", stats_cfg->udp_port);
-    emit_u64(emit, ctx, "num_threads", threads.nthreads);
-    emit(ctx, "cas_enabled", stats_cfg->cas ? "yes" : "no");
-    emit(ctx, "binding_protocol", "auto-negotiate");
+    const struct config *c = stats_cfg;
+    struct settings_out so = { .emit = emit, .ctx = ctx };
+    char buf[32];
+    /* SIGHUP stores these while workers answer: relaxed loads */
+    uint64_t memory_limit = __atomic_load_n(&c->memory_limit, __ATOMIC_RELAXED);
+    uint64_t verbosity = __atomic_load_n(&c->verbosity, __ATOMIC_RELAXED);
+
+    mc_u64(&so, "maxbytes", memory_limit * 1024 * 1024);
+    mc_u64(&so, "maxconns", c->max_connections);
+    mc_u64(&so, "tcpport", c->port);
+    mc_u64(&so, "udpport", c->udp_port);
+    mc_str(&so, "inter", c->listen[0] != '\0' ? c->listen : "NULL");
+    mc_u64(&so, "verbosity", verbosity);
+    /* memcached's flush_all horizon; mckv's cache keeps it to itself */
+    mc_str(&so, "oldest", "0");
+    mc_str(&so, "evictions", c->evictions ? "on" : "off");
+    mc_str(&so, "domain_socket",
+           c->unix_socket[0] != '\0' ? c->unix_socket : "NULL");
+    snprintf(buf, sizeof(buf), "%llo", (unsigned long long)c->unix_mask);
+    mc_str(&so, "umask", buf);
+    mc_bool(&so, "shutdown_command", c->shutdown_enabled);
+    mc_str(&so, "growth_factor", "1.25");   /* no slabs: the default */
+    mc_str(&so, "chunk_size", "48");
+    mc_u64(&so, "num_threads", threads.nthreads);
+    mc_u64(&so, "num_threads_per_udp", threads.nthreads);
+    mc_str(&so, "stat_key_prefix", ":");
+    mc_bool(&so, "detail_enabled", stats_prefix_enabled());
+    mc_u64(&so, "reqs_per_event", c->reqs_per_event);
+    mc_bool(&so, "cas_enabled", c->cas);
+    mc_u64(&so, "tcp_backlog", c->backlog);
+    mc_str(&so, "binding_protocol",
+           strcmp(c->protocol, "ascii") == 0 ? "ascii" :
+           strcmp(c->protocol, "binary") == 0 ? "binary" : "auto-negotiate");
+    mc_str(&so, "auth_enabled_sasl", "no");
+    mc_str(&so, "auth_enabled_ascii", "no");
+    mc_u64(&so, "item_size_max", c->item_size_max);
+    mc_str(&so, "maxconns_fast", "yes");    /* what the listener does */
+    mc_u64(&so, "hashpower_init", c->hashpower_init);
+    MC_DEFAULTS(&so, mc_defaults_slabs);
+    mc_bool(&so, "flush_enabled", c->flush_enabled);
+    mc_str(&so, "dump_enabled", "yes");
+    mc_str(&so, "hash_algorithm", "murmur3");
+    MC_DEFAULTS(&so, mc_defaults_lru);
+    mc_u64(&so, "idle_timeout", c->idle_timeout);
+    MC_DEFAULTS(&so, mc_defaults_tail);
+    config_each(c, settings_mckv_key, &so);
 }
 
 static void

@@ -24,7 +24,7 @@
     X(touch_hits) X(touch_misses) \
     X(store_too_large) X(store_no_memory) \
     X(bytes_read) X(bytes_written) \
-    X(protocol_errors)
+    X(protocol_errors) X(idle_kicks) X(conn_yields)
 
 struct thread_stats {
 #define X(name) uint64_t name;

@@ -15,6 +15,10 @@
  * Shutdown: the main thread sets `stopping` and pushes a sentinel through the
  * ring; the worker then runs what each connection has buffered, lets pending
  * replies drain (bounded by a timer) and closes everything.
+ *
+ * idle_timeout (memcached -o idle_timeout): a timer sweeps the worker's
+ * connections once a second and closes those idle longer (conn.c decides
+ * which are idle); memcached's dedicated thread does the same pass.
  */
 #include <config.h>
 
@@ -265,6 +269,21 @@ worker_begin_stop(struct worker *w)
     worker_check_drained(w);
 }
 
+/* worker thread, each second while idle_timeout is set */
+static void
+worker_idle_sweep(int fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    uint32_t now = cache_now();
+    (void)fd;
+    (void)what;
+    /* only this thread changes the list: no lock to walk it */
+    for (struct conn *c = w->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        (void)conn_idle_kick(c, now, w->idle_timeout);
+    }
+}
+
 /* worker thread: new connections (or the stop sentinel) in the ring. */
 static void
 worker_notify(int fd, short what, void *arg)
@@ -356,6 +375,11 @@ workers_start(const struct config *cfg, unsigned n)
         struct worker *w = &workers[i];
         w->id = i;
         w->item_size_max = (uint32_t)cfg->item_size_max;
+        w->reqs_per_event = (uint32_t)cfg->reqs_per_event;
+        w->idle_timeout = (uint32_t)cfg->idle_timeout;
+        w->protocol = strcmp(cfg->protocol, "ascii") == 0 ? CONN_PROTO_TEXT
+                      : strcmp(cfg->protocol, "binary") == 0 ? CONN_PROTO_BIN
+                      : CONN_PROTO_UNKNOWN;
         pthread_mutex_init(&w->conns_lock, NULL);
         idmap_init(&w->conn_ids);
         struct event_config *ec = event_config_new();
@@ -370,6 +394,7 @@ workers_start(const struct config *cfg, unsigned n)
             .ops = persist_durability_sync() ? &worker_ops_sync : &worker_ops_async,
             .base = w->base, .stats = &w->stats, .timings = w->timings,
             .item_size_max = w->item_size_max, .id = i, .front = &fronts,
+            .reqs_per_event = w->reqs_per_event, .protocol = w->protocol,
         };
         atomic_init(&w->owner.stopping, false);
         int rc = ring_init(&w->conn_ring, WORKER_RING_SIZE);
@@ -379,6 +404,13 @@ workers_start(const struct config *cfg, unsigned n)
                                  EV_READ | EV_PERSIST, worker_notify, w);
         if (w->notify_ev == NULL || event_add(w->notify_ev, NULL) != 0)
             return MCKV_ENOMEM;
+        if (w->idle_timeout > 0) {
+            struct timeval second = { 1, 0 };
+            w->idle_ev = event_new(w->base, -1, EV_PERSIST, worker_idle_sweep,
+                                   w);
+            if (w->idle_ev == NULL || event_add(w->idle_ev, &second) != 0)
+                return MCKV_ENOMEM;
+        }
         if (persist_enabled()) {
             w->done_ev = event_new(w->base, persist_completion_fd(i),
                                    EV_READ | EV_PERSIST, worker_done, w);
@@ -438,6 +470,8 @@ workers_free(void)
             event_free(w->notify_ev);
         if (w->done_ev != NULL)
             event_free(w->done_ev);
+        if (w->idle_ev != NULL)
+            event_free(w->idle_ev);
         ring_deinit(&w->conn_ring);
         idmap_deinit(&w->conn_ids);
         if (w->base != NULL)

@@ -48,6 +48,10 @@ struct worker {
 
     /* settings copied from the config at start (read-only) */
     uint32_t item_size_max;
+    uint32_t reqs_per_event;      /* requests per wake-up before yielding */
+    uint32_t idle_timeout;        /* seconds without a request; 0 = never */
+    uint8_t protocol;             /* enum conn_proto; UNKNOWN = auto */
+    struct event *idle_ev;        /* the idle_timeout sweep, each second */
 };
 
 extern struct worker *workers;

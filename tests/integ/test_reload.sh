@@ -39,7 +39,7 @@ wait_log() {  # $1 pattern: waits up to 5 s for it in the log
 }
 
 write_conf 64 0 "$port"
-"$MCKVD" -f "$tmp/mckv.conf" 2>"$tmp/log" &
+"$MCKVD" --config "$tmp/mckv.conf" 2>"$tmp/log" &
 pid=$!
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
 [ "$(stat settings memory_limit)" = 64 ] || fail "memory_limit before reload"

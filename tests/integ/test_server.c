@@ -1423,6 +1423,28 @@ test_text_misc(void **state)
     assert_string_equal(value, "4");   /* -t 4 */
     n = text_stats(fd, "settings", NULL, NULL, 0);
     assert_true(n > 0);
+    /* memcached's names and formats, as its t/binary.t reads them; the
+     * harness starts both servers with their defaults here */
+    {
+        static const char *const settings[][2] = {
+            { "maxconns", "1024" }, { "domain_socket", "NULL" },
+            { "evictions", "on" }, { "cas_enabled", "yes" },
+            { "flush_enabled", "yes" }, { "shutdown_command", "no" },
+            { "binding_protocol", "auto-negotiate" }, { "umask", "700" },
+            { "reqs_per_event", "20" }, { "idle_timeout", "0" },
+            { "item_size_max", "1048576" }, { "tcp_backlog", "1024" },
+            { "inter", "127.0.0.1" }, { "growth_factor", "1.25" },
+            { "num_threads", "4" }, { "maxconns_fast", "yes" },
+        };
+        for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+            value[0] = '\0';
+            (void)text_stats(fd, "settings", settings[i][0], value,
+                             sizeof(value));
+            if (strcmp(value, settings[i][1]) != 0)
+                fail_msg("stats settings %s: '%s', want '%s'", settings[i][0],
+                         value, settings[i][1]);
+        }
+    }
     TEXT(fd, "stats reset\r\n", "RESET\r\n");
     /* memcached: an unknown stats group is a plain ERROR */
     TEXT(fd, "stats bogus\r\n", "ERROR\r\n");
@@ -2137,7 +2159,14 @@ test_bin_stat(void **state)
     assert_string_equal(value, want);
     breq_key(&b, BIN_OP_STAT, "settings", 78, 0);
     ob_send(fd, &b);
-    assert_true(bin_read_stats(fd, 78, NULL, NULL, 0) > 0);
+    value[0] = '\0';
+    assert_true(bin_read_stats(fd, 78, "domain_socket", value, sizeof(value)) > 0);
+    assert_string_equal(value, "NULL");   /* memcached's t/binary.t */
+    breq_key(&b, BIN_OP_STAT, "settings", 78, 0);
+    ob_send(fd, &b);
+    value[0] = '\0';
+    assert_true(bin_read_stats(fd, 78, "evictions", value, sizeof(value)) > 0);
+    assert_string_equal(value, "on");
     breq_key(&b, BIN_OP_STAT, "bogus", 79, 0);
     ob_send(fd, &b);
     bexpect_err(fd, &m, BIN_OP_STAT, BIN_STATUS_KEY_ENOENT, 79, "Not found");

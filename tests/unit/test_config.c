@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "server/config.h"
+#include "server/config_compat.h"
 #include "util/status.h"
 
 #define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])) - 1)
@@ -33,6 +34,7 @@ struct fixture {
     char path[128];        /* the current INI file */
     struct config cfg;
     char err[512];
+    char *notes;           /* what the last parse() printed as notices */
 };
 
 static int
@@ -65,6 +67,7 @@ teardown(void **state)
     config_deinit(&f->cfg);
     unlink(f->path);
     rmdir(f->dir);
+    free(f->notes);
     free(f);
     return 0;
 }
@@ -104,16 +107,23 @@ static enum config_action
 parse(struct fixture *f, int argc, char **argv, char **out_text)
 {
     char *buf = NULL;
-    size_t len = 0;
+    size_t len = 0, nlen = 0;
     FILE *out = open_memstream(&buf, &len);
+    FILE *notes;
     enum config_action act;
 
     assert_non_null(out);
+    free(f->notes);
+    f->notes = NULL;
+    notes = open_memstream(&f->notes, &nlen);
+    assert_non_null(notes);
     config_deinit(&f->cfg);
     assert_int_equal(config_init(&f->cfg), 0);
     f->err[0] = '\0';
-    act = config_parse_args(&f->cfg, argc, argv, out, f->err, sizeof(f->err));
+    act = config_parse_args(&f->cfg, argc, argv, out, notes, f->err,
+                            sizeof(f->err));
     assert_int_equal(fclose(out), 0);
+    assert_int_equal(fclose(notes), 0);
     if (out_text != NULL)
         *out_text = buf;
     else
@@ -157,6 +167,8 @@ test_defaults_equal_table(void **state)
 #define CHECK_OPT_UINT(name, def) assert_int_equal(c->name, default_number(def))
 #define CHECK_OPT_SIZE(name, def) assert_int_equal(c->name, default_number(def))
 #define CHECK_OPT_MB(name, def) assert_int_equal(c->name, default_number(def))
+#define CHECK_OPT_OCTAL(name, def) \
+    assert_int_equal(c->name, strtoull(def, NULL, 8))
 #define CHECK_OPT_BOOL(name, def) \
     assert_int_equal(c->name, strcmp(def, "yes") == 0 || strcmp(def, "1") == 0)
 #define X(name, section, type, def, min, max, shortf, reload, help) \
@@ -691,7 +703,24 @@ test_help_lists_every_key(void **state)
             assert_non_null(strstr(text, needle));
         }
     }
-    assert_non_null(strstr(text, "-f, --config=FILE"));
+    assert_non_null(strstr(text, "      --config=FILE"));
+    /* a boolean's flag says what it sets */
+    assert_non_null(strstr(text, "-F alone: flush_enabled = no"));
+    assert_non_null(strstr(text, "-A alone: shutdown_enabled = yes"));
+    /* memcached's other flags and its -o names */
+    assert_non_null(strstr(text, "  -L, --enable-largepages\n"
+                                 "        sets large_pages = yes\n"));
+    assert_non_null(strstr(text, "  -o idle_timeout=VALUE\n"
+                                 "        sets idle_timeout\n"));
+    /* memcached's test harness greps -h for these to decide what to test:
+     * none of them is supported (t/lib/MemcachedTest.pm) */
+    assert_null(strcasestr(text, "sasl"));
+    assert_null(strcasestr(text, "ext_path"));
+    assert_null(strcasestr(text, "proxy_config"));
+    assert_null(strcasestr(text, "enable-ssl"));
+    assert_null(strcasestr(text, "no_drop_privileges"));
+    /* and this one is */
+    assert_non_null(strstr(text, "unix-socket"));
     assert_non_null(strstr(text, "reloadable"));
     assert_non_null(strstr(text, "restart to change"));
     free(text);
@@ -759,7 +788,7 @@ test_validate(void **state)
 
 struct each_ctx {
     int count;
-    char lines[32][128];
+    char lines[64][128];
 };
 
 static void
@@ -767,7 +796,7 @@ each_collect(void *ctx, const char *name, const char *value)
 {
     struct each_ctx *e = ctx;
 
-    assert_true(e->count < 32);
+    assert_true(e->count < 64);
     snprintf(e->lines[e->count++], sizeof(e->lines[0]), "%s=%s", name, value);
 }
 
@@ -799,18 +828,22 @@ test_each_renders_all_keys(void **state)
     };
     static const char *const want[] = {
         "listen=::1", "port=2222", "udp_port=0", "threads=4",
-        "max_connections=1024", "backlog=1024",
-        "memory_limit=16", "item_size_max=65536", "cas=no", "large_pages=yes",
+        "max_connections=1024", "backlog=1024", "unix_socket=",
+        "unix_mask=755", "protocol=auto", "reqs_per_event=20",
+        "idle_timeout=0", "flush_enabled=no", "shutdown_enabled=no",
+        "memory_limit=16", "item_size_max=65536", "cas=no", "evictions=yes",
+        "hashpower_init=0", "large_pages=yes",
         "engine=memory", "db_path=data/mckv.db", "durability=sync",
         "flush_interval_ms=100", "batch_max_items=10000",
         "sqlite_synchronous=normal", "sqlite_cache_mb=32", "fetchers=2", "dirty_soft_limit_mb=64",
         "dirty_hard_limit_mb=256", "engine_delay_us=0", "verbosity=1",
-        "log_file=",
+        "log_file=", "daemonize=no", "user=", "pid_file=", "memory_lock=no",
+        "core_dumps=no",
     };
     struct each_ctx e = { 0 };
     char *argv[] = { "mckvd", "-l", "::1", "-p", "2222", "-m", "16",
                      "-I", "64k", "--cas=0", "-v", "--engine=memory",
-                     "--durability", "sync", NULL };
+                     "--durability", "sync", "-F", "-a", "0755", NULL };
 
     assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
     config_each(&f->cfg, each_collect, &e);
@@ -827,6 +860,375 @@ test_each_renders_all_keys(void **state)
             assert_string_equal(e.lines[i], want[i]);
     } else {
         fail_msg("options.h changed: update want[] in test_each_renders_all_keys");
+    }
+}
+
+/* ---- memcached's command line ------------------------------------------ */
+
+/* The flags of keys: booleans take no value and flip their default. */
+static void
+test_memcached_key_flags(void **state)
+{
+    struct fixture *f = *state;
+    {
+        char *argv[] = { "mckvd", "-F", "-C", "-A", "-M", "-d", "-k", "-r",
+                         "-p", "1", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_false(f->cfg.flush_enabled);
+        assert_false(f->cfg.cas);
+        assert_true(f->cfg.shutdown_enabled);
+        assert_false(f->cfg.evictions);
+        assert_true(f->cfg.daemonize);
+        assert_true(f->cfg.memory_lock);
+        assert_true(f->cfg.core_dumps);
+        assert_int_equal(f->cfg.port, 1);   /* -r took no value */
+        assert_string_equal(f->notes, "");
+    }
+    {
+        char *argv[] = { "mckvd", "-FCA", "-s", "/tmp/mc.sock", "-a", "0666",
+                         "-B", "binary", "-R", "5", "-u", "nobody", "-P",
+                         "/tmp/mc.pid", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_false(f->cfg.flush_enabled);
+        assert_true(f->cfg.shutdown_enabled);
+        assert_string_equal(f->cfg.unix_socket, "/tmp/mc.sock");
+        assert_int_equal(f->cfg.unix_mask, 0666);
+        assert_string_equal(f->cfg.protocol, "binary");
+        assert_int_equal(f->cfg.reqs_per_event, 5);
+        assert_string_equal(f->cfg.user, "nobody");
+        assert_string_equal(f->cfg.pid_file, "/tmp/mc.pid");
+        assert_int_equal(config_validate(&f->cfg, f->err, sizeof(f->err)), 0);
+    }
+    {
+        /* the long forms still take values */
+        char *argv[] = { "mckvd", "--flush-enabled=no", "--shutdown-enabled",
+                         "yes", "--evictions=off", "--unix-mask=700", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_false(f->cfg.flush_enabled);
+        assert_true(f->cfg.shutdown_enabled);
+        assert_false(f->cfg.evictions);
+        assert_int_equal(f->cfg.unix_mask, 0700);
+    }
+    {
+        char *argv[] = { "mckvd", "-a", "0778", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
+        assert_string_equal(f->err, "option -a: '0778' is not an octal mode"
+                            " between 0 and 777");
+    }
+    {
+        char *argv[] = { "mckvd", "-a", "1777", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
+        assert_string_equal(f->err, "option -a: '1777' is not an octal mode"
+                            " between 0 and 777");
+    }
+    {
+        char *argv[] = { "mckvd", "-B", "http", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
+        assert_string_equal(f->err, "option -B: 'http' is not one of:"
+                            " auto|ascii|binary");
+    }
+    {
+        char *argv[] = { "mckvd", "-R", "0", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
+        assert_string_equal(f->err, "option -R: '0' is not a number between 1"
+                            " and 1000000");
+    }
+}
+
+/* memcached's long options, each as memcached spells it. */
+static void
+test_memcached_long_options(void **state)
+{
+    struct fixture *f = *state;
+    char *argv[] = { "mckvd", "--enable-shutdown", "--disable-evictions",
+                     "--conn-limit=5", "--lock-memory", "--enable-coredumps",
+                     "--verbose", "--daemon", "--pidfile=/tmp/p",
+                     "--max-reqs-per-event=3", "--disable-cas",
+                     "--listen-backlog=7", "--max-item-size=2m",
+                     "--disable-flush-all", "--enable-largepages",
+                     "--extended=idle_timeout=4", "--protocol=ascii",
+                     "--unix-socket=/tmp/s", "--unix-mask=750",
+                     "--memory-limit=8", "--port=9", "--listen=::1",
+                     "--threads=2", "--udp-port=0", "--user=root",
+                     "--slab-min-size=48", "--slab-growth-factor=1.5",
+                     "--disable-dumping", "--disable-watch",
+                     "--memory-file=/dev/shm/x", "--napi-ids=1", NULL };
+
+    assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+    assert_true(f->cfg.shutdown_enabled);
+    assert_false(f->cfg.evictions);
+    assert_int_equal(f->cfg.max_connections, 5);
+    assert_true(f->cfg.memory_lock);
+    assert_true(f->cfg.core_dumps);
+    assert_int_equal(f->cfg.verbosity, 1);
+    assert_true(f->cfg.daemonize);
+    assert_string_equal(f->cfg.pid_file, "/tmp/p");
+    assert_int_equal(f->cfg.reqs_per_event, 3);
+    assert_false(f->cfg.cas);
+    assert_int_equal(f->cfg.backlog, 7);
+    assert_int_equal(f->cfg.item_size_max, 2 << 20);
+    assert_false(f->cfg.flush_enabled);
+    assert_true(f->cfg.large_pages);
+    assert_int_equal(f->cfg.idle_timeout, 4);
+    assert_string_equal(f->cfg.protocol, "ascii");
+    assert_string_equal(f->cfg.unix_socket, "/tmp/s");
+    assert_int_equal(f->cfg.unix_mask, 0750);
+    assert_int_equal(f->cfg.memory_limit, 8);
+    assert_int_equal(f->cfg.port, 9);
+    assert_string_equal(f->cfg.listen, "::1");
+    assert_int_equal(f->cfg.threads, 2);
+    assert_string_equal(f->cfg.user, "root");
+    assert_string_equal(f->notes,
+        "mckvd: --slab-min-size: ignored: mckv has no slab allocator (an item"
+        " is one malloc block)\n"
+        "mckvd: --slab-growth-factor 1.5: ignored: slab growth factor: mckv"
+        " has no slab allocator\n"
+        "mckvd: --disable-dumping: ignored: mckv has no cachedump or metadump"
+        " to disable\n"
+        "mckvd: --disable-watch: ignored: mckv has no watch command to"
+        " disable\n"
+        "mckvd: --memory-file: ignored: mckv keeps its data in its engine"
+        " (db_path), not a memory file\n"
+        "mckvd: --napi-ids: ignored: connections go to the workers round"
+        " robin\n");
+}
+
+/* Every letter memcached 1.6.18 takes is handled, each by one table. */
+static void
+test_memcached_letters(void **state)
+{
+    static const char memcached_letters[] =
+        "aAZpsUmMckhiVrvdluPfntDLRCbBIoSFXWYeN";
+    static const char own[] = "fohVi";
+    static const int keys[] = {
+#define X(name, section, type, def, min, max, shortf, reload, help) shortf,
+        MCKV_OPTIONS(X)
+#undef X
+    };
+    (void)state;
+    for (const char *p = memcached_letters; *p != '\0'; p++) {
+        int owners = strchr(own, *p) != NULL;
+        owners += compat_find_flag(*p) != NULL;
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+            owners += keys[i] == *p;
+        if (owners != 1)
+            fail_msg("memcached's -%c is handled %d times", *p, owners);
+    }
+    /* every -o name memcached 1.6.18 knows (memcached.c, storage.c) */
+    static const char *const subopts[] = {
+        "maxconns_fast", "hashpower", "no_hashexpand", "slab_reassign",
+        "slab_automove", "slab_automove_ratio", "slab_automove_window",
+        "tail_repair_time", "hash_algorithm", "lru_crawler",
+        "lru_crawler_sleep", "lru_crawler_tocrawl", "lru_maintainer",
+        "hot_lru_pct", "warm_lru_pct", "hot_max_factor", "warm_max_factor",
+        "temporary_ttl", "idle_timeout", "watcher_logbuf_size",
+        "worker_logbuf_size", "slab_sizes", "slab_chunk_max", "track_sizes",
+        "no_inline_ascii_resp", "modern", "no_modern", "no_chunked_items",
+        "no_slab_reassign", "no_slab_automove", "no_maxconns_fast",
+        "inline_ascii_resp", "no_lru_crawler", "no_lru_maintainer",
+        "no_drop_privileges", "drop_privileges", "resp_obj_mem_limit",
+        "read_buf_mem_limit", "ssl_chain_cert", "ssl_key", "ssl_verify_mode",
+        "ssl_keyformat", "ssl_ciphers", "ssl_ca_cert", "ssl_wbuf_size",
+        "ssl_session_cache", "ssl_kernel_tls", "ssl_min_version",
+        "proxy_config", "proxy_uring", "relaxed_privileges", "sock_cookie_id",
+        "ext_page_size", "ext_wbuf_size", "ext_threads", "ext_io_depth",
+        "ext_path", "ext_item_size", "ext_item_age", "ext_low_ttl",
+        "ext_recache_rate", "ext_compact_under", "ext_drop_under",
+        "ext_max_sleep", "ext_max_frag", "ext_drop_unread",
+        "slab_automove_freeratio",
+    };
+    assert_int_equal(compat_subopts_count, sizeof(subopts) / sizeof(subopts[0]));
+    for (size_t i = 0; i < sizeof(subopts) / sizeof(subopts[0]); i++)
+        if (compat_find_subopt(subopts[i], strlen(subopts[i])) == NULL)
+            fail_msg("-o %s is not handled", subopts[i]);
+}
+
+/* -f NUMBER is the growth factor; -f FILE and --config=FILE the file. */
+static void
+test_growth_factor_or_file(void **state)
+{
+    struct fixture *f = *state;
+
+    write_file(f->path, "[server]\nport = 2000\n");
+    {
+        char *argv[] = { "mckvd", "-f", "1.25", "-f", "2", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_null(f->cfg.config_file);
+        assert_int_equal(f->cfg.port, 11211);
+        /* said once */
+        assert_string_equal(f->notes, "mckvd: -f 1.25: ignored: slab growth"
+                            " factor: mckv has no slab allocator\n");
+    }
+    {
+        char *argv[] = { "mckvd", "-f", "1.0", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
+        assert_string_equal(f->err, "option -f: '1.0': Factor must be greater"
+                            " than 1");
+    }
+    {
+        char *argv[] = { "mckvd", "--slab-growth-factor=big", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
+        assert_string_equal(f->err, "option --slab-growth-factor: 'big':"
+                            " Factor must be greater than 1");
+    }
+    {
+        char *argv[] = { "mckvd", "-f", f->path, "-f", "1.08", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_string_equal(f->cfg.config_file, f->path);
+        assert_int_equal(f->cfg.port, 2000);
+    }
+    {
+        char opt[200];
+        snprintf(opt, sizeof(opt), "--config=%s", f->path);
+        char *argv[] = { "mckvd", opt, "-f", f->path, NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
+        assert_string_equal(f->err,
+            "option -f: only one configuration file may be given");
+    }
+}
+
+/* -o: memcached's names, mapped, accepted or refused; unknown ones fail. */
+static void
+test_suboptions(void **state)
+{
+    struct fixture *f = *state;
+    {
+        char *argv[] = { "mckvd", "-o", "idle_timeout=5,hashpower=16",
+                         "-o", "maxconns_fast,relaxed_privileges", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_int_equal(f->cfg.idle_timeout, 5);
+        assert_int_equal(f->cfg.hashpower_init, 16);
+        assert_string_equal(f->notes, "");
+        assert_int_equal(config_validate(&f->cfg, f->err, sizeof(f->err)), 0);
+    }
+    {
+        /* one line per name, once */
+        char *argv[] = { "mckvd", "-o", "slab_reassign,lru_crawler",
+                         "-o", "slab_reassign,ext_path=/x:1G", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_string_equal(f->notes,
+            "mckvd: -o slab_reassign: ignored: mckv has no slab allocator (an"
+            " item is one malloc block)\n"
+            "mckvd: -o lru_crawler: ignored: mckv has no LRU crawler\n"
+            "mckvd: -o ext_path: ignored: mckv has no extstore: values past"
+            " memory_limit stay in its own engine (db_path)\n");
+    }
+    {
+        char *argv[] = { "mckvd", "-o", "idle_timeout=1,bogus=3", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
+        assert_string_equal(f->err, "option -o: Illegal suboption \"bogus=3\"");
+    }
+    {
+        char *argv[] = { "mckvd", "-o", "idle_timeout", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
+        assert_string_equal(f->err, "option -o: Missing idle_timeout argument");
+    }
+    {
+        char *argv[] = { "mckvd", "-o", "idle_timeout=soon", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
+        assert_string_equal(f->err, "option -o idle_timeout: 'soon' is not a"
+                            " number between 0 and 31536000");
+    }
+    {
+        char *argv[] = { "mckvd", "-o", "hashpower=11", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_true(config_validate(&f->cfg, f->err, sizeof(f->err)) < 0);
+        assert_string_equal(f->err, "hashpower_init: 11 is too low: 12..32, or"
+                            " 0 to grow as needed");
+    }
+    {
+        char *argv[] = { "mckvd", "-o", "proxy_config=/etc/p.lua", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
+        assert_string_equal(f->err, "option -o proxy_config: mckv is not a"
+                            " proxy");
+    }
+    /* every name, with a value where memcached needs one */
+    for (unsigned i = 0; i < compat_subopts_count; i++) {
+        const struct compat_opt *so = &compat_subopts[i];
+        char opt[96];
+        snprintf(opt, sizeof(opt), "%s%s", so->name,
+                 !so->has_arg ? "" : so->action == COMPAT_KEY ? "=12" : "=1");
+        char *argv[] = { "mckvd", "-o", opt, NULL };
+        enum config_action want = so->action == COMPAT_REFUSE
+                                  ? CONFIG_EXIT_ERROR : CONFIG_RUN;
+        if (parse(f, ARGC(argv), argv, NULL) != want)
+            fail_msg("-o %s: %s", opt, f->err);
+        assert_int_equal(strlen(f->notes) > 0, so->action == COMPAT_NOTICE);
+    }
+}
+
+/* memcached's flags with no key: set, noted or refused. */
+static void
+test_memcached_other_flags(void **state)
+{
+    struct fixture *f = *state;
+    {
+        char *argv[] = { "mckvd", "-L", "--large-pages=no", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_false(f->cfg.large_pages);
+        char *argv2[] = { "mckvd", "--large-pages=no", "-L", NULL };
+        assert_int_equal(parse(f, ARGC(argv2), argv2, NULL), CONFIG_RUN);
+        assert_true(f->cfg.large_pages);
+    }
+    {
+        char *argv[] = { "mckvd", "-n", "48", "-D", ":", "-X", "-W", "-N",
+                         "2", "-e", "/dev/shm/m", "-n", "64", "-p", "3", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_int_equal(f->cfg.port, 3);
+        assert_string_equal(f->notes,
+            "mckvd: -n: ignored: mckv has no slab allocator (an item is one"
+            " malloc block)\n"
+            "mckvd: -D: ignored: mckv keeps no per-prefix stats (stats"
+            " detail)\n"
+            "mckvd: -X: ignored: mckv has no cachedump or metadump to"
+            " disable\n"
+            "mckvd: -W: ignored: mckv has no watch command to disable\n"
+            "mckvd: -N: ignored: connections go to the workers round robin\n"
+            "mckvd: -e: ignored: mckv keeps its data in its engine (db_path),"
+            " not a memory file\n");
+    }
+    {
+        char *argv[] = { "mckvd", "-S", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
+        assert_string_equal(f->err, "option -S: SASL authentication is not"
+                            " supported");
+    }
+    {
+        char *argv[] = { "mckvd", "--enable-ssl", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
+        assert_string_equal(f->err, "option --enable-ssl: TLS is not"
+                            " supported");
+    }
+    {
+        char *argv[] = { "mckvd", "-Y", "/etc/auth", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
+        assert_string_equal(f->err, "option -Y: ASCII authentication is not"
+                            " supported");
+    }
+    {
+        char *text = NULL;
+        char *argv[] = { "mckvd", "-i", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, &text), CONFIG_EXIT_OK);
+        assert_non_null(strstr(text, "license"));
+        free(text);
+    }
+    {
+        /* memcached's test harness, as root */
+        char *argv[] = { "mckvd", "-u", "root", "-o", "relaxed_privileges",
+                         "-s", "/tmp/memcachetest.1.0", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_string_equal(f->notes, "");
+        assert_int_equal(config_validate(&f->cfg, f->err, sizeof(f->err)), 0);
+    }
+    {
+        char path[200];
+        memset(path, 'a', sizeof(path) - 1);
+        path[0] = '/';
+        path[sizeof(path) - 1] = '\0';
+        char *argv[] = { "mckvd", "-s", path, NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_true(config_validate(&f->cfg, f->err, sizeof(f->err)) < 0);
+        assert_non_null(strstr(f->err, ": longer than 107 bytes"));
     }
 }
 
@@ -856,6 +1258,12 @@ main(void)
         T(test_version),
         T(test_validate),
         T(test_each_renders_all_keys),
+        T(test_memcached_key_flags),
+        T(test_memcached_long_options),
+        T(test_memcached_letters),
+        T(test_growth_factor_or_file),
+        T(test_suboptions),
+        T(test_memcached_other_flags),
         T(test_word_choices),
 #undef T
     };
