@@ -77,9 +77,14 @@ struct meta_req {
     bool ret_size;          /* s */
     bool ret_ttl;           /* t */
     bool ret_value;         /* v */
-    bool quiet;             /* q: parsed requests only; an error clears it */
+    /* q: memcached drops only the nominal reply: mg's EN, ms's and md's
+     * HD, ma's HD or VA for an existing item (not one N just created).
+     * Errors are always sent: the parser clears quiet on any error. */
+    bool quiet;
     bool no_lru_bump;       /* u */
-    bool invalidate;        /* I */
+    /* I: md marks the item stale (and applies T) instead of deleting it;
+     * ms honours it only in a CAS store; mg ignores it. */
+    bool invalidate;
 
     /* Flags with a token: has_x tells that it was given. TTL tokens are kept
      * as memcached keeps them: a 64-bit number cut to its low 32 bits, then
@@ -152,8 +157,8 @@ proto_parse proto_meta_parse_req(struct meta_req *req, const char *buf,
 enum meta_status {
     META_RSP_VA,    /* "VA <vlen>": value follows (mg v, ma v) */
     META_RSP_HD,    /* stored / found / deleted / done */
-    META_RSP_NF,    /* not found (ms MR/MA/MP, md, ma) */
-    META_RSP_NS,    /* not stored (ms ME, ...) */
+    META_RSP_NF,    /* not found (md, ma; ms with C on a missing key) */
+    META_RSP_NS,    /* not stored (ms ME on a hit, MR/MA/MP on a miss) */
     META_RSP_EX,    /* CAS mismatch */
     META_RSP_EN,    /* mg miss; also me's miss */
     META_RSP_MN,    /* mn */
@@ -217,12 +222,14 @@ struct meta_debug {
     uint64_t total_size;    /* size: item header + key + value */
 };
 
+/* Longest line proto_meta_compose_debug() writes. */
 #define PROTO_META_DEBUG_MAX (3 + PROTO_META_B64_LEN(PROTO_KEY_MAX) + 160)
 
 /*
  * Writes "ME <key> exp=.. la=.. cas=.. fetch=yes|no cls=.. size=..\r\n"
  * into out (at least PROTO_META_DEBUG_MAX bytes); the key base64-encoded
- * when key_binary. Returns the length written. A miss is "EN\r\n". Any thread.
+ * when key_binary (me <key> b). Returns the length written. A miss is
+ * proto_meta_compose_rsp(out, req, META_RSP_EN, NULL): "EN\r\n". Any thread.
  */
 size_t proto_meta_compose_debug(char *out, const char *key, uint8_t nkey,
                                 bool key_binary, const struct meta_debug *d);
