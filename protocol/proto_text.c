@@ -519,7 +519,8 @@ proto_text_parse_req(struct text_req *req, const char *buf, size_t len,
 
     memset(req, 0, offsetof(struct text_req, mflags));
     req->nmflags = 0;
-    req->meta.cmd = META_NONE;
+    /* cmd META_NONE, no pointers: cheap, and nothing stale to misread */
+    memset(&req->meta, 0, offsetof(struct meta_req, key_buf));
     *consumed = 0;
     *errmsg = NULL;
 

@@ -80,9 +80,9 @@ struct text_req {
     unsigned nmflags;
 
     /* Meta commands (TEXT_MG..TEXT_ME): the request, parsed into typed
-     * fields by proto_meta_parse_req(); see protocol/proto_meta.h. Not
-     * filled for other commands (meta.cmd is META_NONE). It points into
-     * itself for a base64 key: use it in place. */
+     * fields by proto_meta_parse_req(); see protocol/proto_meta.h. Zero
+     * for other commands (meta.cmd is META_NONE). It points into itself
+     * for a base64 key: use it in place. */
     struct meta_req meta;
 };
 
