@@ -152,7 +152,7 @@ proto_parse proto_meta_parse_req(struct meta_req *req, const char *buf,
                                  size_t len, uint32_t max_value,
                                  size_t *consumed, const char **errmsg);
 
-/* ---- replies ---- */
+/* ---- replies (proto_meta_rsp.c) ---- */
 
 enum meta_status {
     META_RSP_VA,    /* "VA <vlen>": value follows (mg v, ma v) */

@@ -1,5 +1,6 @@
 /*
- * fuzz_proto_meta.c: libFuzzer target for protocol/proto_meta.c.
+ * fuzz_proto_meta.c: libFuzzer target for protocol/proto_meta.c and
+ * proto_meta_rsp.c.
  *
  * Parses the input as a stream of meta requests the way a connection would
  * (advance by *consumed, skip vlen + 2 more bytes after PARSE_EOVERSIZE, stop
@@ -14,7 +15,8 @@
  * Build and run from the source tree (<builddir> holds config.h):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. -I<builddir> \
  *     -D_GNU_SOURCE -include <builddir>/config.h \
- *     tests/fuzz/fuzz_proto_meta.c protocol/proto_meta.c -o fuzz_proto_meta
+ *     tests/fuzz/fuzz_proto_meta.c protocol/proto_meta.c \
+ *     protocol/proto_meta_rsp.c -o fuzz_proto_meta
  *   ./fuzz_proto_meta -dict=tests/fuzz/meta.dict -max_total_time=60 \
  *     <scratch corpus dir> tests/fuzz/corpus/meta
  * The first input byte times 4 is the value limit, so the seeds start with

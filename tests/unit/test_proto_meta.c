@@ -1,5 +1,6 @@
 /*
- * test_proto_meta.c: unit tests for protocol/proto_meta.c.
+ * test_proto_meta.c: unit tests for protocol/proto_meta.c (parsing, base64)
+ * and protocol/proto_meta_rsp.c (replies).
  *
  * Every accepted flag of every command is parsed into its typed field (and
  * nothing else changes); every error line, number rule and reply line below
