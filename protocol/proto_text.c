@@ -8,9 +8,10 @@
  * ' ' separates tokens, a NUL ends the line, at most 24 tokens are looked at),
  * the same token-count checks per command ("ERROR" when wrong), the same
  * safe_strto*() number rules (leading whitespace, a sign and trailing
- * whitespace are accepted), the same order of checks and the same meta flag
- * pre-parse. Deliberate differences, all on input no real client sends, are
- * listed in the comments where they happen (search "memcached would").
+ * whitespace are accepted) and the same order of checks. Meta commands are
+ * parsed by proto_meta.c into text_req.meta. Deliberate differences, all on
+ * input no real client sends, are listed in the comments where they happen
+ * (search "memcached would").
  *
  * Nothing here allocates or writes to the input: pointers in struct text_req
  * point into the caller's buffer, which must stay put while they are used.
@@ -26,11 +27,6 @@
 /* memcached tokenizes 23 tokens and keeps the rest of the line as one more;
  * looking at 24 is enough to take every decision it takes. */
 #define TOKENS_MAX 24
-/* Meta commands: memcached refuses more than 19 tokens (ntokens > 20 with its
- * terminal token). */
-#define META_TOKENS_MAX 19
-/* Longest opaque token, 'O' included, that memcached echoes. */
-#define META_OPAQUE_MAX 32
 /* memcached only lets a long line grow when the "get " follows at most this
  * many leading spaces. */
 #define GET_LEADING_SPACES_MAX 100
@@ -43,25 +39,6 @@ static const char err_delta[] = "CLIENT_ERROR invalid numeric delta argument";
 static const char err_exptime[] = "CLIENT_ERROR invalid exptime argument";
 static const char err_chunk[] = "CLIENT_ERROR bad data chunk";
 static const char err_line_too_long[] = "CLIENT_ERROR line too long";
-static const char err_meta_dup[] = "CLIENT_ERROR duplicate flag";
-static const char err_meta_invalid[] = "CLIENT_ERROR invalid flag";
-static const char err_meta_token[] =
-    "CLIENT_ERROR bad token in command line format";
-static const char err_meta_b64[] = "CLIENT_ERROR error decoding key";
-static const char err_meta_mlen[] = "CLIENT_ERROR incorrect length for M token";
-static const char err_meta_initial[] =
-    "CLIENT_ERROR invalid numeric initial value";
-static const char err_meta_delta[] = "CLIENT_ERROR invalid numeric delta value";
-static const char err_meta_too_many_mg[] =
-    "CLIENT_ERROR options flags are too long";
-static const char err_meta_too_many[] = "CLIENT_ERROR options flags too long";
-static const char err_meta_dup_or_invalid[] =
-    "CLIENT_ERROR invalid or duplicate flag";
-static const char err_meta_opaque[] = "CLIENT_ERROR opaque token too long";
-static const char err_meta_ms_mode[] =
-    "CLIENT_ERROR invalid mode for ms M token";
-static const char err_meta_ma_mode[] =
-    "CLIENT_ERROR invalid mode for ma M token";
 /* memcached closes an HTTP request without a word. */
 static const char err_silent_close[] = "";
 
@@ -228,49 +205,8 @@ is_retrieval_line(const char *buf, size_t len)
            (len >= 5 && memcmp(buf, "gats ", 5) == 0);
 }
 
-static bool
-is_base64_char(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-           (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '=';
-}
-
-/* The length memcached's base64_decode() produces for a key; 0 = invalid. */
-static size_t
-base64_decoded_len(const char *src, size_t len)
-{
-    size_t count = 0;
-    size_t out = 0;
-    unsigned block = 0;
-    unsigned pad = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        if (is_base64_char((unsigned char)src[i]))
-            count++;
-    }
-    if (count == 0 || count % 4 != 0)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        if (!is_base64_char((unsigned char)src[i]))
-            continue;
-        if (src[i] == '=')
-            pad++;
-        if (++block == 4) {
-            out += 3;
-            block = 0;
-            if (pad > 0) {
-                if (pad > 2)
-                    return 0;
-                out -= pad;
-                break;
-            }
-        }
-    }
-    return out;
-}
-
 /*
- * The value block of a storage command (classic or ms) once the line parsed.
+ * The value block of a storage command once the line parsed.
  * *consumed and the return value follow proto_text_parse_req()'s contract.
  */
 static proto_parse
@@ -494,250 +430,45 @@ parse_stats(struct text_req *req, const struct line *ln)
 }
 
 /*
- * memcached's _meta_flag_preparse() over tokens [first, ntok): records each
- * flag in req->mflags and checks it. Returns NULL when all are good, else the
- * error line memcached picks (a duplicate or unknown flag stops at once; a bad
- * value is remembered and a later bad value overrides it).
+ * mg/ms/md/ma/mn/me: proto_meta.c parses the request into req->meta, under
+ * the same contract as ours; the fields a caller of the classic commands
+ * reads (cmd, key, noreply, vlen, value) are copied from it.
  */
-static const char *
-meta_flags_parse(struct text_req *req, const struct line *ln, unsigned first)
-{
-    bool seen[128] = {false};
-    const char *err = err_format;
-    bool has_error = false;
-
-    for (unsigned i = first; i < ln->ntok; i++) {
-        const struct token *t = &ln->tok[i];
-        unsigned char o = (unsigned char)t->p[0];
-        struct token val = { t->p + 1, t->n - 1 };
-        int64_t i64;
-        uint64_t u64;
-        uint32_t u32;
-
-        if (o >= 127 || seen[o])
-            return err_meta_dup;
-        seen[o] = true;
-
-        struct text_meta_flag *mf = &req->mflags[req->nmflags++];
-        mf->flag = (char)o;
-        mf->tok = val.p;
-        if (val.n > UINT8_MAX) {
-            /* memcached would ignore the tail of a long token or read a long
-             * zero-padded number; nothing real sends one. */
-            mf->toklen = UINT8_MAX;
-            err = err_meta_token;
-            has_error = true;
-            continue;
-        }
-        mf->toklen = (uint8_t)val.n;
-
-        switch (o) {
-        case 'b':
-            if (base64_decoded_len(ln->tok[1].p, ln->tok[1].n) == 0) {
-                err = err_meta_b64;
-                has_error = true;
-            }
-            break;
-        case 'N':
-        case 'T':
-        case 'R':
-            if (!parse_i64(&val, &i64)) {
-                err = err_meta_token;
-                has_error = true;
-            }
-            break;
-        case 'F':
-            /* memcached leaves the message as it was for a bad F. */
-            if (!parse_u32(&val, &u32))
-                has_error = true;
-            break;
-        case 'C':
-            if (!parse_u64(&val, &u64)) {
-                err = err_meta_token;
-                has_error = true;
-            }
-            break;
-        case 'M':
-            if (val.n != 1) {
-                err = err_meta_mlen;
-                has_error = true;
-            }
-            break;
-        case 'J':
-            if (!parse_u64(&val, &u64)) {
-                err = err_meta_initial;
-                has_error = true;
-            }
-            break;
-        case 'D':
-            if (!parse_u64(&val, &u64)) {
-                err = err_meta_delta;
-                has_error = true;
-            }
-            break;
-        case 'l': case 'O': case 'P': case 'L': case 'k': case 's': case 't':
-        case 'c': case 'f': case 'v': case 'h': case 'u': case 'q': case 'I':
-            break;
-        default:
-            return err_meta_invalid;
-        }
-        if (o == 'q')
-            req->noreply = true;
-    }
-    return has_error ? err : NULL;
-}
-
-/* The M token's mode character, 0 when absent. */
-static char
-meta_mode(const struct text_req *req)
-{
-    for (unsigned i = 0; i < req->nmflags; i++) {
-        if (req->mflags[i].flag == 'M' && req->mflags[i].toklen == 1)
-            return req->mflags[i].tok[0];
-    }
-    return 0;
-}
-
-static bool
-meta_opaque_too_long(const struct text_req *req)
-{
-    for (unsigned i = 0; i < req->nmflags; i++) {
-        if (req->mflags[i].flag == 'O' &&
-            (size_t)req->mflags[i].toklen + 1 > META_OPAQUE_MAX)
-            return true;
-    }
-    return false;
-}
-
-/* mg, md, ma: <key> <flags>* */
 static proto_parse
-parse_meta_keyed(struct text_req *req, const struct line *ln,
-                 const char **errmsg)
+parse_meta(struct text_req *req, const char *buf, size_t len,
+           const struct line *ln, uint32_t max_value, size_t *consumed,
+           const char **errmsg)
 {
-    const char *err;
+    static const enum text_cmd cmds[] = {
+        [META_NONE] = TEXT_UNKNOWN, [META_MG] = TEXT_MG, [META_MS] = TEXT_MS,
+        [META_MD] = TEXT_MD, [META_MA] = TEXT_MA, [META_MN] = TEXT_MN,
+        [META_ME] = TEXT_ME,
+    };
+    struct meta_req *meta = &req->meta;
+    proto_parse rc = proto_meta_parse_req(meta, buf, len, max_value,
+                                          consumed, errmsg);
 
-    if (ln->ntok < 2) {
-        *errmsg = err_error;
-        return PARSE_EINVALID;
-    }
-    if (ln->tok[1].n > PROTO_KEY_MAX) {
-        *errmsg = err_format;
-        return PARSE_EINVALID;
-    }
-    if (ln->ntok > META_TOKENS_MAX) {
-        *errmsg = req->cmd == TEXT_MG ? err_meta_too_many_mg
-                                      : err_meta_too_many;
-        return PARSE_EINVALID;
-    }
-    req->key = ln->tok[1].p;
-    req->nkey = (uint8_t)ln->tok[1].n;
-    err = meta_flags_parse(req, ln, 2);
-    if (err != NULL) {
-        *errmsg = req->cmd == TEXT_MG ? err : err_meta_dup_or_invalid;
-        return PARSE_EINVALID;
-    }
-    if (req->cmd == TEXT_MA) {
-        char mode = meta_mode(req);
-        if (mode != 0 && mode != 'I' && mode != '+' && mode != 'D' &&
-            mode != '-') {
-            *errmsg = err_meta_ma_mode;
-            return PARSE_EINVALID;
+    req->cmd = cmds[meta->cmd];
+    req->key = meta->key;
+    req->nkey = meta->nkey;
+    req->noreply = meta->quiet;
+    req->vlen = meta->vlen;
+    req->value = meta->value;
+
+    /* Compat: the raw flag tokens, until server/process_text.c reads
+     * req->meta. */
+    if (rc == PARSE_OK && meta->cmd != META_MN) {
+        unsigned first = meta->cmd == META_MS ? 3 : 2;
+        for (unsigned i = first;
+             i < ln->ntok && req->nmflags < PROTO_TEXT_META_FLAGS_MAX; i++) {
+            struct text_meta_flag *mf = &req->mflags[req->nmflags++];
+            size_t n = ln->tok[i].n - 1;
+            mf->flag = ln->tok[i].p[0];
+            mf->tok = ln->tok[i].p + 1;
+            mf->toklen = (uint8_t)(n > UINT8_MAX ? UINT8_MAX : n);
         }
     }
-    if (meta_opaque_too_long(req)) {
-        *errmsg = err_meta_opaque;
-        return PARSE_EINVALID;
-    }
-    return PARSE_OK;
-}
-
-/* ms <key> <datalen> <flags>*, then the value. */
-static proto_parse
-parse_meta_set(struct text_req *req, const char *buf, size_t len,
-               const struct line *ln, uint32_t max_value, size_t *consumed,
-               const char **errmsg)
-{
-    int64_t vlen;
-    const char *err;
-
-    if (ln->ntok < 2) {
-        *errmsg = err_error;
-        return PARSE_EINVALID;
-    }
-    if (ln->tok[1].n > PROTO_KEY_MAX || ln->ntok == 2) {
-        *errmsg = err_format;
-        return PARSE_EINVALID;
-    }
-    if (ln->ntok > META_TOKENS_MAX) {
-        *errmsg = err_meta_too_many;
-        return PARSE_EINVALID;
-    }
-    if (!parse_i64(&ln->tok[2], &vlen) || vlen < 0 || vlen > INT_MAX - 2) {
-        *errmsg = err_format;
-        return PARSE_EINVALID;
-    }
-    req->vlen = (uint32_t)vlen;
-    req->key = ln->tok[1].p;
-    req->nkey = (uint8_t)ln->tok[1].n;
-
-    err = meta_flags_parse(req, ln, 3);
-    if (err == NULL) {
-        /* A bad mode is reported over a long opaque, as in memcached. */
-        char mode = meta_mode(req);
-        if (mode != 0 && mode != 'E' && mode != 'A' && mode != 'P' &&
-            mode != 'R' && mode != 'S')
-            err = err_meta_ms_mode;
-        else if (meta_opaque_too_long(req))
-            err = err_meta_opaque;
-    }
-    /* Errors after the length was read are always sent (even with q), and
-     * the value is swallowed unread. */
-    if (err != NULL) {
-        req->noreply = false;
-        if (req->vlen > max_value) {
-            /* memcached would send err and swallow vlen + 2 bytes; we cannot
-             * hold that much, so the caller's oversize path does the skip. */
-            *consumed = ln->consumed;
-            return PARSE_EOVERSIZE;
-        }
-        size_t need = ln->consumed + (size_t)req->vlen + 2;
-        if (len < need)
-            return PARSE_EUNFIN;
-        *consumed = need;
-        *errmsg = err;
-        return PARSE_EINVALID;
-    }
-    proto_parse rc = read_value(req, buf, len, ln, max_value, consumed,
-                                errmsg);
-    if (rc != PARSE_OK)
-        req->noreply = false;
     return rc;
-}
-
-/* me <key> [b]: a debug dump; memcached looks only at a 'b' right after. */
-static proto_parse
-parse_meta_debug(struct text_req *req, const struct line *ln,
-                 const char **errmsg)
-{
-    if (ln->ntok < 2 || ln->tok[1].n > PROTO_KEY_MAX) {
-        *errmsg = err_format;
-        return PARSE_EINVALID;
-    }
-    req->key = ln->tok[1].p;
-    req->nkey = (uint8_t)ln->tok[1].n;
-    if (ln->ntok >= 3 && tok_is(&ln->tok[2], "b") &&
-        base64_decoded_len(req->key, req->nkey) == 0) {
-        *errmsg = err_format;
-        return PARSE_EINVALID;
-    }
-    for (unsigned i = 2; i < ln->ntok; i++) {
-        struct text_meta_flag *mf = &req->mflags[req->nmflags++];
-        size_t n = ln->tok[i].n - 1;
-        mf->flag = ln->tok[i].p[0];
-        mf->tok = ln->tok[i].p + 1;
-        mf->toklen = (uint8_t)(n > UINT8_MAX ? UINT8_MAX : n);
-    }
-    return PARSE_OK;
 }
 
 /* Finds the end of the request line, or says why there is none yet. */
@@ -788,6 +519,8 @@ proto_text_parse_req(struct text_req *req, const char *buf, size_t len,
 
     memset(req, 0, offsetof(struct text_req, mflags));
     req->nmflags = 0;
+    /* cmd META_NONE, no pointers: cheap, and nothing stale to misread */
+    memset(&req->meta, 0, offsetof(struct meta_req, key_buf));
     *consumed = 0;
     *errmsg = NULL;
 
@@ -807,37 +540,7 @@ proto_text_parse_req(struct text_req *req, const char *buf, size_t len,
     if (ln.ntok == 0 || cmd->n < 2) {
         /* ERROR */
     } else if (cmd->p[0] == 'm' && cmd->n == 2) {
-        *errmsg = NULL;
-        switch (cmd->p[1]) {
-        case 'g':
-            req->cmd = TEXT_MG;
-            rc = parse_meta_keyed(req, &ln, errmsg);
-            break;
-        case 's':
-            req->cmd = TEXT_MS;
-            rc = parse_meta_set(req, buf, len, &ln, max_value, consumed,
-                                errmsg);
-            break;
-        case 'd':
-            req->cmd = TEXT_MD;
-            rc = parse_meta_keyed(req, &ln, errmsg);
-            break;
-        case 'a':
-            req->cmd = TEXT_MA;
-            rc = parse_meta_keyed(req, &ln, errmsg);
-            break;
-        case 'n':
-            req->cmd = TEXT_MN;
-            rc = PARSE_OK;
-            break;
-        case 'e':
-            req->cmd = TEXT_ME;
-            rc = parse_meta_debug(req, &ln, errmsg);
-            break;
-        default:
-            *errmsg = err_error;
-            break;
-        }
+        return parse_meta(req, buf, len, &ln, max_value, consumed, errmsg);
     } else if (cmd->p[0] == 'g') {
         if (ln.ntok < 2) {
             /* ERROR */
@@ -952,10 +655,6 @@ proto_text_parse_req(struct text_req *req, const char *buf, size_t len,
     default:
         break;
     }
-
-    /* memcached always sends a meta command's error, q or not. */
-    if (rc != PARSE_OK && req->cmd >= TEXT_MG)
-        req->noreply = false;
 
     switch (rc) {
     case PARSE_OK:

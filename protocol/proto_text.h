@@ -14,12 +14,14 @@
 #include <stdint.h>
 
 #include "protocol/proto.h"
+#include "protocol/proto_meta.h"
 
 /* Longest command line accepted, except retrieval lines (get/gets/gat/gats),
  * which may carry many keys up to PROTO_TEXT_GET_LINE_MAX. As in memcached, a
  * longer line without a newline closes the connection. */
 #define PROTO_TEXT_LINE_MAX 2048
 #define PROTO_TEXT_GET_LINE_MAX (256 * 1024)
+/* Compat: the raw meta flag tokens, see text_req.mflags. */
 #define PROTO_TEXT_META_FLAGS_MAX 24
 
 enum text_cmd {
@@ -34,16 +36,18 @@ enum text_cmd {
     TEXT_MG, TEXT_MS, TEXT_MD, TEXT_MA, TEXT_MN, TEXT_ME,
 };
 
+/* Compat: one raw meta flag token. */
 struct text_meta_flag {
     char flag;           /* the flag letter, e.g. 'v', 'T' */
-    uint8_t toklen;      /* length of the token after the letter */
+    uint8_t toklen;      /* token length after the letter, cut at 255 */
     const char *tok;     /* e.g. "30" for T30; may be empty */
 };
 
 struct text_req {
     enum text_cmd cmd;
 
-    /* Single-key commands, and the first key of a retrieval command. */
+    /* Single-key commands, and the first key of a retrieval command. Meta
+     * commands: meta.key (so a base64 key points into meta.key_buf). */
     const char *key;
     uint8_t nkey;
 
@@ -58,9 +62,9 @@ struct text_req {
     uint32_t vlen;         /* storage: value bytes (without the \r\n) */
     uint64_t cas_unique;   /* cas */
     uint64_t delta;        /* incr/decr */
-    bool noreply;
+    bool noreply;          /* meta: meta.quiet */
 
-    const char *value;     /* storage: vlen bytes followed by "\r\n" */
+    const char *value;     /* storage, ms: vlen bytes followed by "\r\n" */
 
     /* flush_all: delay (has_delay false when absent); verbosity: level */
     int64_t delay;
@@ -72,9 +76,17 @@ struct text_req {
     const char *arg;
     size_t arglen;
 
-    /* meta commands: flags in order of appearance */
+    /* Compat, for server/process_text.c until it reads meta: the raw flag
+     * tokens of a parsed meta command, in order. Remove with its last
+     * reader; nothing in protocol/ needs it. */
     struct text_meta_flag mflags[PROTO_TEXT_META_FLAGS_MAX];
     unsigned nmflags;
+
+    /* Meta commands (TEXT_MG..TEXT_ME): the request, parsed into typed
+     * fields by proto_meta_parse_req(); see protocol/proto_meta.h. Zero
+     * for other commands (meta.cmd is META_NONE). It points into itself
+     * for a base64 key: use it in place. */
+    struct meta_req meta;
 };
 
 /*
@@ -85,8 +97,9 @@ struct text_req {
  * PARSE_EUNFIN: need more bytes; nothing consumed.
  * PARSE_EOVERSIZE: a storage command whose value is over max_value:
  *   *consumed = the line; req->vlen holds the announced length; the caller
- *   replies "SERVER_ERROR object too large for cache" and skips vlen + 2
- *   more bytes.
+ *   skips vlen + 2 more bytes and replies *errmsg when it is not NULL (ms:
+ *   a flag error memcached reports first), else "SERVER_ERROR object too
+ *   large for cache".
  * PARSE_EINVALID: *errmsg is the reply line without "\r\n" (e.g. "ERROR",
  *   "CLIENT_ERROR bad command line format", "CLIENT_ERROR bad data chunk");
  *   *consumed = what to drop so the stream continues as memcached's would.

@@ -6,12 +6,14 @@
  * PARSE_EUNFIN or PARSE_EFATAL. Walks retrieval keys with
  * proto_text_next_key() and abort()s on any broken invariant (consumed past
  * the end, a pointer outside the request, a key over 250 bytes, a prefix of a
- * complete request that is not "need more bytes", a second parse that differs).
+ * complete request that is not "need more bytes", a second parse that differs,
+ * a meta command whose req->meta disagrees with the classic fields).
+ * fuzz_proto_meta.c digs into the meta fields themselves.
  *
  * Build and run from the source tree (<builddir> holds config.h):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. -I<builddir> \
  *     -D_GNU_SOURCE tests/fuzz/fuzz_proto_text.c protocol/proto_text.c \
- *     -o fuzz_proto_text
+ *     protocol/proto_meta.c -o fuzz_proto_text
  *   ./fuzz_proto_text -dict=tests/fuzz/text.dict -max_total_time=60 \
  *     <scratch corpus dir> tests/fuzz/corpus/text
  * The first input byte times 4 is the value limit, so the seeds start with
@@ -49,9 +51,21 @@ check_req(const struct text_req *req, const char *start, size_t consumed)
 {
     const char *end = start + consumed;
 
+    if (req->cmd >= TEXT_MG) {
+        /* meta: the classic fields are copies of req->meta */
+        CHECK(req->meta.cmd != META_NONE);
+        CHECK(req->key == req->meta.key && req->nkey == req->meta.nkey);
+        CHECK(req->noreply == req->meta.quiet);
+        CHECK(req->value == req->meta.value && req->vlen == req->meta.vlen);
+        CHECK(!req->meta.has_opaque ||
+              inside(req->meta.opaque, req->meta.nopaque, start, end));
+    } else {
+        CHECK(req->meta.cmd == META_NONE);
+    }
     if (req->key != NULL) {
         CHECK(req->nkey <= PROTO_KEY_MAX);
-        CHECK(inside(req->key, req->nkey, start, end));
+        CHECK(inside(req->key, req->nkey, start, end) ||
+              (req->meta.key_binary && req->key == req->meta.key_buf));
     }
     CHECK(req->nmflags <= PROTO_TEXT_META_FLAGS_MAX);
     for (unsigned i = 0; i < req->nmflags; i++)
@@ -149,6 +163,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case PARSE_EOVERSIZE:
             CHECK(consumed > 0);
             CHECK(req.vlen > max_value);
+            /* only ms has a flag error to report instead */
+            CHECK(errmsg == NULL || req.cmd == TEXT_MS);
             break;
         default:
             CHECK(!"unknown parse result");

@@ -522,7 +522,13 @@ stop_pid "$pid"
 # --- memcached -u: started as root, becomes that user once bound -----------
 if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
     if start_memory_server "-u nobody" -u nobody; then
-        uid=$(awk '/^Uid:/ { print $2 }' "/proc/$server_pid/status")
+        # the port accepts once bound, just before root is dropped: wait
+        # (bounded) for the switch rather than racing it
+        for _ in $(seq 1 200); do
+            uid=$(awk '/^Uid:/ { print $2 }' "/proc/$server_pid/status")
+            [ "$uid" = "$(id -u nobody)" ] && break
+            sleep 0.01
+        done
         if [ "$uid" = "$(id -u nobody)" ]; then
             pass "-u nobody: runs as uid $uid"
         else

@@ -38,7 +38,7 @@ parse_n(struct text_req *req, const char *buf, size_t len, uint32_t max_value,
     proto_parse rc = proto_text_parse_req(req, copy, len, max_value, consumed,
                                           errmsg);
     /* Pointers into the copy would dangle: rebase them on buf. */
-    if (req->key != NULL)
+    if (req->key != NULL && req->key != req->meta.key_buf)
         req->key = buf + (req->key - copy);
     if (req->keys != NULL)
         req->keys = buf + (req->keys - copy);
@@ -48,8 +48,26 @@ parse_n(struct text_req *req, const char *buf, size_t len, uint32_t max_value,
         req->arg = buf + (req->arg - copy);
     for (unsigned i = 0; i < req->nmflags; i++)
         req->mflags[i].tok = buf + (req->mflags[i].tok - copy);
+    /* a base64 key lives in req->meta.key_buf and stays */
+    if (req->meta.key != NULL && req->meta.key != req->meta.key_buf)
+        req->meta.key = buf + (req->meta.key - copy);
+    if (req->meta.opaque != NULL)
+        req->meta.opaque = buf + (req->meta.opaque - copy);
+    if (req->meta.value != NULL)
+        req->meta.value = buf + (req->meta.value - copy);
     free(copy);
     return rc;
+}
+
+/* Copies a request; a base64 meta key points into the struct itself. */
+static void
+copy_req(struct text_req *to, const struct text_req *from)
+{
+    *to = *from;
+    if (from->meta.key == from->meta.key_buf)
+        to->meta.key = to->meta.key_buf;
+    if (from->key == from->meta.key_buf)
+        to->key = to->meta.key_buf;
 }
 
 static void
@@ -99,7 +117,7 @@ expect(const char *s, size_t len, proto_parse want_rc, size_t want_consumed,
     if (want_rc != PARSE_EFATAL && want_rc != PARSE_EUNFIN)
         assert_prefixes_unfin(s, want_consumed, MAX_VALUE);
     if (out != NULL)
-        *out = req;
+        copy_req(out, &req);
 }
 
 /* A whole request s: rc, consumed = strlen(s). */
@@ -480,10 +498,23 @@ test_storage_oversize(void **state)
                      PARSE_EOVERSIZE);
     assert_int_equal(consumed, strlen(s));
     assert_int_equal(req.vlen, 1001);
+    assert_null(errmsg);
     s = "ms big 1001 q\r\n";
     assert_int_equal(parse_n(&req, s, strlen(s), 1000, &consumed, &errmsg),
                      PARSE_EOVERSIZE);
     assert_false(req.noreply);
+    /* a flag error is what memcached answers, before the size */
+    s = "ms big 1001 q Z\r\n";
+    assert_int_equal(parse_n(&req, s, strlen(s), 1000, &consumed, &errmsg),
+                     PARSE_EOVERSIZE);
+    assert_int_equal(consumed, strlen(s));
+    assert_string_equal(errmsg, "CLIENT_ERROR invalid flag");
+    assert_false(req.noreply);
+    /* classic commands never carry one */
+    s = "set big 0 0 2000\r\n";
+    assert_int_equal(parse_n(&req, s, strlen(s), 1000, &consumed, &errmsg),
+                     PARSE_EOVERSIZE);
+    assert_null(errmsg);
 }
 
 /* ---- other classic commands ---- */
@@ -806,28 +837,39 @@ test_meta_get(void **state)
 
     expect_s("mg foo v\r\n", PARSE_OK, NULL, &req);
     assert_int_equal(req.cmd, TEXT_MG);
+    assert_int_equal(req.meta.cmd, META_MG);
     assert_mem(req.key, req.nkey, "foo");
-    assert_int_equal(req.nmflags, 1);
-    assert_flag(&req, 0, 'v', "");
+    assert_mem(req.meta.key, req.meta.nkey, "foo");
+    assert_true(req.meta.ret_value);
+    assert_false(req.meta.ret_key);
     assert_false(req.noreply);
 
     expect_s("mg foo s v f t c k Oopaque123 q h l u T30 N-1 R5 P L E\r\n",
              PARSE_EINVALID, "CLIENT_ERROR invalid flag", NULL);
     expect_s("mg foo s v f t c k Oopaque123 q h l u T30 N-1 R5 P L I\r\n",
              PARSE_OK, NULL, &req);
-    assert_int_equal(req.nmflags, 17);
-    assert_flag(&req, 0, 's', "");
-    assert_flag(&req, 6, 'O', "opaque123");
-    assert_flag(&req, 7, 'q', "");
-    assert_flag(&req, 11, 'T', "30");
-    assert_flag(&req, 12, 'N', "-1");
-    assert_flag(&req, 13, 'R', "5");
+    assert_true(req.meta.ret_size && req.meta.ret_value &&
+                req.meta.ret_flags && req.meta.ret_ttl && req.meta.ret_cas &&
+                req.meta.ret_key && req.meta.ret_hit &&
+                req.meta.ret_last_access && req.meta.no_lru_bump &&
+                req.meta.invalidate && req.meta.has_proxy_p &&
+                req.meta.has_proxy_l);
+    assert_mem(req.meta.opaque, req.meta.nopaque, "opaque123");
+    assert_true(req.meta.quiet);
+    assert_true(req.meta.has_ttl && req.meta.ttl == 30);
+    assert_true(req.meta.has_vivify && req.meta.vivify_ttl == -1);
+    assert_true(req.meta.has_recache && req.meta.recache_ttl == 5);
+    assert_mem(req.meta.ret_order, req.meta.nret_order, "sftckOhlTN");
     assert_true(req.noreply);
 
     expect_s("mg foo\r\n", PARSE_OK, NULL, &req);
-    assert_int_equal(req.nmflags, 0);
+    assert_int_equal(req.meta.nret_order, 0);
+    assert_false(req.meta.ret_value);
+    /* a base64 key is decoded: "mk" */
     expect_s("mg bWs= b v\r\n", PARSE_OK, NULL, &req);
-    assert_flag(&req, 0, 'b', "");
+    assert_true(req.meta.key_binary);
+    assert_mem(req.meta.key, req.meta.nkey, "mk");
+    assert_mem(req.key, req.nkey, "mk");
 
     /* errors, in memcached's order and words */
     expect_s("mg foo Z\r\n", PARSE_EINVALID, "CLIENT_ERROR invalid flag", NULL);
@@ -840,7 +882,9 @@ test_meta_get(void **state)
     expect_s("mg foo T\r\n", PARSE_EINVALID,
              "CLIENT_ERROR bad token in command line format", NULL);
     expect_s("mg foo Fx\r\n", PARSE_EINVALID, fmt_err, NULL);
-    expect_s("mg foo F4294967296\r\n", PARSE_EINVALID, fmt_err, NULL);
+    /* memcached keeps the low 32 bits of F */
+    expect_s("mg foo F4294967297\r\n", PARSE_OK, NULL, &req);
+    assert_int_equal(req.meta.client_flags, 1);
     expect_s("mg foo C-1\r\n", PARSE_EINVALID,
              "CLIENT_ERROR bad token in command line format", NULL);
     expect_s("mg foo M\r\n", PARSE_EINVALID,
@@ -874,7 +918,7 @@ test_meta_get(void **state)
     expect_s(line, PARSE_OK, NULL, NULL);
     snprintf(line, sizeof(line), "mg k %s\r\n", op32);
     expect_s(line, PARSE_OK, NULL, &req);
-    assert_int_equal(req.mflags[0].toklen, 31);
+    assert_int_equal(req.meta.nopaque, 31);
     snprintf(line, sizeof(line), "mg k %s\r\n", op33);
     expect_s(line, PARSE_EINVALID, "CLIENT_ERROR opaque token too long",
              NULL);
@@ -909,16 +953,21 @@ test_meta_set(void **state)
     assert_mem(req.key, req.nkey, "foo");
     assert_int_equal(req.vlen, 2);
     assert_memory_equal(req.value, "hi\r\n", 4);
-    assert_int_equal(req.nmflags, 0);
+    assert_int_equal(req.meta.cmd, META_MS);
+    assert_int_equal(req.meta.vlen, 2);
+    assert_ptr_equal(req.meta.value, req.value);
+    assert_int_equal(req.meta.nret_order, 0);
 
     expect_s("ms foo 5 T0 F5 c k O123 MS C99 I q\r\nhello\r\n", PARSE_OK,
              NULL, &req);
-    assert_int_equal(req.nmflags, 9);
-    assert_flag(&req, 0, 'T', "0");
-    assert_flag(&req, 1, 'F', "5");
-    assert_flag(&req, 4, 'O', "123");
-    assert_flag(&req, 5, 'M', "S");
-    assert_flag(&req, 6, 'C', "99");
+    assert_true(req.meta.has_ttl && req.meta.ttl == 0);
+    assert_true(req.meta.has_client_flags && req.meta.client_flags == 5);
+    assert_true(req.meta.ret_cas && req.meta.ret_key);
+    assert_mem(req.meta.opaque, req.meta.nopaque, "123");
+    assert_int_equal(req.meta.mode_char, 'S');
+    assert_int_equal(req.meta.set_mode, META_SET_SET);
+    assert_true(req.meta.has_compare_cas && req.meta.compare_cas == 99);
+    assert_true(req.meta.invalidate);
     assert_true(req.noreply);
     assert_memory_equal(req.value, "hello", 5);
 
@@ -986,8 +1035,10 @@ test_meta_other(void **state)
     expect_s("md foo q C5 I T30 k O1\r\n", PARSE_OK, NULL, &req);
     assert_int_equal(req.cmd, TEXT_MD);
     assert_mem(req.key, req.nkey, "foo");
-    assert_int_equal(req.nmflags, 6);
-    assert_flag(&req, 1, 'C', "5");
+    assert_true(req.meta.has_compare_cas && req.meta.compare_cas == 5);
+    assert_true(req.meta.invalidate && req.meta.ret_key);
+    assert_true(req.meta.has_ttl && req.meta.ttl == 30);
+    assert_mem(req.meta.opaque, req.meta.nopaque, "1");
     assert_true(req.noreply);
     expect_s("md foo Z\r\n", PARSE_EINVALID,
              "CLIENT_ERROR invalid or duplicate flag", NULL);
@@ -1001,11 +1052,14 @@ test_meta_other(void **state)
 
     expect_s("ma cnt N0 J5 D3 MD v\r\n", PARSE_OK, NULL, &req);
     assert_int_equal(req.cmd, TEXT_MA);
-    assert_int_equal(req.nmflags, 5);
-    assert_flag(&req, 2, 'D', "3");
-    assert_flag(&req, 3, 'M', "D");
+    assert_true(req.meta.has_vivify && req.meta.vivify_ttl == 0);
+    assert_true(req.meta.has_initial && req.meta.initial == 5);
+    assert_true(req.meta.has_delta && req.meta.delta == 3);
+    assert_true(req.meta.decr && req.meta.ret_value);
     expect_s("ma cnt\r\n", PARSE_OK, NULL, &req);
-    assert_int_equal(req.nmflags, 0);
+    assert_false(req.meta.has_delta);
+    assert_int_equal(req.meta.delta, 1);
+    assert_false(req.meta.decr);
     static const char *ma_modes[] = { "MI", "M+", "MD", "M-" };
     char buf[64];
     for (int i = 0; i < 4; i++) {
@@ -1031,7 +1085,8 @@ test_meta_other(void **state)
     assert_int_equal(req.cmd, TEXT_ME);
     assert_mem(req.key, req.nkey, "foo");
     expect_s("me bWs= b\r\n", PARSE_OK, NULL, &req);
-    assert_flag(&req, 0, 'b', "");
+    assert_true(req.meta.key_binary);
+    assert_mem(req.key, req.nkey, "mk");
     expect_s("me foo x y\r\n", PARSE_OK, NULL, &req);
     expect_s("me\r\n", PARSE_EINVALID, fmt_err, NULL);
     expect_s("me foo b\r\n", PARSE_EINVALID, fmt_err, NULL);
@@ -1048,6 +1103,40 @@ test_meta_other(void **state)
     snprintf(line, sizeof(line), "ms %s 1\r\nx\r\n", k251);
     expect(line, strlen(line), PARSE_EINVALID, strlen(line) - 3, fmt_err,
            NULL);
+}
+
+/* The raw flag tokens server/process_text.c still reads. */
+static void
+test_meta_compat_mflags(void **state)
+{
+    (void)state;
+    struct text_req req;
+    char line[400];
+
+    expect_s("mg foo s v Oab T30\r\n", PARSE_OK, NULL, &req);
+    assert_int_equal(req.nmflags, 4);
+    assert_flag(&req, 0, 's', "");
+    assert_flag(&req, 2, 'O', "ab");
+    assert_flag(&req, 3, 'T', "30");
+    expect_s("ms foo 2 T5 c\r\nhi\r\n", PARSE_OK, NULL, &req);
+    assert_int_equal(req.nmflags, 2);
+    assert_flag(&req, 0, 'T', "5");
+    assert_flag(&req, 1, 'c', "");
+    expect_s("me foo x\r\n", PARSE_OK, NULL, &req);
+    assert_int_equal(req.nmflags, 1);
+    assert_flag(&req, 0, 'x', "");
+    expect_s("mn foo\r\n", PARSE_OK, NULL, &req);
+    assert_int_equal(req.nmflags, 0);
+    expect_s("mg foo Z\r\n", PARSE_EINVALID, "CLIENT_ERROR invalid flag",
+             &req);
+    assert_int_equal(req.nmflags, 0);
+    /* a long token is cut at 255 */
+    memset(line, 'p', sizeof(line));
+    memcpy(line, "mg foo P", 8);
+    memcpy(line + 300, "\r\n", 3);
+    expect_s(line, PARSE_OK, NULL, &req);
+    assert_int_equal(req.mflags[0].toklen, 255);
+    assert_true(req.meta.has_proxy_p);
 }
 
 /* ---- streams ---- */
@@ -1147,7 +1236,7 @@ check_stream(const char *buf, size_t len)
             assert_non_null(errmsg);
         if (rc == PARSE_OK) {
             assert_null(errmsg);
-            if (req.key != NULL) {
+            if (req.key != NULL && req.key != req.meta.key_buf) {
                 assert_true(req.nkey <= PROTO_KEY_MAX);
                 assert_true(req.key >= buf + off &&
                             req.key + req.nkey <= buf + off + consumed);
@@ -1341,6 +1430,7 @@ main(void)
         cmocka_unit_test(test_meta_get),
         cmocka_unit_test(test_meta_set),
         cmocka_unit_test(test_meta_other),
+        cmocka_unit_test(test_meta_compat_mflags),
         cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_truncated),
