@@ -356,6 +356,7 @@ parse_flags(struct meta_req *req, const struct line *ln, unsigned first,
             break;
         case 'R':
             req->has_recache = true;
+            order_add(req, 'R');
             if (!parse_i32(&val, &req->recache_ttl)) {
                 err = err_token;
                 has_error = true;

@@ -122,7 +122,9 @@ struct meta_req {
 
     /* The flags that shape a reply line, in request order: s t c f l h O k
      * write a return flag, T and N mark where the TTL changes (a t after
-     * them shows the new one). proto_meta_compose_rsp() walks this. */
+     * them shows the new one), R where the recache test is made (after a
+     * T before it: it judges the new TTL). proto_meta_compose_rsp() walks
+     * this. */
     uint8_t nret_order;
     char ret_order[PROTO_META_TOKENS_MAX];
 

@@ -144,7 +144,7 @@ check_req(const struct meta_req *req, const char *start, size_t consumed)
     /* ret_order holds exactly the flags that shape a reply, once each */
     CHECK(req->nret_order <= PROTO_META_TOKENS_MAX);
     for (unsigned i = 0; i < req->nret_order; i++) {
-        CHECK(strchr("stcflhOkTN", req->ret_order[i]) != NULL);
+        CHECK(strchr("stcflhOkTNR", req->ret_order[i]) != NULL);
         CHECK(memchr(req->ret_order + i + 1, req->ret_order[i],
                      req->nret_order - i - 1) == NULL);
     }

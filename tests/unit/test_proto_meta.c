@@ -218,7 +218,7 @@ check_and_clear(struct meta_req *r, const char *tok)
         fail_msg("no check for %s", tok);
     }
     /* the flags that shape the reply are noted in order */
-    if (strchr("stcflhOkTN", tok[0]) != NULL) {
+    if (strchr("stcflhOkTNR", tok[0]) != NULL) {
         assert_int_equal(r->nret_order, 1);
         assert_int_equal(r->ret_order[0], tok[0]);
     } else {
@@ -332,7 +332,7 @@ test_all_flags_at_once(void **state)
     assert_int_equal(req.ttl, 30);
     assert_int_equal(req.vivify_ttl, -1);
     assert_int_equal(req.recache_ttl, 5);
-    assert_order(&req, "sftckOhlTN");
+    assert_order(&req, "sftckOhlTNR");
 
     expect_ok(&req, "ms foo 5 T-1 F5 c k O123 MR C99 I q J1 D2 v P L N9 R8"
                     "\r\nhello\r\n");
@@ -351,7 +351,7 @@ test_all_flags_at_once(void **state)
     assert_true(req.has_proxy_p && req.has_proxy_l);
     assert_true(req.has_vivify && req.vivify_ttl == 9);
     assert_true(req.has_recache && req.recache_ttl == 8);
-    assert_order(&req, "TckON");
+    assert_order(&req, "TckONR");
 
     expect_ok(&req, "ma foo N0 J5 D3 MD v t c q O1 C7 T9 k\r\n");
     assert_int_equal(req.cmd, META_MA);
@@ -1187,7 +1187,7 @@ check_stream(const char *buf, size_t len)
             if (req.value != NULL)
                 assert_true(req.value + req.vlen + 2 == start + consumed);
             for (unsigned i = 0; i < req.nret_order; i++)
-                assert_non_null(strchr("stcflhOkTN", req.ret_order[i]));
+                assert_non_null(strchr("stcflhOkTNR", req.ret_order[i]));
             compose_all(&req);
         }
         off += consumed;

@@ -859,7 +859,7 @@ test_meta_get(void **state)
     assert_true(req.meta.has_ttl && req.meta.ttl == 30);
     assert_true(req.meta.has_vivify && req.meta.vivify_ttl == -1);
     assert_true(req.meta.has_recache && req.meta.recache_ttl == 5);
-    assert_mem(req.meta.ret_order, req.meta.nret_order, "sftckOhlTN");
+    assert_mem(req.meta.ret_order, req.meta.nret_order, "sftckOhlTNR");
     assert_true(req.noreply);
 
     expect_s("mg foo\r\n", PARSE_OK, NULL, &req);
