@@ -23,6 +23,7 @@
 #include "server/stats.h"
 #include "server/stats_prefix.h"
 #include "util/hist.h"
+#include "util/log.h"
 #include "util/version.h"
 
 #define STATS_GROUPS_MAX 16
@@ -237,14 +238,16 @@ stats_settings(stats_emit_fn emit, void *ctx)
     char buf[32];
     /* SIGHUP stores these while workers answer: relaxed loads */
     uint64_t memory_limit = __atomic_load_n(&c->memory_limit, __ATOMIC_RELAXED);
-    uint64_t verbosity = __atomic_load_n(&c->verbosity, __ATOMIC_RELAXED);
+    /* the level in force: the verbosity command changes it, as in
+     * memcached, and so does a reload */
+    int verbosity = atomic_load_explicit(&log_verbosity, memory_order_relaxed);
 
     mc_u64(&so, "maxbytes", memory_limit * 1024 * 1024);
     mc_u64(&so, "maxconns", c->max_connections);
     mc_u64(&so, "tcpport", c->port);
     mc_u64(&so, "udpport", c->udp_port);
     mc_str(&so, "inter", c->listen[0] != '\0' ? c->listen : "NULL");
-    mc_u64(&so, "verbosity", verbosity);
+    mc_u64(&so, "verbosity", verbosity > 0 ? (uint64_t)verbosity : 0);
     /* memcached's flush_all horizon; mckv's cache keeps it to itself */
     mc_str(&so, "oldest", "0");
     mc_str(&so, "evictions", c->evictions ? "on" : "off");

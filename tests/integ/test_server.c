@@ -1412,6 +1412,9 @@ test_text_misc(void **state)
     (void)state;
     text_sync(fd);
     TEXT(fd, "verbosity 1\r\n", "OK\r\n");
+    /* memcached's stats settings shows the level the command set */
+    (void)text_stats(fd, "settings", "verbosity", value, sizeof(value));
+    assert_string_equal(value, "1");
     TEXT(fd, "verbosity 0\r\n", "OK\r\n");
     TEXT(fd, "mn\r\n", "MN\r\n");
     n = text_stats(fd, NULL, "pid", value, sizeof(value));
