@@ -1,9 +1,9 @@
 /*
  * cache.c: the in-memory item store (contract in cache.h).
  *
- * Shards. A key's 32-bit hash (murmur3, below) picks its shard with its top
- * CACHE_SHARD_BITS bits and its bucket with its low bits, so the two choices
- * do not correlate. A shard owns, under one mutex: a chained hash table, the
+ * Shards. A key's 32-bit hash (murmur3, util/hash.c) picks its shard with
+ * its top CACHE_SHARD_BITS bits and its bucket with its low bits, so the two
+ * choices do not correlate. A shard owns, under one mutex: a chained hash table, the
  * previous table while the shard is expanding, an LRU list (head = most
  * recently used) and its share of the statistics.
  *
@@ -50,6 +50,7 @@
 #include <time.h>
 
 #include "server/cache.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -146,62 +147,6 @@ static _Atomic uint64_t flush_cas;
 void cache_clock_set_for_test(rel_time_t now);
 
 /* ---------------------------------------------------------------- hash */
-
-static inline uint32_t
-rotl32(uint32_t x, int r)
-{
-    return (x << r) | (x >> (32 - r));
-}
-
-/*
- * MurmurHash3 x86_32 (Austin Appleby, public domain): 4-byte blocks mixed
- * with two multiplies and a rotate, then an avalanche finaliser, so every
- * input bit affects the top bits (shard) and the low bits (bucket) alike.
- * Blocks are read little-endian on little-endian hosts; the hash never
- * leaves the process, so byte order does not matter.
- */
-static uint32_t
-hash_murmur3_32(const void *key, size_t len, uint32_t seed)
-{
-    const uint8_t *p = key;
-    const uint32_t c1 = 0xcc9e2d51u, c2 = 0x1b873593u;
-    uint32_t h = seed;
-    size_t nblocks = len / 4;
-
-    for (size_t i = 0; i < nblocks; i++) {
-        uint32_t k;
-        memcpy(&k, p + i * 4, sizeof(k));
-        k *= c1;
-        k = rotl32(k, 15);
-        k *= c2;
-        h ^= k;
-        h = rotl32(h, 13);
-        h = h * 5 + 0xe6546b64u;
-    }
-    const uint8_t *tail = p + nblocks * 4;
-    uint32_t k = 0;
-    switch (len & 3) {
-    case 3:
-        k ^= (uint32_t)tail[2] << 16;
-        __attribute__((fallthrough));
-    case 2:
-        k ^= (uint32_t)tail[1] << 8;
-        __attribute__((fallthrough));
-    case 1:
-        k ^= tail[0];
-        k *= c1;
-        k = rotl32(k, 15);
-        k *= c2;
-        h ^= k;
-    }
-    h ^= (uint32_t)len;
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    h ^= h >> 16;
-    return h;
-}
 
 static inline unsigned
 shard_index(uint32_t hv)
