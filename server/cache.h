@@ -44,6 +44,7 @@ struct item {
     uint64_t cas;
     _Atomic rel_time_t exptime;   /* 0 = never; changed in place by touch */
     rel_time_t time;              /* when it was stored (flush_all delay) */
+    rel_time_t atime;             /* last access (mg l, metadump la=); shard lock */
     uint32_t flags;               /* client flags */
     uint32_t nbytes;              /* value length, without the "\r\n" */
     uint32_t hv;                  /* hash of the key */

@@ -63,13 +63,33 @@ disk_set_incomplete(void)
 struct item *
 disk_stub_create(const struct item *it)
 {
-    struct item *st = item_keyonly_alloc(it->data, it->nkey, it->hv, ITEM_STUB);
+    /* The meta state goes with the key: the value fetched back into the
+     * stub is the same item to clients. */
+    uint8_t keep = it->iflags & (ITEM_META_BITS | ITEM_CAS_EXPLICIT);
+    struct item *st = item_keyonly_alloc(it->data, it->nkey, it->hv,
+                                         (uint8_t)(ITEM_STUB | keep));
     if (st == NULL)
         return NULL;
     st->cas = it->cas;
     atomic_init(&st->exptime, item_exptime(it));
     st->flags = it->flags;
+    st->atime = it->atime;
     return st;
+}
+
+bool
+disk_eject(struct shard *s, struct item *it, rel_time_t now)
+{
+    struct item *stub = disk_stub_create(it);
+    if (stub == NULL)
+        return false;
+    rel_time_t t = it->time, at = it->atime;
+    shard_unlink(s, it);
+    shard_link(s, stub, now, true);
+    stub->time = t;     /* its age and last access are the item's */
+    stub->atime = at;
+    item_unref(stub);   /* the table holds it now */
+    return true;
 }
 
 struct item *
@@ -131,10 +151,12 @@ cache_install(struct item *it)
     shard_lock(s);
     struct item *old = shard_find(s, item_key(it), it->nkey, it->hv);
     if (old != NULL && (old->iflags & ITEM_STUB) && old->cas == it->cas) {
-        rel_time_t t = old->time;
+        rel_time_t t = old->time, at = old->atime;
+        it->iflags |= old->iflags & (ITEM_META_BITS | ITEM_CAS_EXPLICIT);
         shard_unlink(s, old);
         shard_link(s, it, now, true);
         it->time = t;
+        it->atime = at;
         res = CACHE_STORED;
     } else if (old == NULL && !disk_complete()) {
         shard_link(s, it, now, true);

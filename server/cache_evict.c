@@ -56,13 +56,7 @@ eject_clean(struct shard *s, rel_time_t now, struct item **out, size_t *freed)
         return false;
     if (!(it->iflags & (ITEM_STUB | ITEM_TOMBSTONE))) {
         size_t size = item_usable(it);
-        struct item *stub = disk_stub_create(it);
-        if (stub != NULL) {
-            rel_time_t t = it->time;
-            shard_unlink(s, it);
-            shard_link(s, stub, now, true);
-            stub->time = t;
-            item_unref(stub);   /* the table holds it now */
+        if (disk_eject(s, it, now)) {
             s->st.evictions++;
             *freed += size;
             return true;

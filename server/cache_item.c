@@ -125,6 +125,7 @@ item_init(struct item *it, const char *key, uint8_t nkey, uint32_t hv,
     it->cas = 0;
     atomic_init(&it->exptime, exptime);
     it->time = 0;
+    it->atime = 0;
     it->flags = flags;
     it->nbytes = nbytes;
     it->hv = hv;

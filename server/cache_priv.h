@@ -48,6 +48,15 @@ _Static_assert((1u << CACHE_SHARD_BITS) == CACHE_SHARDS,
 #define ITEM_FETCHED 0x02u         /* read at least once since linked */
 #define ITEM_STUB 0x04u            /* value ejected: it is on disk only */
 #define ITEM_TOMBSTONE 0x08u       /* known absent while the cache is incomplete */
+#define ITEM_TOKEN_SENT 0x10u      /* a client won the right to recache (mg W) */
+#define ITEM_STALE 0x20u           /* invalidated (md I, ms I): mg says X */
+#define ITEM_KEY_BINARY 0x40u      /* the key came base64-encoded (meta b) */
+#define ITEM_CAS_EXPLICIT 0x80u    /* CAS set by the client (E), not the counter */
+/* The meta state memcached keeps when it changes an item in place (touch,
+ * an incr that fits, md I): a new version made for such a change keeps it,
+ * and so do a stub and the value fetched back into it. */
+#define ITEM_META_BITS (ITEM_FETCHED | ITEM_TOKEN_SENT | ITEM_STALE | \
+                        ITEM_KEY_BINARY)
 
 /* ---------------------------------------------------------------- shards */
 
@@ -116,7 +125,8 @@ rel_time_t clock_op_now(void);
 /* The CAS for an item being linked: the next counter value, or 0 with CAS
  * off. Any thread, any lock. */
 uint64_t clock_next_cas(void);
-/* True when flush_all has invalidated `it` (see cache_clock.c). */
+/* True when flush_all has invalidated `it` (see cache_clock.c); the shard
+ * lock of a linked item held. */
 bool clock_item_is_flushed(const struct item *it, rel_time_t now);
 
 /* Relaxed: exptime is a lone value (touch); it orders nothing else. */
@@ -205,9 +215,10 @@ void shard_unlock(struct shard *s);
 /* The item of this key in the table (dead, stub or tombstone alike). */
 struct item *shard_find(struct shard *s, const char *key, uint8_t nkey,
                         uint32_t hv);
-/* Links an unlinked item: a fresh CAS unless keep_cas, stored at `now`,
- * at the LRU head; a tombstone of the same key gives way to it. Takes the
- * table's reference. */
+/* Links an unlinked item: a fresh CAS unless keep_cas, stored and last
+ * accessed at `now`, at the LRU head, with the iflags the caller gave it;
+ * a tombstone of the same key gives way to it. Takes the table's
+ * reference. */
 void shard_link(struct shard *s, struct item *it, rel_time_t now, bool keep_cas);
 /* Unlinks and drops the table's reference. True when that was the last
  * reference and the item is freed. */
@@ -242,6 +253,9 @@ void disk_set_incomplete(void);
  * memory). Its bytes are charged without the limit check: the item it
  * replaces frees more. */
 struct item *disk_stub_create(const struct item *it);
+/* Replaces the linked clean item `it` by its stub (it is freed unless a
+ * reader holds it). False when no memory for the stub: nothing changed. */
+bool disk_eject(struct shard *s, struct item *it, rel_time_t now);
 /* A tombstone for `key`, not linked. Charged without the limit check: it
  * replaces a deleted item, or marks a key the disk does not hold, and
  * lives only while warmup runs. */

@@ -207,9 +207,10 @@ shard_link(struct shard *s, struct item *it, rel_time_t now, bool keep_cas)
             shard_unlink(s, dup);
     }
     it->time = now;
+    it->atime = now;
     if (!keep_cas)
         it->cas = clock_next_cas();
-    it->iflags = (uint8_t)((it->iflags & (ITEM_STUB | ITEM_TOMBSTONE)) | ITEM_LINKED);
+    it->iflags |= ITEM_LINKED;   /* the rest is what the caller made it */
     if (it->iflags & ITEM_STUB)
         atomic_fetch_add_explicit(&stubs_now, 1, memory_order_relaxed);
     if (it->iflags & ITEM_TOMBSTONE)

@@ -2,7 +2,8 @@
  * test_cache_disk.c: unit tests of server/cache_disk.c (with the shards,
  * item memory and clock below it).
  *
- * Stubs copy what a reply needs but the value; cache_install() puts a value
+ * Stubs copy what a reply needs but the value, and the meta state (token,
+ * stale, fetched, last access); cache_install() puts a value
  * back only over a stub of the same CAS, or where the key is absent while
  * the cache is incomplete; dead keys and fetched-absent keys become
  * tombstones only while incomplete; the persistence hook sees every put and
@@ -99,16 +100,10 @@ eject(const char *key)
 {
     struct item *it = linked(key);
     assert_non_null(it);
-    struct item *st = disk_stub_create(it);
-    assert_non_null(st);
     struct shard *s = shard_of(it->hv);
     shard_lock(s);
-    rel_time_t t = it->time;
-    shard_unlink(s, it);
-    shard_link(s, st, cache_now(), true);
-    st->time = t;
+    assert_true(disk_eject(s, it, cache_now()));
     shard_unlock(s);
-    item_unref(st);
 }
 
 static void
@@ -130,6 +125,34 @@ test_stub(void **state)
     assert_int_equal(st->iflags, ITEM_STUB);
     item_unref(st);
     item_unref(it);
+}
+
+static void
+test_stub_keeps_meta_state(void **state)
+{
+    (void)state;
+    /* invalidated, token handed out, read, binary key, client's CAS */
+    const uint8_t meta = ITEM_FETCHED | ITEM_STALE | ITEM_TOKEN_SENT |
+                         ITEM_KEY_BINARY | ITEM_CAS_EXPLICIT;
+    struct item *it = make("m", "value", 500);
+    it->iflags |= meta;
+    put_linked(it);
+    item_unref(it);
+    cache_clock_set_for_test(cache_now() + 7);
+    rel_time_t atime = cache_now();
+    linked("m")->atime = atime;
+    cache_clock_set_for_test(cache_now() + 20);
+    eject("m");
+    struct item *st = linked("m");
+    assert_int_equal(st->iflags, ITEM_STUB | ITEM_LINKED | meta);
+    assert_int_equal(st->atime, atime);
+
+    /* the value fetched back is the same item to clients */
+    struct item *back = make("m", "value", 500);
+    assert_int_equal(cache_install(back), CACHE_STORED);
+    assert_int_equal(back->iflags, ITEM_LINKED | meta);
+    assert_int_equal(back->atime, atime);
+    item_unref(back);
 }
 
 static void
@@ -300,6 +323,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_stub, setup_persistent, teardown),
+        cmocka_unit_test_setup_teardown(test_stub_keeps_meta_state, setup_persistent, teardown),
         cmocka_unit_test_setup_teardown(test_install, setup_persistent, teardown),
         cmocka_unit_test_setup_teardown(test_install_absent, setup_persistent, teardown),
         cmocka_unit_test_setup_teardown(test_bury, setup_persistent, teardown),
