@@ -18,6 +18,12 @@
  * (the next CAS to be handed out) and flush_time goes back to 0, so items
  * stored later in the same second survive. With CAS off only flush_time
  * exists and has memcached -C's one-second granularity.
+ *
+ * A CAS the client chose (meta E) says nothing about order, so an item
+ * that has one is judged by time against the mark: dead when stored in a
+ * second before the flush took effect (flush_cas_time). One stored in that
+ * very second, before the flush, survives it (memcached's own time rule
+ * keeps the current second too).
  */
 #include <config.h>
 
@@ -46,6 +52,7 @@ static time_t process_started;
 static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic rel_time_t flush_time;
 static _Atomic uint64_t flush_cas;
+static _Atomic rel_time_t flush_cas_time;   /* when flush_cas was set */
 
 /* Test-only: sets the clock (declared by the tests that use it). */
 void cache_clock_set_for_test(rel_time_t now);
@@ -66,6 +73,7 @@ clock_setup(bool cas, void (*flush_hook)(const struct cache_change *))
     atomic_store(&cas_next, 1);
     atomic_store(&flush_time, 0);
     atomic_store(&flush_cas, 0);
+    atomic_store(&flush_cas_time, 0);
     /* memcached's rule: the clock starts at CLOCK_START so that rel time 1
      * (expired at once) is always in the past. */
     process_started = time(NULL) - CLOCK_START;
@@ -91,6 +99,8 @@ static void
 flush_now_locked(void)
 {
     uint64_t mark = atomic_load_explicit(&cas_next, memory_order_relaxed);
+    atomic_store_explicit(&flush_cas_time, cache_now(), memory_order_relaxed);
+    /* Release: a reader that sees the mark (acquire) sees its time too. */
     atomic_store_explicit(&flush_cas, mark, memory_order_release);
     /* Orders the mark before the clear: a reader that sees flush_time at 0
      * (acquire) also sees the mark that replaces it. */
@@ -170,6 +180,12 @@ cache_rel_to_unix(rel_time_t t)
     return t == 0 ? 0 : process_started + (time_t)t;
 }
 
+bool
+clock_cas_enabled(void)
+{
+    return cas_enabled;
+}
+
 uint64_t
 clock_next_cas(void)
 {
@@ -200,7 +216,12 @@ clock_item_is_flushed(const struct item *it, rel_time_t now)
     if (ft != 0 && ft <= now && it->time <= ft)
         return true;
     uint64_t mark = atomic_load_explicit(&flush_cas, memory_order_acquire);
-    return mark != 0 && it->cas != 0 && it->cas < mark;
+    if (mark == 0)
+        return false;
+    if (it->iflags & ITEM_CAS_EXPLICIT)
+        return it->time < atomic_load_explicit(&flush_cas_time,
+                                               memory_order_relaxed);
+    return it->cas != 0 && it->cas < mark;
 }
 
 void

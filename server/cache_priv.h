@@ -5,7 +5,12 @@
  * The pieces, each depending only on those listed after it:
  *
  *   cache.c        setup, teardown and stats: the module's front
- *   cache_ops.c    get, store, delete, delta, touch
+ *   cache_walk.c   admin views: one item's metadata, a walk of all
+ *   cache_get.c    get, get-and-touch, touch, mg
+ *   cache_delta.c  incr/decr (ma)
+ *   cache_store.c  store in every mode (ms)
+ *   cache_delete.c delete, md invalidation
+ *   cache_ops.c    what the commands share: lookup, versioned replace
  *   cache_alloc.c  item and table allocation under the limit; growth
  *   cache_evict.c  eviction from the LRU tails, ejection to stubs
  *   cache_disk.c   stubs, tombstones, install from disk, completeness,
@@ -125,6 +130,7 @@ rel_time_t clock_op_now(void);
 /* The CAS for an item being linked: the next counter value, or 0 with CAS
  * off. Any thread, any lock. */
 uint64_t clock_next_cas(void);
+bool clock_cas_enabled(void);
 /* True when flush_all has invalidated `it` (see cache_clock.c); the shard
  * lock of a linked item held. */
 bool clock_item_is_flushed(const struct item *it, rel_time_t now);
@@ -289,5 +295,50 @@ void alloc_setup(uint32_t item_size_max);
 struct item *alloc_item(const char *key, uint8_t nkey, uint32_t hv,
                         uint32_t flags, rel_time_t exptime, uint32_t nbytes,
                         bool *too_large, bool may_evict);
+
+/* ---------------------------------------------------------------- ops
+ * cache_ops.c: what the commands share. */
+
+/*
+ * Finds a live item; shard lock held. A dead one met on the way is unlinked
+ * and reported through *why (may be NULL); so is a key that may be on disk
+ * (CACHE_MISS_ON_DISK). A stub is returned like a live item.
+ */
+struct item *ops_find_live(struct shard *s, const char *key, uint8_t nkey,
+                           uint32_t hv, rel_time_t now, enum cache_miss *why);
+
+/* The caller must fetch the value before it can answer: a stub, or a key
+ * that may be on disk. */
+static inline bool
+ops_needs_fetch(const struct item *it, enum cache_miss why)
+{
+    return it != NULL ? (it->iflags & ITEM_STUB) != 0 : why == CACHE_MISS_ON_DISK;
+}
+
+/* How a new version differs from the item it replaces. */
+struct ops_version {
+    bool set_exptime;          /* else the old one's (a touch may have come) */
+    rel_time_t exptime;
+    uint8_t keep;              /* iflags bits copied from the old item */
+    uint8_t set;               /* then these set */
+    uint8_t clear;             /* and these cleared */
+    bool keep_atime;           /* the old one's last access, else now */
+    bool set_cas;              /* the client's CAS (E) instead of the next */
+    uint64_t new_cas;
+};
+
+/* Links `it` (unlinked) in place of `old` (NULL: none), with a fresh CAS or
+ * the client's (set_cas, when CAS is on); shard lock held. */
+void ops_link_version(struct shard *s, struct item *old, struct item *it,
+                      rel_time_t now, bool set_cas, uint64_t new_cas);
+
+/*
+ * The second half of a read-modify-write (append, prepend, incr, decr,
+ * md I): takes the lock, links `nu` in place of `old` if `old` is still
+ * the live linked version, and reports the change. Returns false when
+ * something else changed the key first: start again. No lock held.
+ */
+bool ops_replace_if_current(struct shard *s, struct item *old, struct item *nu,
+                            const struct ops_version *v, uint64_t *cas_out);
 
 #endif

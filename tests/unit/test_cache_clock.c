@@ -5,7 +5,8 @@
  * absolute unix times before and after the start), the clock's start and
  * test hook, the CAS counter and its floor, and flush_all marks judged on
  * items built by hand: immediate and delayed, with CAS on (a CAS mark, and
- * the persistence hook told once) and off (one-second granularity).
+ * the persistence hook told once) and off (one-second granularity), and
+ * items whose CAS the client chose judged by time instead.
  */
 #include <config.h>
 
@@ -213,6 +214,33 @@ test_flush_delayed(void **state)
 }
 
 static void
+test_flush_explicit_cas(void **state)
+{
+    (void)state;
+    rel_time_t now = cache_now();
+    (void)clock_next_cas();
+    (void)clock_next_cas();
+    /* CAS values the client chose (meta E) say nothing about order */
+    struct item before = stored(now, 1);
+    before.iflags = ITEM_CAS_EXPLICIT;
+    struct item same_second = stored(now + 1, 1);
+    same_second.iflags = ITEM_CAS_EXPLICIT;
+    cache_clock_set_for_test(now + 1);
+    cache_flush(now + 1);
+    /* so they are judged by time: stored in an earlier second, dead */
+    assert_true(clock_item_is_flushed(&before, now + 1));
+    /* stored in the flush's second (before or after it): alive, as
+     * memcached's time rule keeps the current second */
+    assert_false(clock_item_is_flushed(&same_second, now + 1));
+    struct item after = stored(now + 2, 1);
+    after.iflags = ITEM_CAS_EXPLICIT;
+    assert_false(clock_item_is_flushed(&after, now + 2));
+    /* the same low CAS from the counter would be dead */
+    struct item counted = stored(now + 2, 1);
+    assert_true(clock_item_is_flushed(&counted, now + 2));
+}
+
+static void
 test_flush_nocas(void **state)
 {
     (void)state;
@@ -245,6 +273,7 @@ main(void)
         cmocka_unit_test_setup(test_cas_disabled, setup_nocas),
         cmocka_unit_test_setup(test_flush_immediate, setup_cas),
         cmocka_unit_test_setup(test_flush_delayed, setup_cas),
+        cmocka_unit_test_setup(test_flush_explicit_cas, setup_cas),
         cmocka_unit_test_setup(test_flush_nocas, setup_nocas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
