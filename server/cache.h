@@ -44,6 +44,7 @@ struct item {
     uint64_t cas;
     _Atomic rel_time_t exptime;   /* 0 = never; changed in place by touch */
     rel_time_t time;              /* when it was stored (flush_all delay) */
+    rel_time_t atime;             /* last access (mg l, metadump la=); shard lock */
     uint32_t flags;               /* client flags */
     uint32_t nbytes;              /* value length, without the "\r\n" */
     uint32_t hv;                  /* hash of the key */
@@ -195,6 +196,193 @@ enum cache_result cache_delta(const char *key, uint8_t nkey, bool incr,
 /* flush_all: invalidates every item stored at or before `when` once `when`
  * is reached (when <= now: at once). */
 void cache_flush(rel_time_t when);
+
+/* ---- meta commands (mg, ms, md, ma, me) ----
+ *
+ * memcached keeps per-item state for the meta protocol, and so does the
+ * cache: whether the item was read since it was stored ("fetched", mg h),
+ * when it was last accessed (mg l), whether a client already won the right
+ * to recache it (TOKEN_SENT: mg W, then Z for everyone else) and whether it
+ * was invalidated (STALE: md I, ms I; mg X). Like memcached, a new version
+ * of a key (set, append, ...) starts with none of it; what memcached
+ * changes in place (touch, an incr whose result fits, md I) keeps it. The
+ * state lives in memory only (a stub keeps it while the value is on
+ * disk): the persistent engine stores key, value, flags, expiry and CAS,
+ * so after a restart every item reads as fresh. Every decision below is
+ * made under the key's shard lock, in the same critical section that
+ * reads the state.
+ */
+
+/* mg flags that change what the get does. Times are rel_time_t, converted
+ * by the caller with cache_realtime() exactly as memcached converts them. */
+struct cache_mget_opts {
+    bool no_bump;             /* u: no LRU bump, fetched and atime unchanged */
+    bool touch;               /* T: set the expiry to exptime */
+    rel_time_t exptime;
+    bool vivify;              /* N: on a miss, create an empty item */
+    rel_time_t vivify_exptime;
+    bool recache;             /* R: win when the expiry is before recache_time */
+    rel_time_t recache_time;
+    bool key_binary;          /* b: an item N creates has a binary key */
+    /* memcached applies T, N and R in command-line order, which shows:
+     * true when T came before R (R then judges the expiry T just set) */
+    bool touch_before_recache;
+    /* true when T came after N (an item N creates gets T's expiry) */
+    bool touch_after_vivify;
+};
+
+/* What mg reports besides the item. fetched, last_access and
+ * exptime_before are the item's state before this request changed it. */
+struct cache_mget_info {
+    enum cache_miss why;      /* when NULL is returned */
+    bool created;             /* N: the item was created by this request */
+    bool won;                 /* W: this client is to recache the item */
+    bool token_sent;          /* Z: another client won before */
+    bool stale;               /* X: the item was invalidated */
+    bool fetched;             /* h: read before (0 for a created item) */
+    rel_time_t last_access;   /* l: seconds since = cache_now() - this */
+    rel_time_t exptime_before;/* for a t that came before T on the line */
+};
+
+/*
+ * mg: cache_get() with memcached's meta decisions, in its order: N creates
+ * the item on a miss (value length 0, flags 0, expiry N's or T's, see
+ * touch_after_vivify) and wins; T sets the expiry; R wins when no token
+ * was sent, the item was not just created, and 0 < exptime < recache_time;
+ * an item whose token was already sent reports Z; a stale one reports X
+ * and wins if no token was sent yet; a win marks the token sent. Then,
+ * unless no_bump, the item is marked fetched, its atime set and it moves
+ * to the LRU head. Returns a referenced item (release it) or NULL: a miss
+ * (info->why; with N only when the item could not be allocated), or
+ * CACHE_MISS_ON_DISK when the value must be fetched first (no decision was
+ * made: fetch, cache_install(), then call again). Any worker thread.
+ */
+struct item *cache_mget(const char *key, uint8_t nkey,
+                        const struct cache_mget_opts *opts,
+                        struct cache_mget_info *info);
+
+/* ms flags beyond cache_store()'s. */
+struct cache_store_opts {
+    uint64_t cas_in;          /* C: as cache_store()'s cas_in */
+    /* I: when the CAS is checked (CACHE_CAS, or any op with cas_in) and
+     * cas_in is lower than the item's, store anyway: the new item keeps the
+     * old expiry and token-sent state and is marked stale (memcached's
+     * CAS_STALE). A higher cas_in is still CACHE_EXISTS. */
+    bool invalidate;
+    bool set_cas;             /* E: the new item's CAS is new_cas instead of */
+    uint64_t new_cas;         /*    the counter's next (ignored with CAS off) */
+    /* N (APPEND/PREPEND): on a miss, `it` itself is linked as the value,
+     * with its flags and vivify_exptime (memcached: "create a new item
+     * seeded with the data from the append"), whatever cas_in says. */
+    bool vivify;
+    rel_time_t vivify_exptime;
+    bool key_binary;          /* b: remember the key was sent base64 */
+};
+
+struct cache_store_info {
+    /* CACHE_STORED: the new item's CAS. Otherwise the CAS of the item that
+     * is there (0: none), for an ms c flag on EX/NS. */
+    uint64_t cas;
+    uint32_t nbytes;          /* CACHE_STORED: the stored value's length
+                                 (after append/prepend: the whole value) */
+    bool stale;               /* stored and marked stale (invalidate) */
+    bool created;             /* vivify created the key */
+};
+
+/*
+ * cache_store() with meta options; cache_store(it, op, c, out) is
+ * cache_store_ex() with only cas_in. Same results, ownership and threads.
+ * memcached's ms modes map as: S and R with C -> CACHE_CAS; E (add) with
+ * C -> CACHE_ADD with cas_in 0 (memcached ignores it); A/P with C ->
+ * CACHE_APPEND/PREPEND with cas_in.
+ */
+enum cache_result cache_store_ex(struct item *it, enum cache_store_op op,
+                                 const struct cache_store_opts *opts,
+                                 struct cache_store_info *info);
+
+/* md flags beyond cache_delete()'s. */
+struct cache_delete_opts {
+    uint64_t cas_in;          /* C: must match (else CACHE_EXISTS) */
+    /* I: instead of removing the item, link a copy marked stale, with the
+     * token-sent state cleared (the next mg wins), a new CAS and, with
+     * touch, the expiry `exptime`. */
+    bool invalidate;
+    bool touch;               /* T (with invalidate only) */
+    rel_time_t exptime;
+    bool set_cas;             /* E (with invalidate): the copy's CAS */
+    uint64_t new_cas;
+};
+
+/*
+ * md: CACHE_DELETED (removed, or invalidated: *cas_out, may be NULL, then
+ * holds the stale copy's CAS), CACHE_NOT_FOUND, CACHE_EXISTS (cas_in
+ * mismatch), CACHE_NEED_FETCH (the answer, or for invalidate the value,
+ * is on disk), CACHE_ENOMEM (invalidate found no memory for the copy).
+ */
+enum cache_result cache_delete_ex(const char *key, uint8_t nkey,
+                                  const struct cache_delete_opts *opts,
+                                  uint64_t *cas_out);
+
+/* ma flags beyond cache_delta()'s. */
+struct cache_delta_opts {
+    uint64_t cas_in;          /* C: must match (else CACHE_EXISTS) */
+    bool set_cas;             /* E: the result's CAS */
+    uint64_t new_cas;
+    bool touch;               /* T: the result's expiry on success */
+    rel_time_t exptime;
+    /* N: on a miss, create the key with the decimal `initial` (J), flags
+     * 0 and expiry vivify_exptime (T's when touch_after_vivify), instead of
+     * returning CACHE_NOT_FOUND; no delta is applied to it, as memcached. */
+    bool vivify;
+    rel_time_t vivify_exptime;
+    uint64_t initial;
+    bool touch_after_vivify;
+    bool key_binary;          /* b: for an item vivify creates */
+};
+
+struct cache_delta_info {
+    uint64_t value;           /* the new value (or `initial` when created) */
+    uint64_t cas;             /* its CAS */
+    rel_time_t exptime;       /* its expiry (ma t) */
+    bool created;             /* vivify created the key */
+};
+
+/* ma: cache_delta() with meta options and results; cache_delta() is this
+ * with only cas_in. Results as cache_delta(), CACHE_STORED when created. */
+enum cache_result cache_delta_ex(const char *key, uint8_t nkey, bool incr,
+                                 uint64_t delta,
+                                 const struct cache_delta_opts *opts,
+                                 struct cache_delta_info *info);
+
+/* ---- admin views: me ---- */
+
+/* One item's metadata, copied out (no reference is held). */
+struct cache_walk_entry {
+    char key[256];            /* nkey bytes, not NUL-terminated */
+    uint8_t nkey;
+    bool key_binary;          /* stored with ms b: print it base64 */
+    bool stub;                /* value ejected, on disk only (nbytes is 0) */
+    bool fetched;             /* fetch=yes */
+    bool stale;
+    bool token_sent;
+    uint32_t flags;
+    uint32_t nbytes;          /* value length */
+    time_t exptime;           /* unix time; 0 = never */
+    time_t last_access;       /* unix time (la=) */
+    time_t stored;            /* unix time of the store */
+    uint64_t cas;
+    unsigned size_class;      /* as in cache_stats: total <= 64 << class */
+    size_t total_size;        /* bytes accounted, as cache_item_total_size */
+};
+
+/*
+ * me and metadump <key>: the metadata of one live item (a stub too, which
+ * needs no fetch), without counting an access. True when found; else
+ * *why (may be NULL) says why, CACHE_MISS_ON_DISK when the key may be on
+ * disk. Any thread.
+ */
+bool cache_peek(const char *key, uint8_t nkey, struct cache_walk_entry *out,
+                enum cache_miss *why);
 
 /* ---- persistence (cache_options.persistent) ---- */
 /* Like cache_item_alloc, but fails instead of evicting (warmup). */

@@ -1,5 +1,6 @@
 /*
- * test_cache.c: unit tests of server/cache.c.
+ * test_cache.c: tests of the whole cache (server/cache*.c) through its
+ * public API, server/cache.h.
  *
  * Every store op and result, CAS (on and off), expiry and flush_all on a
  * controlled clock, incr/decr parsing and arithmetic, eviction order and the
@@ -8,7 +9,7 @@
  * (also meant to be built with -fsanitize=thread).
  *
  * The clock is driven by cache_clock_set_for_test(), a test-only hook that
- * cache.c exports without declaring it in cache.h.
+ * cache_clock.c exports without declaring it in cache.h.
  */
 #include <config.h>
 
@@ -28,7 +29,7 @@
 
 #include "server/cache.h"
 
-/* Test-only hook in cache.c: sets the rel-time clock. */
+/* Test-only hook in cache_clock.c: sets the rel-time clock. */
 void cache_clock_set_for_test(rel_time_t now);
 
 #define MB ((size_t)1024 * 1024)
