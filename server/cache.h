@@ -83,6 +83,12 @@ struct cache_options {
     size_t memory_limit;      /* bytes of item memory */
     uint32_t item_size_max;   /* largest value + key + header accepted */
     bool cas_enabled;         /* false: every CAS is 0 (memcached -C) */
+    /* memcached -M: when memory is full an allocation fails (CACHE_ENOMEM)
+     * rather than evict a live item; expired and flushed ones are still
+     * reclaimed. With the persistent engine it changes nothing: a clean
+     * value ejected to a stub, or a stub dropped, is still on disk, so
+     * nothing is lost, and dirty items are never evicted anyway. */
+    bool evict_disabled;
     /* Persistent engine: dirty items are never evicted; clean ones lose
      * their value (an "ejected" stub keeps key and metadata) instead of
      * being dropped; keys not in memory may be on disk while the cache is
@@ -95,7 +101,15 @@ struct cache_options {
 int cache_setup(const struct cache_options *opts);
 /* Frees every item. Main thread, after workers stopped. */
 void cache_teardown(void);
-/* Changes the memory limit live; shrinking evicts on later allocations. */
+/*
+ * Changes the memory limit live (memcached's cache_memlimit), any thread.
+ * Raising it takes effect at once. Lowering it below what is in use frees
+ * nothing by itself: later allocations evict, each at least twice what it
+ * takes, so memory comes down gradually and no single request pays for
+ * the whole shrink. Under a limit below the hash tables' size, every
+ * allocation fails once nothing is left to evict, until the limit is
+ * raised again (memcached refuses below 8 MB; the caller should too).
+ */
 void cache_set_memory_limit(size_t bytes);
 
 /* ---- time ---- */
