@@ -364,7 +364,7 @@ enum cache_result cache_delta_ex(const char *key, uint8_t nkey, bool incr,
                                  const struct cache_delta_opts *opts,
                                  struct cache_delta_info *info);
 
-/* ---- admin views: me ---- */
+/* ---- admin views: me, lru_crawler metadump, stats cachedump ---- */
 
 /* One item's metadata, copied out (no reference is held). */
 struct cache_walk_entry {
@@ -393,6 +393,23 @@ struct cache_walk_entry {
  */
 bool cache_peek(const char *key, uint8_t nkey, struct cache_walk_entry *out,
                 enum cache_miss *why);
+
+/* Called for each item; return false to stop the walk. */
+typedef bool (*cache_walk_fn)(const struct cache_walk_entry *entry, void *ctx);
+
+/*
+ * Visits every live item (not expired, not flushed; stubs included and
+ * marked) for lru_crawler metadump and stats cachedump. Each shard lock is
+ * taken for one batch of at most a few dozen items, copied out, and
+ * dropped before fn is called, so fn may call into the cache and writers
+ * wait at most one batch; memory is one batch. The walk follows each hash
+ * table in reverse-binary bucket order (Redis's SCAN), so an item linked
+ * for the whole walk is visited at least once even while tables grow or
+ * migrate (rarely twice); items linked or unlinked meanwhile may or may
+ * not be seen. Returns MCKV_OK, or MCKV_ENOMEM when no batch buffer could
+ * be allocated. Any thread; no lock held.
+ */
+int cache_walk(cache_walk_fn fn, void *ctx);
 
 /* ---- persistence (cache_options.persistent) ---- */
 /* Like cache_item_alloc, but fails instead of evicting (warmup). */
