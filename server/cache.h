@@ -11,7 +11,9 @@
  *
  * Items are immutable once linked: every mutation (append, incr, ...) links a
  * new item in place of the old one. Only exptime may change in place (touch),
- * and it is an atomic. Readers hold a reference (refcount) while they use an
+ * and it is an atomic; so may the cache's own bookkeeping (atime and the
+ * meta state, see "meta commands"), under the shard lock and read only
+ * through this API. Readers hold a reference (refcount) while they use an
  * item, so an item unlinked or evicted under them stays valid until released.
  * This is what lets later stages (the persistence queue) reference items
  * instead of copying them.
@@ -44,7 +46,7 @@ struct item {
     uint64_t cas;
     _Atomic rel_time_t exptime;   /* 0 = never; changed in place by touch */
     rel_time_t time;              /* when it was stored (flush_all delay) */
-    rel_time_t atime;             /* last access (mg l, metadump la=); shard lock */
+    rel_time_t atime;             /* last access (mg l, la=); shard lock */
     uint32_t flags;               /* client flags */
     uint32_t nbytes;              /* value length, without the "\r\n" */
     uint32_t hv;                  /* hash of the key */
