@@ -29,6 +29,7 @@ cache_setup(const struct cache_options *opts)
     bool persistent = opts->persistent && opts->on_change != NULL;
     disk_setup(persistent, opts->on_change);
     alloc_setup(opts->item_size_max);
+    evict_setup(opts->evict_disabled);
     mem_setup(opts->memory_limit);
     clock_setup(opts->cas_enabled, persistent ? opts->on_change : NULL);
     int rc = shard_setup();

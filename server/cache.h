@@ -11,7 +11,9 @@
  *
  * Items are immutable once linked: every mutation (append, incr, ...) links a
  * new item in place of the old one. Only exptime may change in place (touch),
- * and it is an atomic. Readers hold a reference (refcount) while they use an
+ * and it is an atomic; so may the cache's own bookkeeping (atime and the
+ * meta state, see "meta commands"), under the shard lock and read only
+ * through this API. Readers hold a reference (refcount) while they use an
  * item, so an item unlinked or evicted under them stays valid until released.
  * This is what lets later stages (the persistence queue) reference items
  * instead of copying them.
@@ -44,7 +46,7 @@ struct item {
     uint64_t cas;
     _Atomic rel_time_t exptime;   /* 0 = never; changed in place by touch */
     rel_time_t time;              /* when it was stored (flush_all delay) */
-    rel_time_t atime;             /* last access (mg l, metadump la=); shard lock */
+    rel_time_t atime;             /* last access (mg l, la=); shard lock */
     uint32_t flags;               /* client flags */
     uint32_t nbytes;              /* value length, without the "\r\n" */
     uint32_t hv;                  /* hash of the key */
@@ -83,9 +85,11 @@ struct cache_options {
     size_t memory_limit;      /* bytes of item memory */
     uint32_t item_size_max;   /* largest value + key + header accepted */
     bool cas_enabled;         /* false: every CAS is 0 (memcached -C) */
-    /* memcached -M: an allocation that finds memory_limit reached fails
-     * (the store answers out of memory) instead of evicting. Dirty items
-     * of a persistent engine are never evicted either way. */
+    /* memcached -M: when memory is full an allocation fails (CACHE_ENOMEM)
+     * rather than evict a live item; expired and flushed ones are still
+     * reclaimed. With the persistent engine it changes nothing: a clean
+     * value ejected to a stub, or a stub dropped, is still on disk, so
+     * nothing is lost, and dirty items are never evicted anyway. */
     bool evict_disabled;
     /* Persistent engine: dirty items are never evicted; clean ones lose
      * their value (an "ejected" stub keeps key and metadata) instead of
@@ -99,7 +103,15 @@ struct cache_options {
 int cache_setup(const struct cache_options *opts);
 /* Frees every item. Main thread, after workers stopped. */
 void cache_teardown(void);
-/* Changes the memory limit live; shrinking evicts on later allocations. */
+/*
+ * Changes the memory limit live (memcached's cache_memlimit), any thread.
+ * Raising it takes effect at once. Lowering it below what is in use frees
+ * nothing by itself: later allocations evict, each at least twice what it
+ * takes, so memory comes down gradually and no single request pays for
+ * the whole shrink. Under a limit below the hash tables' size, every
+ * allocation fails once nothing is left to evict, until the limit is
+ * raised again (memcached refuses below 8 MB; the caller should too).
+ */
 void cache_set_memory_limit(size_t bytes);
 
 /* ---- time ---- */
@@ -354,7 +366,7 @@ enum cache_result cache_delta_ex(const char *key, uint8_t nkey, bool incr,
                                  const struct cache_delta_opts *opts,
                                  struct cache_delta_info *info);
 
-/* ---- admin views: me ---- */
+/* ---- admin views: me, lru_crawler metadump, stats cachedump ---- */
 
 /* One item's metadata, copied out (no reference is held). */
 struct cache_walk_entry {
@@ -383,6 +395,23 @@ struct cache_walk_entry {
  */
 bool cache_peek(const char *key, uint8_t nkey, struct cache_walk_entry *out,
                 enum cache_miss *why);
+
+/* Called for each item; return false to stop the walk. */
+typedef bool (*cache_walk_fn)(const struct cache_walk_entry *entry, void *ctx);
+
+/*
+ * Visits every live item (not expired, not flushed; stubs included and
+ * marked) for lru_crawler metadump and stats cachedump. Each shard lock is
+ * taken for one batch of at most a few dozen items, copied out, and
+ * dropped before fn is called, so fn may call into the cache and writers
+ * wait at most one batch; memory is one batch. The walk follows each hash
+ * table in reverse-binary bucket order (Redis's SCAN), so an item linked
+ * for the whole walk is visited at least once even while tables grow or
+ * migrate (rarely twice); items linked or unlinked meanwhile may or may
+ * not be seen. Returns MCKV_OK, or MCKV_ENOMEM when no batch buffer could
+ * be allocated. Any thread; no lock held.
+ */
+int cache_walk(cache_walk_fn fn, void *ctx);
 
 /* ---- persistence (cache_options.persistent) ---- */
 /* Like cache_item_alloc, but fails instead of evicting (warmup). */

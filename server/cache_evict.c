@@ -16,6 +16,15 @@
  * instead: a stub keeps its key, so gets stay exact. A stub itself is
  * dropped only when the tail holds nothing else, and then the cache is no
  * longer complete (that key may be on disk).
+ *
+ * evict_disabled (memcached -M): only dead items are reclaimed; a live one
+ * is never evicted, so a full cache fails the allocation instead. With the
+ * persistent engine the setting changes nothing (see cache.h).
+ *
+ * A lowered limit (cache_set_memory_limit()) is reached gradually: while
+ * memory is over it, an allocation that has freed twice its own size is
+ * let through over the limit, so memory still falls with every allocation
+ * but no single one evicts the whole difference.
  */
 #include <config.h>
 
@@ -28,6 +37,17 @@
 #define EVICT_BATCH_MAX 64         /* items unlinked per shard lock hold */
 #define EVICT_TAIL_SEARCH 5        /* items looked at for a dead one */
 #define EVICT_CLEAN_SEARCH 1024    /* items looked at for a clean one */
+#define SHRINK_PAYBACK 2           /* over the limit: free this many times
+                                      the allocation, then let it through */
+
+/* Written by evict_setup() before other threads start, then read-only. */
+static bool evict_disabled;
+
+void
+evict_setup(bool disabled)
+{
+    evict_disabled = disabled;
+}
 
 /* Persistent mode: the least recent clean item of the tail, ejected to a
  * stub when it has a value (true: done, the caller moves on); else `*out`
@@ -69,11 +89,12 @@ eject_clean(struct shard *s, rel_time_t now, struct item **out, size_t *freed)
 
 /*
  * Unlinks items from the LRU tail until about `need` bytes are freed (items
- * held by readers free nothing yet). Takes and drops the shard lock.
- * Returns false when the shard had nothing to unlink.
+ * held by readers free nothing yet), adding what was freed to *freed_out.
+ * Takes and drops the shard lock. Returns false when the shard had nothing
+ * to unlink.
  */
 static bool
-shard_evict(struct shard *s, size_t need)
+shard_evict(struct shard *s, size_t need, size_t *freed_out)
 {
     size_t freed = 0;
     unsigned n = 0;
@@ -98,6 +119,8 @@ shard_evict(struct shard *s, size_t need)
             }
             if (it == NULL)
                 break;   /* only dirty items at the tail: nothing to free */
+        } else if (it == NULL && evict_disabled) {
+            break;       /* -M: live items stay, the allocation fails */
         }
         size_t size;
         bool fetched;
@@ -123,6 +146,7 @@ shard_evict(struct shard *s, size_t need)
         n++;
     }
     shard_unlock(s);
+    *freed_out += freed;
     return n > 0;
 }
 
@@ -162,6 +186,7 @@ evict_victim(unsigned home)
 bool
 evict_reserve(size_t bytes, unsigned home)
 {
+    size_t freed = 0;
     for (;;) {
         if (mem_try_reserve(bytes))
             return true;
@@ -169,15 +194,21 @@ evict_reserve(size_t bytes, unsigned home)
         size_t used = mem_used_now();
         if (bytes > limit)
             return false;
+        if (used > limit && freed >= SHRINK_PAYBACK * bytes) {
+            /* over a lowered limit, and this allocation paid its way */
+            mem_charge(bytes);
+            return true;
+        }
         size_t need = used + bytes > limit ? used + bytes - limit : 1;
         unsigned victim = evict_victim(home);
-        if (shard_evict(&cache_shards[victim], need))
+        if (shard_evict(&cache_shards[victim], need, &freed))
             continue;
-        if (victim != home && shard_evict(&cache_shards[home], need))
+        if (victim != home && shard_evict(&cache_shards[home], need, &freed))
             continue;
         bool evicted = false;
         for (unsigned i = 1; i < CACHE_SHARDS && !evicted; i++)
-            evicted = shard_evict(&cache_shards[(home + i) % CACHE_SHARDS], need);
+            evicted = shard_evict(&cache_shards[(home + i) % CACHE_SHARDS], need,
+                                  &freed);
         if (!evicted)
             return false;
     }

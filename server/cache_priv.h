@@ -281,6 +281,8 @@ void disk_del(const char *key, uint8_t nkey);
 /* ---------------------------------------------------------------- eviction
  * cache_evict.c */
 
+/* disabled: memcached -M (see cache_options.evict_disabled). */
+void evict_setup(bool disabled);
 /* Reserves `bytes` under the memory limit, evicting when needed (from
  * `home`'s shard first, see cache_evict.c). No lock held. */
 bool evict_reserve(size_t bytes, unsigned home);

@@ -72,6 +72,8 @@ void
 cmd_get(const struct cmd_ctx *ctx, const char *key, uint8_t nkey, bool touch,
         rel_time_t exptime, bool count_get, struct cmd_result *r)
 {
+    if (touch && !admit(ctx, r))   /* a new expiry is a write */
+        return;
     result_init(r, CMD_OK);
     enum cache_miss why = CACHE_MISS_ABSENT;
     struct item *it = touch ? cache_get_touch(key, nkey, exptime, &why)
@@ -137,17 +139,23 @@ cmd_store_too_large(const struct cmd_ctx *ctx, bool is_set, const char *key,
 }
 
 void
-cmd_store(const struct cmd_ctx *ctx, enum cache_store_op op, const char *key,
-          uint8_t nkey, uint32_t flags, rel_time_t exptime, const char *value,
-          uint32_t vlen, uint64_t cas_in, struct cmd_result *r)
+cmd_mstore(const struct cmd_ctx *ctx, enum cache_store_op op, const char *key,
+           uint8_t nkey, uint32_t flags, rel_time_t exptime, const char *value,
+           uint32_t vlen, const struct cache_store_opts *o,
+           struct cmd_result *r, struct cache_store_info *info)
 {
     bool append = op == CACHE_APPEND || op == CACHE_PREPEND;
     bool too_large = false;
+    memset(info, 0, sizeof(*info));
     if (!admit(ctx, r))
         return;
     result_init(r, CMD_OK);
-    struct item *it = cache_item_alloc(key, nkey, append ? 0 : flags,
-                                       append ? 0 : exptime, vlen, &too_large);
+    /* An append's own flags and expiry are used only when N creates the
+     * key from it (meta); otherwise the old item's are kept. */
+    bool own_meta = !append || o->vivify;
+    struct item *it = cache_item_alloc(key, nkey, own_meta ? flags : 0,
+                                       own_meta ? exptime : 0, vlen,
+                                       &too_large);
     if (it == NULL) {
         STAT_INCR(ctx->ts, cmd_set);
         stats_prefix_record_set(key, nkey);
@@ -158,14 +166,15 @@ cmd_store(const struct cmd_ctx *ctx, enum cache_store_op op, const char *key,
         return;
     }
     memcpy(item_value(it), value, vlen);
-    enum cache_result cr = cache_store(it, op, cas_in, &r->cas);
+    enum cache_result cr = cache_store_ex(it, op, o, info);
     cache_item_release(it);
     r->status = from_cache(cr);
+    r->cas = cr == CACHE_STORED ? info->cas : 0;
     if (r->status == CMD_NEED_FETCH)
         return;   /* counted when it runs again */
     STAT_INCR(ctx->ts, cmd_set);
     stats_prefix_record_set(key, nkey);
-    if (op == CACHE_CAS || cas_in != 0) {
+    if (op == CACHE_CAS || o->cas_in != 0) {
         if (cr == CACHE_STORED)
             STAT_INCR(ctx->ts, cas_hits);
         else if (cr == CACHE_EXISTS)
@@ -175,26 +184,46 @@ cmd_store(const struct cmd_ctx *ctx, enum cache_store_op op, const char *key,
     }
 }
 
+void
+cmd_store(const struct cmd_ctx *ctx, enum cache_store_op op, const char *key,
+          uint8_t nkey, uint32_t flags, rel_time_t exptime, const char *value,
+          uint32_t vlen, uint64_t cas_in, struct cmd_result *r)
+{
+    struct cache_store_opts o = { .cas_in = cas_in };
+    struct cache_store_info info;
+    cmd_mstore(ctx, op, key, nkey, flags, exptime, value, vlen, &o, r, &info);
+}
+
 /* ---- delete, touch ---- */
 
 void
-cmd_delete(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
-           uint64_t cas_in, struct cmd_result *r)
+cmd_mdelete(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
+            const struct cache_delete_opts *o, struct cmd_result *r)
 {
     if (!admit(ctx, r))
         return;
     result_init(r, CMD_OK);
-    enum cache_result cr = cache_delete(key, nkey, cas_in);
+    enum cache_result cr = cache_delete_ex(key, nkey, o, &r->cas);
     if (cr == CACHE_NEED_FETCH) {
         r->status = CMD_NEED_FETCH;
         return;
     }
     stats_prefix_record_delete(key, nkey);
     /* memcached counts a CAS mismatch as neither hit nor miss */
-    if (cr != CACHE_EXISTS)
+    if (cr != CACHE_EXISTS && cr != CACHE_ENOMEM)
         STAT_PICK(ctx->ts, cr == CACHE_DELETED, delete_hits, delete_misses);
     r->status = cr == CACHE_DELETED ? CMD_OK
-              : cr == CACHE_EXISTS ? CMD_EXISTS : CMD_MISS;
+              : cr == CACHE_EXISTS ? CMD_EXISTS
+              : cr == CACHE_ENOMEM ? CMD_ENOMEM : CMD_MISS;
+}
+
+void
+cmd_delete(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
+           uint64_t cas_in, struct cmd_result *r)
+{
+    struct cache_delete_opts o = { .cas_in = cas_in };
+    cmd_mdelete(ctx, key, nkey, &o, r);
+    r->cas = 0;
 }
 
 void
@@ -217,47 +246,78 @@ cmd_touch(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
 /* ---- incr/decr ---- */
 
 void
+cmd_mdelta(const struct cmd_ctx *ctx, const char *key, uint8_t nkey, bool incr,
+           uint64_t delta, const struct cache_delta_opts *o,
+           struct cmd_result *r, struct cache_delta_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    if (!admit(ctx, r))
+        return;
+    result_init(r, CMD_OK);
+    enum cache_result cr = cache_delta_ex(key, nkey, incr, delta, o, info);
+    if (cr == CACHE_NEED_FETCH) {
+        r->status = CMD_NEED_FETCH;
+        return;
+    }
+    STAT_DELTA(ctx->ts, incr, cr == CACHE_STORED);
+    r->status = cr == CACHE_NOT_FOUND ? CMD_MISS : from_cache(cr);
+    r->value = info->value;
+    r->cas = info->cas;
+}
+
+void
 cmd_delta(const struct cmd_ctx *ctx, const char *key, uint8_t nkey, bool incr,
           uint64_t delta, uint64_t cas_in, bool create, uint64_t initial,
           rel_time_t exptime, struct cmd_result *r)
 {
-    enum cache_result cr;
-    if (!admit(ctx, r))
+    struct cache_delta_opts o = {
+        .cas_in = cas_in, .vivify = create, .vivify_exptime = exptime,
+        .initial = initial,
+    };
+    struct cache_delta_info info;
+    cmd_mdelta(ctx, key, nkey, incr, delta, &o, r, &info);
+}
+
+/* ---- mg ---- */
+
+void
+cmd_mget(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
+         const struct cache_mget_opts *o, struct cmd_result *r,
+         struct cache_mget_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    if ((o->touch || o->vivify) && !admit(ctx, r))
         return;
     result_init(r, CMD_OK);
-    for (int attempt = 0; ; attempt++) {
-        cr = cache_delta(key, nkey, incr, delta, cas_in, &r->value, &r->cas);
-        if (cr == CACHE_NEED_FETCH) {
-            r->status = CMD_NEED_FETCH;
-            return;
-        }
-        if (cr != CACHE_NOT_FOUND || !create || attempt > 0)
-            break;
-        /* Missing: create it with the initial value. */
-        char num[24];
-        size_t n = proto_text_u64toa(initial, num);
-        bool too_large = false;
-        struct item *it = cache_item_alloc(key, nkey, 0, exptime, (uint32_t)n,
-                                           &too_large);
-        if (it == NULL) {
-            r->status = CMD_ENOMEM;
-            return;
-        }
-        memcpy(item_value(it), num, n);
-        cr = cache_store(it, CACHE_ADD, 0, &r->cas);
-        cache_item_release(it);
-        if (cr == CACHE_STORED) {
-            r->value = initial;
-            break;
-        }
-        if (cr == CACHE_NEED_FETCH) {
-            r->status = CMD_NEED_FETCH;
-            return;
-        }
-        /* Lost a race with another add: apply the delta to that value. */
+    struct item *it = cache_mget(key, nkey, o, info);
+    /* fetched for this request and lost again: a plain hit will do, but
+     * T, N and R must decide on the cache's own item */
+    if (it == NULL && info->why == CACHE_MISS_ON_DISK && !o->touch &&
+        !o->vivify && !o->recache)
+        it = fetched(ctx, key, nkey);
+    if (it == NULL && info->why == CACHE_MISS_ON_DISK) {
+        r->status = CMD_NEED_FETCH;
+        return;
     }
-    STAT_DELTA(ctx->ts, incr, cr == CACHE_STORED);
-    r->status = cr == CACHE_NOT_FOUND ? CMD_MISS : from_cache(cr);
+    /* memcached: an mg with T counts as a touch, else as a get */
+    if (o->touch) {
+        STAT_INCR(ctx->ts, cmd_touch);
+        STAT_PICK(ctx->ts, it != NULL, touch_hits, touch_misses);
+    } else {
+        STAT_INCR(ctx->ts, cmd_get);
+        STAT_PICK(ctx->ts, it != NULL, get_hits, get_misses);
+        if (it == NULL && info->why == CACHE_MISS_EXPIRED)
+            STAT_INCR(ctx->ts, get_expired);
+        else if (it == NULL && info->why == CACHE_MISS_FLUSHED)
+            STAT_INCR(ctx->ts, get_flushed);
+    }
+    stats_prefix_record_get(key, nkey, it != NULL);
+    if (it == NULL) {
+        r->status = CMD_MISS;
+        return;
+    }
+    r->it = it;
+    r->cas = it->cas;
 }
 
 /* ---- flush_all ---- */

@@ -117,6 +117,34 @@ void cmd_delta(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
 void cmd_touch(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
                rel_time_t exptime, struct cmd_result *r);
 
+/* ---- the meta protocol's commands: the cache's meta options, counted
+ * and admitted as the commands above ---- */
+
+/* mg: OK with r->it and *info (won, stale, ...), MISS, TMPFAIL (T or N
+ * refused by backpressure) or NEED_FETCH. */
+void cmd_mget(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
+              const struct cache_mget_opts *o, struct cmd_result *r,
+              struct cache_mget_info *info);
+
+/* ms: as cmd_store (o->cas_in is the CAS to match); *info has the CAS and
+ * the stored length. */
+void cmd_mstore(const struct cmd_ctx *ctx, enum cache_store_op op,
+                const char *key, uint8_t nkey, uint32_t flags,
+                rel_time_t exptime, const char *value, uint32_t vlen,
+                const struct cache_store_opts *o, struct cmd_result *r,
+                struct cache_store_info *info);
+
+/* md: as cmd_delete; with o->invalidate the item is marked stale instead
+ * (r->cas: the stale copy's CAS). */
+void cmd_mdelete(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
+                 const struct cache_delete_opts *o, struct cmd_result *r);
+
+/* ma: as cmd_delta; *info has the value, CAS, expiry and whether N
+ * created the key. */
+void cmd_mdelta(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
+                bool incr, uint64_t delta, const struct cache_delta_opts *o,
+                struct cmd_result *r, struct cache_delta_info *info);
+
 /* flush_all: at once (delay_s 0) or once delay_s seconds (relative, or an
  * absolute unix time past 30 days, memcached's rule) have passed. OK or
  * DISABLED. */

@@ -792,16 +792,33 @@ test_memory_limit_runtime(void **state)
     cache_stats(&st);
     assert_true(st.bytes > 3 * MB);
 
-    /* shrinking takes effect at the next allocations */
+    /* shrinking: each later allocation evicts at least twice what it
+     * takes, so memory falls at once but gradually (no single request
+     * evicts 3 MB of items), and reaches the new limit */
     cache_set_memory_limit(1 * MB);
+    uint64_t before = st.bytes + st.hash_bytes;
     fill_unique("b", 10, 200);
+    cache_stats(&st);
+    assert_true(st.bytes + st.hash_bytes < before - 10 * 200);
+    assert_true(st.bytes + st.hash_bytes > 2 * MB);
+    fill_unique("c", 2000, 200);
     assert_within_limit(1 * MB);
+    cache_stats(&st);
+    assert_true(st.bytes > MB / 2);
 
-    /* a limit below the hash tables: no memory, but not too large */
+    /* a limit below the hash tables: once the items are evicted (a batch
+     * per allocation), no memory, but not too large */
     cache_set_memory_limit(1000);
     bool too_large = true;
-    assert_null(cache_item_alloc("k", 1, 0, 0, 10, &too_large));
+    struct item *it;
+    int allocs = 0;
+    while ((it = cache_item_alloc("k", 1, 0, 0, 10, &too_large)) != NULL) {
+        cache_item_release(it);
+        assert_true(++allocs < 1000);
+    }
     assert_false(too_large);
+    cache_stats(&st);
+    assert_int_equal(st.curr_items, 0);
 
     /* and back up: stores work again */
     cache_set_memory_limit(64 * MB);

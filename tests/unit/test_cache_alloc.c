@@ -29,6 +29,7 @@ start(size_t limit, uint32_t item_size_max)
     mem_setup(limit);
     clock_setup(true, NULL);
     disk_setup(false, NULL);
+    evict_setup(false);
     alloc_setup(item_size_max);
     return shard_setup();
 }

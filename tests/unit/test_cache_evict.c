@@ -8,7 +8,9 @@
  * until its release; a small shard takes memory from a big one rather
  * than evicting its own; and with the persistent engine dirty items are
  * never dropped, clean values become stubs, and dropping a stub makes the
- * cache incomplete.
+ * cache incomplete. With evict_disabled (memcached -M) only dead items are
+ * reclaimed (ejection still works with the engine); and a lowered limit
+ * is reached gradually, every allocation freeing more than it takes.
  */
 #include <config.h>
 
@@ -37,16 +39,19 @@ on_change(const struct cache_change *ch)
 }
 
 static int
-start(bool persistent)
+start(bool persistent, bool evict_disabled)
 {
     mem_setup(LIMIT);
     clock_setup(true, NULL);
     disk_setup(persistent, persistent ? on_change : NULL);
+    evict_setup(evict_disabled);
     return shard_setup();
 }
 
-static int setup_memory(void **state) { (void)state; return start(false); }
-static int setup_persistent(void **state) { (void)state; return start(true); }
+static int setup_memory(void **state) { (void)state; return start(false, false); }
+static int setup_persistent(void **state) { (void)state; return start(true, false); }
+static int setup_memory_noevict(void **state) { (void)state; return start(false, true); }
+static int setup_persistent_noevict(void **state) { (void)state; return start(true, true); }
 static int teardown(void **state) { (void)state; shard_teardown(); return 0; }
 
 static void
@@ -317,6 +322,99 @@ test_persistent_never_drops_dirty(void **state)
         assert_null(find(clean[i]));
 }
 
+static void
+test_evict_disabled(void **state)
+{
+    (void)state;
+    struct shard *s = &cache_shards[40];
+    unsigned next = 0;
+    char first[16], key[16];
+    rel_time_t now = cache_now();
+    key_in_shard(first, sizeof(first), 40, &next);
+    store(first, now + 5, false);   /* the tail, expiring soon */
+    size_t sz = item_bytes();
+    while (mem_used_now() + sz <= LIMIT) {
+        key_in_shard(key, sizeof(key), 40, &next);
+        store(key, 0, false);
+    }
+    uint64_t items = s->st.curr_items;
+    /* full, and nothing dead: -M refuses rather than evict */
+    key_in_shard(key, sizeof(key), 40, &next);
+    assert_null(store(key, 0, false));
+    assert_null(store(key, 0, false));
+    assert_int_equal(s->st.evictions, 0);
+    assert_int_equal(s->st.curr_items, items);
+    /* a dead item is still reclaimed */
+    cache_clock_set_for_test(now + 5);
+    assert_non_null(store(key, 0, false));
+    assert_int_equal(s->st.reclaimed, 1);
+    assert_int_equal(s->st.evictions, 0);
+    assert_null(find(first));
+    key_in_shard(key, sizeof(key), 40, &next);
+    assert_null(store(key, 0, false));
+}
+
+static void
+test_evict_disabled_persistent(void **state)
+{
+    (void)state;
+    /* with the engine, ejecting a clean value loses nothing: it goes on */
+    unsigned next = 0;
+    char clean[16], key[16];
+    key_in_shard(clean, sizeof(clean), 41, &next);
+    store(clean, 0, false);
+    key_in_shard(key, sizeof(key), 41, &next);
+    store(key, 0, false);
+    size_t sz = item_bytes();
+    while (mem_used_now() + sz <= LIMIT) {
+        key_in_shard(key, sizeof(key), 41, &next);
+        store(key, 0, true);
+    }
+    key_in_shard(key, sizeof(key), 41, &next);
+    assert_non_null(store(key, 0, true));
+    assert_true(find(clean)->iflags & ITEM_STUB);
+}
+
+static void
+test_shrink_gradually(void **state)
+{
+    (void)state;
+    unsigned next = 0;
+    char key[16];
+    size_t sz = item_bytes();
+    while (mem_used_now() + sz <= LIMIT) {
+        key_in_shard(key, sizeof(key), 50, &next);
+        store(key, 0, false);
+    }
+    struct shard *s = &cache_shards[50];
+    const size_t low = LIMIT / 2;
+    cache_set_memory_limit(low);
+    /* each allocation evicts at least twice what it takes, at most one
+     * batch: memory falls at every step, but not all at once */
+    size_t used = mem_used_now();
+    uint64_t evictions = s->st.evictions;
+    key_in_shard(key, sizeof(key), 50, &next);
+    assert_non_null(store(key, 0, false));
+    assert_true(mem_used_now() + sz <= used);
+    assert_true(mem_used_now() > low);
+    assert_true(s->st.evictions - evictions >= 2);
+    assert_true(s->st.evictions - evictions <= 64);
+    int steps = 1;
+    while (mem_used_now() > low) {
+        used = mem_used_now();
+        key_in_shard(key, sizeof(key), 50, &next);
+        assert_non_null(store(key, 0, false));
+        assert_true(mem_used_now() < used);
+        assert_true(++steps < 1000);
+    }
+    /* and once under it, the limit holds again */
+    for (int i = 0; i < 100; i++) {
+        key_in_shard(key, sizeof(key), 50, &next);
+        assert_non_null(store(key, 0, false));
+        assert_true(mem_used_now() <= low);
+    }
+}
+
 int
 main(void)
 {
@@ -327,6 +425,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_impossible, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_small_shard_takes_from_big, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_persistent_never_drops_dirty, setup_persistent, teardown),
+        cmocka_unit_test_setup_teardown(test_evict_disabled, setup_memory_noevict, teardown),
+        cmocka_unit_test_setup_teardown(test_evict_disabled_persistent, setup_persistent_noevict, teardown),
+        cmocka_unit_test_setup_teardown(test_shrink_gradually, setup_memory, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

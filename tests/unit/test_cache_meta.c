@@ -6,10 +6,12 @@
  * mg's decisions in memcached's order (N creates and wins, R wins once
  * below the threshold, Z for everyone after, X and W for a stale item, T
  * before or after R and N), h and l reporting the state before the
- * request, u leaving it alone; ms's CAS out on failure, I's stale store,
- * E's explicit CAS (also against flush_all), N on append; md I; ma's N, T
- * and E and the meta state of an incr that fits; and a cache still
- * warming up, where no decision is made before the value is fetched.
+ * request, u leaving it alone, one winner per key among racing threads;
+ * ms's CAS out on failure, I's stale store, E's explicit CAS (also
+ * against flush_all), N on append; md I; ma's N, T and E and the meta
+ * state of an incr that fits; and a cache still warming up, where no
+ * decision is made before the value is fetched. The race is also meant
+ * to be built with -fsanitize=thread.
  */
 #include <config.h>
 
@@ -19,6 +21,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +295,76 @@ test_mget_hit_and_access(void **state)
     info = mg("g", &t, true);
     assert_int_equal(info.exptime_before, 0);
     assert_int_equal(peek("g").exptime, cache_rel_to_unix(cache_realtime(500)));
+}
+
+/* Four clients race mg N (and then mg R) over the same keys: each key is
+ * created once and won once, whatever the interleaving. */
+#define RACE_KEYS 2000
+#define RACE_THREADS 4
+
+struct race {
+    atomic_uint created[RACE_KEYS];
+    atomic_uint won[RACE_KEYS];
+    bool recache;   /* second round: R on the existing keys */
+};
+
+static void *
+race_main(void *arg)
+{
+    struct race *r = arg;
+    struct cache_mget_opts o = {
+        .vivify = !r->recache, .vivify_exptime = cache_realtime(1000),
+        .recache = r->recache, .recache_time = cache_realtime(2000),
+    };
+    char key[32];
+    for (int k = 0; k < RACE_KEYS; k++) {
+        snprintf(key, sizeof(key), "race:%d", k);
+        struct cache_mget_info info;
+        struct item *it = cache_mget(key, klen(key), &o, &info);
+        if (it == NULL)
+            continue;
+        if (info.created)
+            atomic_fetch_add(&r->created[k], 1);
+        if (info.won)
+            atomic_fetch_add(&r->won[k], 1);
+        cache_item_release(it);
+    }
+    return NULL;
+}
+
+static void
+run_race(struct race *r)
+{
+    pthread_t th[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, race_main, r), 0);
+    for (int i = 0; i < RACE_THREADS; i++)
+        pthread_join(th[i], NULL);
+}
+
+static void
+test_mget_one_winner(void **state)
+{
+    (void)state;
+    struct race *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    run_race(r);
+    for (int k = 0; k < RACE_KEYS; k++) {
+        assert_int_equal(atomic_load(&r->created[k]), 1);
+        assert_int_equal(atomic_load(&r->won[k]), 1);
+    }
+    /* fresh versions, then a recache race: again one winner each */
+    char key[32];
+    for (int k = 0; k < RACE_KEYS; k++) {
+        snprintf(key, sizeof(key), "race:%d", k);
+        set_kv(key, "v", cache_realtime(1500));
+        atomic_store(&r->won[k], 0);
+    }
+    r->recache = true;
+    run_race(r);
+    for (int k = 0; k < RACE_KEYS; k++)
+        assert_int_equal(atomic_load(&r->won[k]), 1);
+    free(r);
 }
 
 /* ---------------------------------------------------------------- ms */
@@ -658,6 +731,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_mget_recache, setup_cas, teardown),
         cmocka_unit_test_setup_teardown(test_mget_stale, setup_cas, teardown),
         cmocka_unit_test_setup_teardown(test_mget_hit_and_access, setup_cas, teardown),
+        cmocka_unit_test_setup_teardown(test_mget_one_winner, setup_cas, teardown),
         cmocka_unit_test_setup_teardown(test_store_info, setup_cas, teardown),
         cmocka_unit_test_setup_teardown(test_store_invalidate, setup_cas, teardown),
         cmocka_unit_test_setup_teardown(test_store_explicit_cas, setup_cas, teardown),
