@@ -250,8 +250,13 @@ front_text(struct conn *c, size_t *need)
     case PARSE_EOVERSIZE:
         c->rstart += consumed;
         c->swallow = (uint64_t)req.vlen + 2;
-        cmd_store_too_large(&ctx, req.cmd == TEXT_SET, req.key, req.nkey);
-        if (!req.noreply)
+        /* memcached drops the old value of a too-large set, and of a
+         * too-large ms in any mode; a flag error of an ms comes first */
+        cmd_store_too_large(&ctx, req.cmd == TEXT_SET || req.cmd == TEXT_MS,
+                            req.key, req.nkey);
+        if (errmsg != NULL)
+            conn_out_line(c, errmsg);
+        else if (!req.noreply || req.cmd == TEXT_MS)
             conn_out_line(c, "SERVER_ERROR object too large for cache");
         return CONN_REQ_OK;
     case PARSE_EINVALID:
@@ -347,8 +352,8 @@ front_text(struct conn *c, size_t *need)
     switch (conn_park_settle(c, &mark, start)) {
     case CONN_PARK_WAIT:
         return CONN_REQ_PARKED;
-    case CONN_PARK_FAIL:
-        reply(c, req.noreply, TEMPORARY_FAILURE);
+    case CONN_PARK_FAIL:   /* meta: errors are sent even with q */
+        reply(c, req.noreply && req.cmd < TEXT_MG, TEMPORARY_FAILURE);
         break;
     case CONN_PARK_NONE:
         break;
