@@ -599,6 +599,10 @@ proto_text_parse_req(struct text_req *req, const char *buf, size_t len,
             req->cmd = TEXT_DECR;
             *errmsg = NULL;
             rc = parse_key_number(req, &ln, errmsg);
+        } else if (tok_is(cmd, "debugtime")) {
+            req->cmd = TEXT_DEBUGTIME;
+            parse_stats(req, &ln);
+            rc = PARSE_OK;
         }
     } else if (cmd->p[0] == 't') {
         if (tok_is(cmd, "touch")) {

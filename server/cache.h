@@ -121,6 +121,10 @@ rel_time_t cache_now(void);
 time_t cache_process_started(void);
 /* Advances the clock; listener thread, once a second. */
 void cache_clock_tick(void);
+/* memcached-debug's debugtime: moves the clock forward by `seconds` (for
+ * test suites; the server refuses it unless debug_commands is on). Any
+ * thread. */
+void cache_clock_shift(int64_t seconds);
 /* Converts a client exptime with memcached's rule; negative -> 1 (expired). */
 rel_time_t cache_realtime(int64_t exptime);
 /* Turns a rel_time_t back into unix time (0 stays 0). */

@@ -148,6 +148,14 @@ cache_clock_tick(void)
 }
 
 void
+cache_clock_shift(int64_t seconds)
+{
+    int64_t base = atomic_load_explicit(&clock_base, memory_order_relaxed);
+    atomic_store_explicit(&clock_base, base - seconds, memory_order_relaxed);
+    cache_clock_tick();
+}
+
+void
 cache_clock_set_for_test(rel_time_t now)
 {
     atomic_store_explicit(&clock_base, monotonic_seconds() - (int64_t)now,

@@ -107,6 +107,38 @@ do_memlimit(struct conn *c, const char **w, const size_t *n, unsigned nw)
         conn_out_line(c, line);
 }
 
+/* memcached-debug's debugtime N|p|r, with debug_commands on: moves the
+ * clock N seconds forward (p and r, pause and resume, are accepted: mckv's
+ * clock is not paused). Off, it is an unknown command, as in memcached's
+ * release build. */
+static void
+do_debugtime(struct conn *c, const char **w, const size_t *n, unsigned nw)
+{
+    if (!process_options()->debug_commands || nw < 1) {
+        conn_out_line(c, "ERROR");
+        return;
+    }
+    if (!word_is(w[0], n[0], "p") && !word_is(w[0], n[0], "r")) {
+        int64_t v = 0;
+        size_t i = 0;
+        bool neg = n[0] > 0 && w[0][0] == '-';
+        i = neg ? 1 : 0;
+        if (i == n[0] || n[0] > 19) {
+            conn_out_line(c, "ERROR");
+            return;
+        }
+        for (; i < n[0]; i++) {
+            if (w[0][i] < '0' || w[0][i] > '9') {
+                conn_out_line(c, "ERROR");
+                return;
+            }
+            v = v * 10 + (w[0][i] - '0');
+        }
+        cache_clock_shift(neg ? -v : v);
+    }
+    conn_out_line(c, "OK");
+}
+
 static enum conn_req
 do_lru_crawler(struct conn *c, const char **w, const size_t *n, unsigned nw)
 {
@@ -144,6 +176,9 @@ front_admin(struct conn *c, const struct text_req *req)
             conn_out_line(c, "OK");
         else
             conn_out_line(c, "ERROR");
+        break;
+    case TEXT_DEBUGTIME:
+        do_debugtime(c, w, n, nw);
         break;
     default:   /* lru: memcached's segmented LRU tuning, none here */
         conn_out_line(c, "ERROR");

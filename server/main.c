@@ -346,6 +346,7 @@ main(int argc, char **argv)
         .flush_enabled = cfg.flush_enabled,
         .shutdown_enabled = cfg.shutdown_enabled,
         .dump_enabled = true,
+        .debug_commands = cfg.debug_commands,
         .on_delayed_flush = persist_schedule_flush,
     };
     process_setup(&popts);

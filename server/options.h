@@ -53,6 +53,9 @@
       "allow flush_all (-F turns it off)")                                   \
     X(shutdown_enabled, "server", OPT_BOOL, "no", 0, 1, 'A', 0,                \
       "allow the shutdown command (-A turns it on)")                         \
+    X(debug_commands, "server", OPT_BOOL, "no", 0, 1, 0, 0,                   \
+      "accept memcached-debug's test commands (debugtime: moves the "       \
+      "clock); for test suites only")                                       \
     X(memory_limit, "cache", OPT_MB, "64", 1, 1048576, 'm', 1,                 \
       "item memory in megabytes")                                              \
     X(item_size_max, "cache", OPT_SIZE, "1m", 1024, 1073741824, 'I', 0,        \

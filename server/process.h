@@ -70,6 +70,7 @@ struct process_options {
     bool flush_enabled;            /* false: flush_all refused (-F) */
     bool shutdown_enabled;         /* the shutdown command (-A) */
     bool dump_enabled;             /* metadump and cachedump allowed */
+    bool debug_commands;           /* debugtime (memcached-debug's) */
     /* Called for a delayed flush_all (persistence records it so that a
      * restart before `when` still applies it). May be NULL. */
     void (*on_delayed_flush)(rel_time_t when);

@@ -705,6 +705,7 @@ test_unknown_and_junk(void **state)
         { "cache_memlimit 100 noreply\r\n", TEXT_CACHE_MEMLIMIT, "100 noreply" },
         { "lru_crawler metadump all\r\n", TEXT_LRU_CRAWLER, "metadump all" },
         { "lru mode flat\r\n", TEXT_LRU, "mode flat" },
+        { "debugtime 3\r\n", TEXT_DEBUGTIME, "3" },
     };
     for (size_t i = 0; i < sizeof(admin) / sizeof(admin[0]); i++) {
         size_t n = strlen(admin[i].line);
