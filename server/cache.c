@@ -32,6 +32,7 @@ cache_setup(const struct cache_options *opts)
     evict_setup(opts->evict_disabled);
     mem_setup(opts->memory_limit);
     clock_setup(opts->cas_enabled, persistent ? opts->on_change : NULL);
+    clock_set_flush_by_second(opts->flush_by_second);
     int rc = shard_setup();
     if (rc < 0)
         return rc;

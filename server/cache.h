@@ -91,6 +91,11 @@ struct cache_options {
      * value ejected to a stub, or a stub dropped, is still on disk, so
      * nothing is lost, and dirty items are never evicted anyway. */
     bool evict_disabled;
+    /* memcached -C's flush: besides everything stored before it, a flush
+     * kills what is stored later in the same second (memcached without
+     * CAS can only cut by the second; its flush-all.t checks that). The
+     * CAS counter still orders flushes and writes internally. */
+    bool flush_by_second;
     /* Persistent engine: dirty items are never evicted; clean ones lose
      * their value (an "ejected" stub keeps key and metadata) instead of
      * being dropped; keys not in memory may be on disk while the cache is

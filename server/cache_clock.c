@@ -53,6 +53,10 @@ static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic rel_time_t flush_time;
 static _Atomic uint64_t flush_cas;
 static _Atomic rel_time_t flush_cas_time;   /* when flush_cas was set */
+/* flush_by_second: the second of the last flush (0: none); items stored
+ * in it or before are dead. Set before other threads start. */
+static bool flush_by_second;
+static _Atomic rel_time_t flush_second;
 
 /* Test-only: sets the clock (declared by the tests that use it). */
 void cache_clock_set_for_test(rel_time_t now);
@@ -74,11 +78,18 @@ clock_setup(bool cas, void (*flush_hook)(const struct cache_change *))
     atomic_store(&flush_time, 0);
     atomic_store(&flush_cas, 0);
     atomic_store(&flush_cas_time, 0);
+    atomic_store(&flush_second, 0);
     /* memcached's rule: the clock starts at CLOCK_START so that rel time 1
      * (expired at once) is always in the past. */
     process_started = time(NULL) - CLOCK_START;
     atomic_store(&clock_base, monotonic_seconds() - CLOCK_START);
     atomic_store(&clock_current, CLOCK_START);
+}
+
+void
+clock_set_flush_by_second(bool on)
+{
+    flush_by_second = on;
 }
 
 rel_time_t
@@ -100,6 +111,8 @@ flush_now_locked(void)
 {
     uint64_t mark = atomic_load_explicit(&cas_next, memory_order_relaxed);
     atomic_store_explicit(&flush_cas_time, cache_now(), memory_order_relaxed);
+    if (flush_by_second)
+        atomic_store_explicit(&flush_second, cache_now(), memory_order_relaxed);
     /* Release: a reader that sees the mark (acquire) sees its time too. */
     atomic_store_explicit(&flush_cas, mark, memory_order_release);
     /* Orders the mark before the clear: a reader that sees flush_time at 0
@@ -223,6 +236,11 @@ clock_item_is_flushed(const struct item *it, rel_time_t now)
     rel_time_t ft = atomic_load_explicit(&flush_time, memory_order_acquire);
     if (ft != 0 && ft <= now && it->time <= ft)
         return true;
+    if (flush_by_second) {
+        rel_time_t fs = atomic_load_explicit(&flush_second, memory_order_relaxed);
+        if (fs != 0 && it->time <= fs)
+            return true;
+    }
     uint64_t mark = atomic_load_explicit(&flush_cas, memory_order_acquire);
     if (mark == 0)
         return false;

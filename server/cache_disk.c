@@ -201,7 +201,9 @@ cache_item_is_current(struct item *it)
 {
     struct shard *s = shard_of(it->hv);
     pthread_mutex_lock(&s->lock);
-    bool linked = (it->iflags & ITEM_LINKED) != 0;
+    /* dead by a flush (not unlinked yet): nothing to write */
+    bool linked = (it->iflags & ITEM_LINKED) != 0 &&
+                  !clock_item_is_flushed(it, cache_now());
     pthread_mutex_unlock(&s->lock);
     return linked;
 }

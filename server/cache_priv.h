@@ -124,6 +124,8 @@ shard_of(uint32_t hv)
 /* Resets the clock, the CAS counter and the flush marks; cache_setup().
  * on_flush (NULL: none) is told about every flush that takes effect. */
 void clock_setup(bool cas_enabled, void (*on_flush)(const struct cache_change *));
+/* cache_options.flush_by_second; before other threads start. */
+void clock_set_flush_by_second(bool on);
 /* The time an operation works with; fires a due delayed flush first.
  * No shard lock held (it may take flush_lock and call on_flush). */
 rel_time_t clock_op_now(void);

@@ -37,6 +37,7 @@ bin_errstr(uint16_t status)
     case BIN_STATUS_UNKNOWN_COMMAND: return "Unknown command";
     case BIN_STATUS_ENOMEM: return "Out of memory";
     case BIN_STATUS_ETMPFAIL: return "Temporary failure";
+    case BIN_STATUS_AUTH_ERROR: return "Auth failure.";
     default: return "Unknown error";
     }
 }
@@ -110,8 +111,8 @@ bin_status_reply(struct conn *c, const struct bin_req *req,
     case CMD_TMPFAIL:
         bin_error(c, req, BIN_STATUS_ETMPFAIL);
         break;
-    case CMD_DISABLED:
-        bin_error(c, req, BIN_STATUS_EINVAL);
+    case CMD_DISABLED:   /* flush_all under -F: memcached's answer */
+        bin_error(c, req, BIN_STATUS_AUTH_ERROR);
         break;
     case CMD_NEED_FETCH:
         front_need_fetch(c, req->key, (uint8_t)req->keylen);
@@ -162,7 +163,7 @@ bin_get(struct conn *c, const struct cmd_ctx *ctx, const struct bin_req *req)
     char *p = conn_out_reserve(c, PROTO_BIN_HDR_LEN + 4 + keylen);
     if (p != NULL) {
         proto_bin_compose_hdr(p, op, BIN_STATUS_SUCCESS, 4, keylen,
-                              4 + keylen + vlen, req->opaque, it->cas);
+                              4 + keylen + vlen, req->opaque, r.cas);
         memcpy(p + PROTO_BIN_HDR_LEN, flags, 4);
         if (keylen > 0)
             memcpy(p + PROTO_BIN_HDR_LEN + 4, item_key(it), keylen);

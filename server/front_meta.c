@@ -120,7 +120,7 @@ do_mg(struct conn *c, const struct cmd_ctx *ctx, const struct meta_req *m)
     rel_time_t exp = atomic_load_explicit(&it->exptime, memory_order_relaxed);
     struct meta_rsp rsp = {
         .vlen = it->nbytes,
-        .cas = it->cas,
+        .cas = r.cas,
         .client_flags = it->flags,
         .ttl = info.created ? -1 : ttl_left(info.exptime_before, now),
         .ttl_after_set = ttl_left(o.exptime, now),
@@ -289,7 +289,7 @@ do_me(struct conn *c, const struct meta_req *m)
         /* memcached 1.6.18 prints now - exptime: minus the seconds left */
         .exp = e.exptime == 0 ? -1 : (int64_t)(now - e.exptime),
         .last_access = now >= e.last_access ? (uint64_t)(now - e.last_access) : 0,
-        .cas = e.cas,
+        .cas = cmd_visible_cas(e.cas),
         .fetched = e.fetched,
         .slab_class = e.size_class + 1,
         .total_size = e.total_size,

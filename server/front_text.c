@@ -70,14 +70,14 @@ status_reply(struct conn *c, const struct text_req *req,
 /* ---- retrieval ---- */
 
 static void
-out_value(struct conn *c, struct item *it, bool with_cas)
+out_value(struct conn *c, struct item *it, bool with_cas, uint64_t cas)
 {
     char *hdr = conn_out_reserve(c, PROTO_TEXT_VALUE_HDR_MAX);
     if (hdr == NULL)
         return;
     size_t n = proto_text_compose_value_hdr(hdr, item_key(it), it->nkey,
                                             it->flags, it->nbytes, with_cas,
-                                            it->cas);
+                                            cas);
     conn_out_commit(c, n);
     conn_out_item(c, it, item_value(it), (size_t)it->nbytes + 2);
 }
@@ -109,7 +109,7 @@ do_get(struct conn *c, const struct cmd_ctx *ctx, const struct text_req *req)
             return;
         }
         if (r.it != NULL)
-            out_value(c, r.it, with_cas);
+            out_value(c, r.it, with_cas, r.cas);
         cmd_result_done(&r);
     }
     conn_out_copy(c, "END\r\n", 5);

@@ -294,7 +294,10 @@ main(int argc, char **argv)
     struct cache_options copts = {
         .memory_limit = (size_t)cfg.memory_limit * 1024 * 1024,
         .item_size_max = (uint32_t)cfg.item_size_max,
-        .cas_enabled = cfg.cas,
+        /* -C hides CAS from clients (process.c); inside, every item
+         * keeps one: it orders flushes and writes, on disk too */
+        .cas_enabled = true,
+        .flush_by_second = !cfg.cas,
         .evict_disabled = !cfg.evictions,
         .persistent = strcmp(cfg.engine, "memory") != 0,
         .on_change = persist_cache_hook,
@@ -347,6 +350,7 @@ main(int argc, char **argv)
         .shutdown_enabled = cfg.shutdown_enabled,
         .dump_enabled = true,
         .debug_commands = cfg.debug_commands,
+        .cas_visible = cfg.cas,
         .on_delayed_flush = persist_schedule_flush,
     };
     process_setup(&popts);

@@ -160,11 +160,6 @@ persist_setup(const struct config *cfg, unsigned nthreads, char *err,
     P.enabled = P.engine.ops->persistent;
     if (!P.enabled)
         return 0;
-    if (!cfg->cas) {
-        snprintf(err, errlen, "cas: a persistent engine needs cas = yes "
-                 "(flush_all and restarts are ordered by CAS)");
-        return -1;
-    }
     P.sync = strcmp(cfg->durability, "sync") == 0;
     P.nworkers = nthreads;
     P.nfetchers = (unsigned)cfg->fetchers;

@@ -18,8 +18,11 @@
 #include "server/stats_prefix.h"
 
 static struct process_options options = {
-    .flush_enabled = true, .dump_enabled = true,
+    .flush_enabled = true, .dump_enabled = true, .cas_visible = true,
 };
+
+/* Under -C a client's non-zero CAS can match no item. */
+#define CAS_NEVER UINT64_MAX
 
 void
 process_setup(const struct process_options *opts)
@@ -31,6 +34,18 @@ const struct process_options *
 process_options(void)
 {
     return &options;
+}
+
+uint64_t
+cmd_visible_cas(uint64_t cas)
+{
+    return options.cas_visible ? cas : 0;
+}
+
+static uint64_t
+cas_from_client(uint64_t cas_in)
+{
+    return options.cas_visible || cas_in == 0 ? cas_in : CAS_NEVER;
 }
 
 void
@@ -108,7 +123,7 @@ cmd_get(const struct cmd_ctx *ctx, const char *key, uint8_t nkey, bool touch,
     if (count_get)
         STAT_INCR(ctx->ts, get_hits);
     r->it = it;
-    r->cas = it->cas;
+    r->cas = cmd_visible_cas(it->cas);
 }
 
 /* ---- storage ---- */
@@ -166,8 +181,15 @@ cmd_mstore(const struct cmd_ctx *ctx, enum cache_store_op op, const char *key,
         return;
     }
     memcpy(item_value(it), value, vlen);
-    enum cache_result cr = cache_store_ex(it, op, o, info);
+    struct cache_store_opts so = *o;
+    /* -C: memcached's cas command then matches nothing (EXISTS, or
+     * NOT_FOUND for a missing key), whatever CAS it carries, and the CAS
+     * of a binary set is ignored */
+    if (!options.cas_visible)
+        so.cas_in = op == CACHE_CAS ? CAS_NEVER : 0;
+    enum cache_result cr = cache_store_ex(it, op, &so, info);
     cache_item_release(it);
+    info->cas = cmd_visible_cas(info->cas);
     r->status = from_cache(cr);
     r->cas = cr == CACHE_STORED ? info->cas : 0;
     if (r->status == CMD_NEED_FETCH)
@@ -203,7 +225,10 @@ cmd_mdelete(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
     if (!admit(ctx, r))
         return;
     result_init(r, CMD_OK);
-    enum cache_result cr = cache_delete_ex(key, nkey, o, &r->cas);
+    struct cache_delete_opts d = *o;
+    d.cas_in = cas_from_client(d.cas_in);
+    enum cache_result cr = cache_delete_ex(key, nkey, &d, &r->cas);
+    r->cas = cmd_visible_cas(r->cas);
     if (cr == CACHE_NEED_FETCH) {
         r->status = CMD_NEED_FETCH;
         return;
@@ -254,7 +279,10 @@ cmd_mdelta(const struct cmd_ctx *ctx, const char *key, uint8_t nkey, bool incr,
     if (!admit(ctx, r))
         return;
     result_init(r, CMD_OK);
-    enum cache_result cr = cache_delta_ex(key, nkey, incr, delta, o, info);
+    struct cache_delta_opts d = *o;
+    d.cas_in = cas_from_client(d.cas_in);
+    enum cache_result cr = cache_delta_ex(key, nkey, incr, delta, &d, info);
+    info->cas = cmd_visible_cas(info->cas);
     if (cr == CACHE_NEED_FETCH) {
         r->status = CMD_NEED_FETCH;
         return;
@@ -317,7 +345,7 @@ cmd_mget(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
         return;
     }
     r->it = it;
-    r->cas = it->cas;
+    r->cas = cmd_visible_cas(it->cas);
 }
 
 /* ---- flush_all ---- */

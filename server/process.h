@@ -63,6 +63,9 @@ struct cmd_result {
     uint64_t value;        /* delta: the new value */
 };
 
+/* A CAS as clients may see it (0 under -C). */
+uint64_t cmd_visible_cas(uint64_t cas);
+
 /* Releases what a result holds. */
 void cmd_result_done(struct cmd_result *r);
 
@@ -71,6 +74,10 @@ struct process_options {
     bool shutdown_enabled;         /* the shutdown command (-A) */
     bool dump_enabled;             /* metadump and cachedump allowed */
     bool debug_commands;           /* debugtime (memcached-debug's) */
+    /* false (memcached -C): clients see every CAS as 0, and a CAS they
+     * send matches nothing, as in memcached. Items keep their CAS inside,
+     * which orders writes and flushes, on disk too. */
+    bool cas_visible;
     /* Called for a delayed flush_all (persistence records it so that a
      * restart before `when` still applies it). May be NULL. */
     void (*on_delayed_flush)(rel_time_t when);

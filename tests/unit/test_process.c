@@ -55,7 +55,7 @@ setup(void **state)
     };
     memset(&owner, 0, sizeof(owner));
     memset(&ts, 0, sizeof(ts));
-    struct process_options po = { .flush_enabled = true,
+    struct process_options po = { .flush_enabled = true, .cas_visible = true,
                                   .on_delayed_flush = on_delayed_flush };
     process_setup(&po);
     return cache_setup(&o) == 0 ? 0 : -1;
@@ -247,7 +247,7 @@ test_flush(void **state)
     cmd_result_done(&r);
     assert_int_equal(ts.cmd_flush, 2);
 
-    struct process_options po = { .flush_enabled = false };
+    struct process_options po = { .flush_enabled = false, .cas_visible = true };
     process_setup(&po);
     cmd_flush(&ctx, 0, &r);
     assert_int_equal(r.status, CMD_DISABLED);
@@ -277,6 +277,82 @@ test_unsigned_expiry_is_far_future(void **state)
     cmd_result_done(&r);
 }
 
+/* memcached -C: CAS hidden from clients, flushes cut by the second */
+static int
+setup_nocas(void **state)
+{
+    (void)state;
+    struct cache_options o = {
+        .memory_limit = 64 * MB, .item_size_max = MB, .cas_enabled = true,
+        .flush_by_second = true,
+    };
+    memset(&owner, 0, sizeof(owner));
+    memset(&ts, 0, sizeof(ts));
+    struct process_options po = { .flush_enabled = true, .cas_visible = false };
+    process_setup(&po);
+    return cache_setup(&o) == 0 ? 0 : -1;
+}
+
+static int
+teardown_nocas(void **state)
+{
+    struct process_options po = { .flush_enabled = true, .cas_visible = true };
+    process_setup(&po);
+    return teardown(state);
+}
+
+static void
+test_hidden_cas(void **state)
+{
+    (void)state;
+    struct cmd_result r;
+    set("k", "v", CACHE_SET, 0, &r);
+    assert_int_equal(r.status, CMD_OK);
+    assert_int_equal(r.cas, 0);
+    cmd_get(&ctx, "k", 1, false, 0, true, &r);
+    assert_int_equal(r.status, CMD_OK);
+    assert_int_equal(r.cas, 0);
+    assert_true(r.it->cas != 0);   /* kept inside */
+    cmd_result_done(&r);
+    /* the cas command matches nothing, as memcached -C */
+    set("k", "w", CACHE_CAS, 0, &r);
+    assert_int_equal(r.status, CMD_EXISTS);
+    set("nokey", "w", CACHE_CAS, 0, &r);
+    assert_int_equal(r.status, CMD_NOT_FOUND);
+    /* a binary set's CAS is ignored */
+    set("k", "x", CACHE_SET, 12345, &r);
+    assert_int_equal(r.status, CMD_OK);
+    /* a delete or incr with a CAS mismatches */
+    cmd_delete(&ctx, "k", 1, 12345, &r);
+    assert_int_equal(r.status, CMD_EXISTS);
+    cmd_delete(&ctx, "k", 1, 0, &r);
+    assert_int_equal(r.status, CMD_OK);
+}
+
+static void
+test_flush_by_second(void **state)
+{
+    (void)state;
+    struct cmd_result r;
+    set("old", "v", CACHE_SET, 0, &r);
+    cmd_flush(&ctx, 0, &r);
+    /* stored in the flush's second, after it: dead too (memcached -C) */
+    set("new", "v", CACHE_SET, 0, &r);
+    assert_int_equal(r.status, CMD_OK);
+    cmd_get(&ctx, "old", 3, false, 0, true, &r);
+    assert_int_equal(r.status, CMD_MISS);
+    cmd_get(&ctx, "new", 3, false, 0, true, &r);
+    assert_int_equal(r.status, CMD_MISS);
+    /* and not current for the flusher: it is not written to disk */
+    bool too_large = false;
+    struct item *it = cache_item_alloc("z", 1, 0, 0, 1, &too_large);
+    assert_non_null(it);
+    uint64_t cas;
+    assert_int_equal(cache_store(it, CACHE_SET, 0, &cas), CACHE_STORED);
+    assert_false(cache_item_is_current(it));
+    cache_item_release(it);
+}
+
 int
 main(void)
 {
@@ -289,6 +365,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_too_large_set_drops_old_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsigned_expiry_is_far_future, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hidden_cas, setup_nocas, teardown_nocas),
+        cmocka_unit_test_setup_teardown(test_flush_by_second, setup_nocas, teardown_nocas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
