@@ -455,19 +455,6 @@ parse_meta(struct text_req *req, const char *buf, size_t len,
     req->vlen = meta->vlen;
     req->value = meta->value;
 
-    /* Compat: the raw flag tokens, until server/process_text.c reads
-     * req->meta. */
-    if (rc == PARSE_OK && meta->cmd != META_MN) {
-        unsigned first = meta->cmd == META_MS ? 3 : 2;
-        for (unsigned i = first;
-             i < ln->ntok && req->nmflags < PROTO_TEXT_META_FLAGS_MAX; i++) {
-            struct text_meta_flag *mf = &req->mflags[req->nmflags++];
-            size_t n = ln->tok[i].n - 1;
-            mf->flag = ln->tok[i].p[0];
-            mf->tok = ln->tok[i].p + 1;
-            mf->toklen = (uint8_t)(n > UINT8_MAX ? UINT8_MAX : n);
-        }
-    }
     return rc;
 }
 
@@ -517,8 +504,7 @@ proto_text_parse_req(struct text_req *req, const char *buf, size_t len,
     struct line ln;
     proto_parse rc;
 
-    memset(req, 0, offsetof(struct text_req, mflags));
-    req->nmflags = 0;
+    memset(req, 0, offsetof(struct text_req, meta));
     /* cmd META_NONE, no pointers: cheap, and nothing stale to misread */
     memset(&req->meta, 0, offsetof(struct meta_req, key_buf));
     *consumed = 0;

@@ -21,8 +21,6 @@
  * longer line without a newline closes the connection. */
 #define PROTO_TEXT_LINE_MAX 2048
 #define PROTO_TEXT_GET_LINE_MAX (256 * 1024)
-/* Compat: the raw meta flag tokens, see text_req.mflags. */
-#define PROTO_TEXT_META_FLAGS_MAX 24
 
 enum text_cmd {
     TEXT_UNKNOWN = 0,
@@ -37,12 +35,6 @@ enum text_cmd {
     TEXT_MG, TEXT_MS, TEXT_MD, TEXT_MA, TEXT_MN, TEXT_ME,
 };
 
-/* Compat: one raw meta flag token. */
-struct text_meta_flag {
-    char flag;           /* the flag letter, e.g. 'v', 'T' */
-    uint8_t toklen;      /* token length after the letter, cut at 255 */
-    const char *tok;     /* e.g. "30" for T30; may be empty */
-};
 
 struct text_req {
     enum text_cmd cmd;
@@ -76,12 +68,6 @@ struct text_req {
      * command word, trailing spaces removed; may be empty */
     const char *arg;
     size_t arglen;
-
-    /* Compat, for server/process_text.c until it reads meta: the raw flag
-     * tokens of a parsed meta command, in order. Remove with its last
-     * reader; nothing in protocol/ needs it. */
-    struct text_meta_flag mflags[PROTO_TEXT_META_FLAGS_MAX];
-    unsigned nmflags;
 
     /* Meta commands (TEXT_MG..TEXT_ME): the request, parsed into typed
      * fields by proto_meta_parse_req(); see protocol/proto_meta.h. Zero

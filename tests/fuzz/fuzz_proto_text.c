@@ -67,9 +67,6 @@ check_req(const struct text_req *req, const char *start, size_t consumed)
         CHECK(inside(req->key, req->nkey, start, end) ||
               (req->meta.key_binary && req->key == req->meta.key_buf));
     }
-    CHECK(req->nmflags <= PROTO_TEXT_META_FLAGS_MAX);
-    for (unsigned i = 0; i < req->nmflags; i++)
-        CHECK(inside(req->mflags[i].tok, req->mflags[i].toklen, start, end));
     if (req->arg != NULL)
         CHECK(inside(req->arg, req->arglen, start, end));
 

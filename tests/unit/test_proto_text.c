@@ -46,8 +46,6 @@ parse_n(struct text_req *req, const char *buf, size_t len, uint32_t max_value,
         req->value = buf + (req->value - copy);
     if (req->arg != NULL)
         req->arg = buf + (req->arg - copy);
-    for (unsigned i = 0; i < req->nmflags; i++)
-        req->mflags[i].tok = buf + (req->mflags[i].tok - copy);
     /* a base64 key lives in req->meta.key_buf and stays */
     if (req->meta.key != NULL && req->meta.key != req->meta.key_buf)
         req->meta.key = buf + (req->meta.key - copy);
@@ -822,15 +820,6 @@ test_line_too_long(void **state)
 /* ---- meta ---- */
 
 static void
-assert_flag(const struct text_req *req, unsigned i, char flag,
-            const char *tok)
-{
-    assert_true(i < req->nmflags);
-    assert_int_equal(req->mflags[i].flag, flag);
-    assert_mem(req->mflags[i].tok, req->mflags[i].toklen, tok);
-}
-
-static void
 test_meta_get(void **state)
 {
     (void)state;
@@ -1107,39 +1096,6 @@ test_meta_other(void **state)
 }
 
 /* The raw flag tokens server/process_text.c still reads. */
-static void
-test_meta_compat_mflags(void **state)
-{
-    (void)state;
-    struct text_req req;
-    char line[400];
-
-    expect_s("mg foo s v Oab T30\r\n", PARSE_OK, NULL, &req);
-    assert_int_equal(req.nmflags, 4);
-    assert_flag(&req, 0, 's', "");
-    assert_flag(&req, 2, 'O', "ab");
-    assert_flag(&req, 3, 'T', "30");
-    expect_s("ms foo 2 T5 c\r\nhi\r\n", PARSE_OK, NULL, &req);
-    assert_int_equal(req.nmflags, 2);
-    assert_flag(&req, 0, 'T', "5");
-    assert_flag(&req, 1, 'c', "");
-    expect_s("me foo x\r\n", PARSE_OK, NULL, &req);
-    assert_int_equal(req.nmflags, 1);
-    assert_flag(&req, 0, 'x', "");
-    expect_s("mn foo\r\n", PARSE_OK, NULL, &req);
-    assert_int_equal(req.nmflags, 0);
-    expect_s("mg foo Z\r\n", PARSE_EINVALID, "CLIENT_ERROR invalid flag",
-             &req);
-    assert_int_equal(req.nmflags, 0);
-    /* a long token is cut at 255 */
-    memset(line, 'p', sizeof(line));
-    memcpy(line, "mg foo P", 8);
-    memcpy(line + 300, "\r\n", 3);
-    expect_s(line, PARSE_OK, NULL, &req);
-    assert_int_equal(req.mflags[0].toklen, 255);
-    assert_true(req.meta.has_proxy_p);
-}
-
 /* ---- streams ---- */
 
 static void
@@ -1431,7 +1387,6 @@ main(void)
         cmocka_unit_test(test_meta_get),
         cmocka_unit_test(test_meta_set),
         cmocka_unit_test(test_meta_other),
-        cmocka_unit_test(test_meta_compat_mflags),
         cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_truncated),
