@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "protocol/proto_lex.h"
 #include "protocol/proto_meta.h"
 
 /* Looking at one token more than allowed is enough to refuse the line. */
@@ -48,16 +49,11 @@ static const char err_opaque[] = "CLIENT_ERROR opaque token too long";
 static const char err_ms_mode[] = "CLIENT_ERROR invalid mode for ms M token";
 static const char err_ma_mode[] = "CLIENT_ERROR invalid mode for ma M token";
 
-struct token {
-    const char *p;
-    size_t n;
-};
-
 struct line {
     const char *p;
     size_t n;           /* content: no "\r\n", cut at the first NUL */
     size_t consumed;    /* bytes up to and including the '\n' */
-    struct token tok[TOKENS_MAX];
+    struct proto_token tok[TOKENS_MAX];
     unsigned ntok;      /* at most TOKENS_MAX */
 };
 
@@ -89,89 +85,17 @@ find_line(struct line *ln, const char *buf, size_t len)
 static void
 tokenize(struct line *ln)
 {
-    size_t i = 0;
-
-    ln->ntok = 0;
-    while (i < ln->n && ln->ntok < TOKENS_MAX) {
-        while (i < ln->n && ln->p[i] == ' ')
-            i++;
-        if (i == ln->n)
-            break;
-        size_t start = i;
-        while (i < ln->n && ln->p[i] != ' ')
-            i++;
-        ln->tok[ln->ntok].p = ln->p + start;
-        ln->tok[ln->ntok].n = i - start;
-        ln->ntok++;
-    }
-}
-
-/* isspace() in the C locale (memcached's xisspace()). */
-static bool
-c_isspace(char c)
-{
-    return c == ' ' || (c >= '\t' && c <= '\r');
-}
-
-/*
- * glibc's strtoull()/strtol() in base 10 over a token: leading whitespace,
- * one sign, digits. False without a digit or when the magnitude passes 64
- * bits (ERANGE). Then safe_strto*()'s rule: a whitespace character or the
- * end of the token must follow the digits.
- */
-static bool
-scan_number(const struct token *t, bool *neg, uint64_t *mag)
-{
-    size_t i = 0;
-    uint64_t v = 0;
-
-    while (i < t->n && c_isspace(t->p[i]))
-        i++;
-    *neg = false;
-    if (i < t->n && (t->p[i] == '+' || t->p[i] == '-')) {
-        *neg = t->p[i] == '-';
-        i++;
-    }
-    size_t digits = i;
-    while (i < t->n && t->p[i] >= '0' && t->p[i] <= '9') {
-        unsigned d = (unsigned)(t->p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-        i++;
-    }
-    if (i == digits || (i < t->n && !c_isspace(t->p[i])))
-        return false;
-    *mag = v;
-    return true;
-}
-
-/* safe_strtoull(): "-N" wraps around, and is refused only when the result
- * looks negative as a signed number (so "-0" is 0 and
- * "-18446744073709551615" is 1). */
-static bool
-parse_u64(const struct token *t, uint64_t *out)
-{
-    bool neg;
-    uint64_t mag;
-
-    if (!scan_number(t, &neg, &mag))
-        return false;
-    uint64_t v = neg ? 0 - mag : mag;
-    if ((int64_t)v < 0 && memchr(t->p, '-', t->n) != NULL)
-        return false;
-    *out = v;
-    return true;
+    ln->ntok = proto_lex_tokenize(ln->p, ln->n, ln->tok, TOKENS_MAX);
 }
 
 /* safe_strtoul() with a 64-bit long: safe_strtoull(), then the low 32 bits
  * (F4294967296 is F0). */
 static bool
-parse_u32(const struct token *t, uint32_t *out)
+parse_u32(const struct proto_token *t, uint32_t *out)
 {
     uint64_t v;
 
-    if (!parse_u64(t, &v))
+    if (!proto_lex_u64(t, &v))
         return false;
     *out = (uint32_t)v;
     return true;
@@ -180,12 +104,12 @@ parse_u32(const struct token *t, uint32_t *out)
 /* safe_strtol() with a 64-bit long: strtol()'s int64 range, then the low 32
  * bits read as signed (T4294967296 is T0, T4294967295 is T-1). */
 static bool
-parse_i32(const struct token *t, int32_t *out)
+parse_i32(const struct proto_token *t, int32_t *out)
 {
     bool neg;
     uint64_t mag;
 
-    if (!scan_number(t, &neg, &mag))
+    if (!proto_lex_number(t, &neg, &mag))
         return false;
     if (mag > (uint64_t)INT64_MAX + (neg ? 1 : 0))
         return false;
@@ -288,13 +212,6 @@ proto_meta_base64_encode(const char *src, size_t len, char *out,
 
 /* ---- parsing ---- */
 
-static bool
-tok_is(const struct token *t, const char *word)
-{
-    size_t n = strlen(word);
-    return t->n == n && memcmp(t->p, word, n) == 0;
-}
-
 static void
 order_add(struct meta_req *req, char flag)
 {
@@ -315,9 +232,9 @@ parse_flags(struct meta_req *req, const struct line *ln, unsigned first,
     bool has_error = false;
 
     for (unsigned i = first; i < ln->ntok; i++) {
-        const struct token *t = &ln->tok[i];
+        const struct proto_token *t = &ln->tok[i];
         unsigned char flag = (unsigned char)t->p[0];
-        struct token val = { t->p + 1, t->n - 1 };
+        struct proto_token val = { t->p + 1, t->n - 1 };
 
         if (flag >= 127 || seen[flag])
             return err_dup;
@@ -424,7 +341,7 @@ parse_flags(struct meta_req *req, const struct line *ln, unsigned first,
             break;
         case 'C':
             req->has_compare_cas = true;
-            if (!parse_u64(&val, &req->compare_cas)) {
+            if (!proto_lex_u64(&val, &req->compare_cas)) {
                 err = err_token;
                 has_error = true;
             }
@@ -439,14 +356,14 @@ parse_flags(struct meta_req *req, const struct line *ln, unsigned first,
             break;
         case 'J':
             req->has_initial = true;
-            if (!parse_u64(&val, &req->initial)) {
+            if (!proto_lex_u64(&val, &req->initial)) {
                 err = err_initial;
                 has_error = true;
             }
             break;
         case 'D':
             req->has_delta = true;
-            if (!parse_u64(&val, &req->delta)) {
+            if (!proto_lex_u64(&val, &req->delta)) {
                 err = err_delta;
                 has_error = true;
             }
@@ -598,7 +515,7 @@ parse_debug(struct meta_req *req, const struct line *ln, const char **errmsg)
     }
     req->key = ln->tok[1].p;
     req->nkey = (uint8_t)ln->tok[1].n;
-    if (ln->ntok >= 3 && tok_is(&ln->tok[2], "b")) {
+    if (ln->ntok >= 3 && proto_lex_is(&ln->tok[2], "b")) {
         size_t n = proto_meta_base64_decode(req->key, req->nkey, req->key_buf,
                                             sizeof(req->key_buf));
         if (n == 0) {
@@ -635,7 +552,7 @@ proto_meta_parse_req(struct meta_req *req, const char *buf, size_t len,
     }
     tokenize(&ln);
 
-    const struct token *cmd = &ln.tok[0];
+    const struct proto_token *cmd = &ln.tok[0];
     rc = PARSE_EINVALID;
     *errmsg = err_error;
     if (ln.ntok > 0 && cmd->n == 2 && cmd->p[0] == 'm') {

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "protocol/proto_lex.h"
 #include "protocol/proto_text.h"
 
 /* memcached tokenizes 23 tokens and keeps the rest of the line as one more;
@@ -42,96 +43,23 @@ static const char err_line_too_long[] = "CLIENT_ERROR line too long";
 /* memcached closes an HTTP request without a word. */
 static const char err_silent_close[] = "";
 
-struct token {
-    const char *p;
-    size_t n;
-};
-
 /* One request line, split the way memcached's tokenize_command() does. */
 struct line {
     const char *p;      /* start of the line */
     size_t n;           /* content length: no "\r\n", cut at the first NUL */
     size_t consumed;    /* bytes up to and including the '\n' */
-    struct token tok[TOKENS_MAX];
+    struct proto_token tok[TOKENS_MAX];
     unsigned ntok;      /* tokens found, at most TOKENS_MAX */
 };
-
-static bool
-tok_is(const struct token *t, const char *word)
-{
-    size_t n = strlen(word);
-    return t->n == n && memcmp(t->p, word, n) == 0;
-}
-
-/* isspace() in the C locale, which memcached's xisspace() uses. */
-static bool
-c_isspace(char c)
-{
-    return c == ' ' || (c >= '\t' && c <= '\r');
-}
-
-/*
- * The common part of glibc's strtoul/strtol (base 10) over a token that is
- * not NUL-terminated: skips leading whitespace, takes one sign and the digits.
- * Returns false when there is no digit (strto*() leaves endptr at the start)
- * or when the magnitude does not fit 64 bits (ERANGE for every width we use).
- * Then applies safe_strto*()'s rule for what may follow the digits: the end
- * of the token or a whitespace character.
- */
-static bool
-scan_number(const struct token *t, bool *neg, uint64_t *mag)
-{
-    size_t i = 0;
-    uint64_t v = 0;
-
-    while (i < t->n && c_isspace(t->p[i]))
-        i++;
-    *neg = false;
-    if (i < t->n && (t->p[i] == '+' || t->p[i] == '-')) {
-        *neg = t->p[i] == '-';
-        i++;
-    }
-    size_t digits = i;
-    while (i < t->n && t->p[i] >= '0' && t->p[i] <= '9') {
-        unsigned d = (unsigned)(t->p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-        i++;
-    }
-    if (i == digits)
-        return false;
-    if (i < t->n && !c_isspace(t->p[i]))
-        return false;
-    *mag = v;
-    return true;
-}
-
-/* memcached's safe_strtoull(): strtoull() wraps "-N" around; a result that
- * looks negative as a signed number is refused when the token has a '-'. */
-static bool
-parse_u64(const struct token *t, uint64_t *out)
-{
-    bool neg;
-    uint64_t mag;
-
-    if (!scan_number(t, &neg, &mag))
-        return false;
-    uint64_t v = neg ? 0 - mag : mag;
-    if ((int64_t)v < 0 && memchr(t->p, '-', t->n) != NULL)
-        return false;
-    *out = v;
-    return true;
-}
 
 /* memcached's safe_strtoul(), except that a value over 2^32-1 is refused:
  * memcached would silently keep its low 32 bits (flags 4294967296 -> 0). */
 static bool
-parse_u32(const struct token *t, uint32_t *out)
+parse_u32(const struct proto_token *t, uint32_t *out)
 {
     uint64_t v;
 
-    if (!parse_u64(t, &v) || v > UINT32_MAX)
+    if (!proto_lex_u64(t, &v) || v > UINT32_MAX)
         return false;
     *out = (uint32_t)v;
     return true;
@@ -140,12 +68,12 @@ parse_u32(const struct token *t, uint32_t *out)
 /* memcached's safe_strtol() with a 64-bit long. The value is kept whole:
  * memcached would truncate it to 32 bits (exptime 4294967296 -> 0). */
 static bool
-parse_i64(const struct token *t, int64_t *out)
+parse_i64(const struct proto_token *t, int64_t *out)
 {
     bool neg;
     uint64_t mag;
 
-    if (!scan_number(t, &neg, &mag))
+    if (!proto_lex_number(t, &neg, &mag))
         return false;
     if (neg) {
         if (mag > (uint64_t)INT64_MAX + 1)
@@ -163,28 +91,14 @@ parse_i64(const struct token *t, int64_t *out)
 static void
 tokenize(struct line *ln)
 {
-    size_t i = 0;
-
-    ln->ntok = 0;
-    while (i < ln->n && ln->ntok < TOKENS_MAX) {
-        while (i < ln->n && ln->p[i] == ' ')
-            i++;
-        if (i == ln->n)
-            break;
-        size_t start = i;
-        while (i < ln->n && ln->p[i] != ' ')
-            i++;
-        ln->tok[ln->ntok].p = ln->p + start;
-        ln->tok[ln->ntok].n = i - start;
-        ln->ntok++;
-    }
+    ln->ntok = proto_lex_tokenize(ln->p, ln->n, ln->tok, TOKENS_MAX);
 }
 
 /* memcached's set_noreply_maybe(): the last token decides. */
 static bool
 last_is_noreply(const struct line *ln)
 {
-    return ln->ntok > 0 && tok_is(&ln->tok[ln->ntok - 1], "noreply");
+    return ln->ntok > 0 && proto_lex_is(&ln->tok[ln->ntok - 1], "noreply");
 }
 
 /* Whether a line that has no newline yet may grow past PROTO_TEXT_LINE_MAX. */
@@ -237,7 +151,7 @@ static proto_parse
 parse_retrieval(struct text_req *req, const struct line *ln, bool touch,
                 const char **errmsg)
 {
-    const struct token *after = &ln->tok[0];
+    const struct proto_token *after = &ln->tok[0];
 
     if (touch) {
         if (!parse_i64(&ln->tok[1], &req->exptime)) {
@@ -306,7 +220,7 @@ parse_storage(struct text_req *req, const char *buf, size_t len,
     if (!parse_u32(&ln->tok[2], &req->flags) ||
         !parse_i64(&ln->tok[3], &req->exptime) ||
         !parse_i64(&ln->tok[4], &vlen) ||
-        (is_cas && !parse_u64(&ln->tok[5], &req->cas_unique))) {
+        (is_cas && !proto_lex_u64(&ln->tok[5], &req->cas_unique))) {
         *errmsg = err_format;
         return PARSE_EINVALID;
     }
@@ -328,7 +242,7 @@ parse_delete(struct text_req *req, const struct line *ln, const char **errmsg)
     }
     if (ln->ntok > 2) {
         /* Only the legacy hold time "0" and noreply are allowed. */
-        bool hold_is_zero = tok_is(&ln->tok[2], "0");
+        bool hold_is_zero = proto_lex_is(&ln->tok[2], "0");
         bool noreply = last_is_noreply(ln);
         bool valid = (ln->ntok == 3 && (hold_is_zero || noreply)) ||
                      (ln->ntok == 4 && hold_is_zero && noreply);
@@ -368,7 +282,7 @@ parse_key_number(struct text_req *req, const struct line *ln,
             *errmsg = err_exptime;
             return PARSE_EINVALID;
         }
-    } else if (!parse_u64(&ln->tok[2], &req->delta)) {
+    } else if (!proto_lex_u64(&ln->tok[2], &req->delta)) {
         *errmsg = err_delta;
         return PARSE_EINVALID;
     }
@@ -408,7 +322,7 @@ parse_verbosity(struct text_req *req, const struct line *ln,
     /* memcached keeps the low 32 bits here too; harmless for a level the
      * server clamps anyway, so it is mirrored rather than refused. */
     uint64_t level;
-    if (!parse_u64(&ln->tok[1], &level)) {
+    if (!proto_lex_u64(&ln->tok[1], &level)) {
         *errmsg = err_format;
         return PARSE_EINVALID;
     }
@@ -519,7 +433,7 @@ proto_text_parse_req(struct text_req *req, const char *buf, size_t len,
 
     rc = PARSE_EINVALID;
     *errmsg = err_error;
-    const struct token *cmd = &ln.tok[0];
+    const struct proto_token *cmd = &ln.tok[0];
 
     /* The dispatch follows memcached's process_command_ascii(), branch by
      * branch, so a near-miss gets the same answer ("ERROR"). */
@@ -530,13 +444,13 @@ proto_text_parse_req(struct text_req *req, const char *buf, size_t len,
     } else if (cmd->p[0] == 'g') {
         if (ln.ntok < 2) {
             /* ERROR */
-        } else if (tok_is(cmd, "get")) {
+        } else if (proto_lex_is(cmd, "get")) {
             req->cmd = TEXT_GET;
-        } else if (tok_is(cmd, "gets")) {
+        } else if (proto_lex_is(cmd, "gets")) {
             req->cmd = TEXT_GETS;
-        } else if (tok_is(cmd, "gat")) {
+        } else if (proto_lex_is(cmd, "gat")) {
             req->cmd = TEXT_GAT;
-        } else if (tok_is(cmd, "gats")) {
+        } else if (proto_lex_is(cmd, "gats")) {
             req->cmd = TEXT_GATS;
         }
         if (req->cmd != TEXT_UNKNOWN) {
@@ -546,89 +460,89 @@ proto_text_parse_req(struct text_req *req, const char *buf, size_t len,
                                  errmsg);
         }
     } else if (cmd->p[0] == 's') {
-        if (tok_is(cmd, "set")) {
+        if (proto_lex_is(cmd, "set")) {
             req->cmd = TEXT_SET;
-        } else if (tok_is(cmd, "stats")) {
+        } else if (proto_lex_is(cmd, "stats")) {
             req->cmd = TEXT_STATS;
             parse_stats(req, &ln);
             rc = PARSE_OK;
-        } else if (tok_is(cmd, "shutdown") || tok_is(cmd, "slabs")) {
+        } else if (proto_lex_is(cmd, "shutdown") || proto_lex_is(cmd, "slabs")) {
             req->cmd = cmd->n == 5 ? TEXT_SLABS : TEXT_SHUTDOWN;
             parse_stats(req, &ln);
             rc = PARSE_OK;
         }
     } else if (cmd->p[0] == 'a') {
-        if (tok_is(cmd, "add"))
+        if (proto_lex_is(cmd, "add"))
             req->cmd = TEXT_ADD;
-        else if (tok_is(cmd, "append"))
+        else if (proto_lex_is(cmd, "append"))
             req->cmd = TEXT_APPEND;
     } else if (cmd->p[0] == 'c') {
-        if (tok_is(cmd, "cas")) {
+        if (proto_lex_is(cmd, "cas")) {
             req->cmd = TEXT_CAS;
-        } else if (tok_is(cmd, "cache_memlimit")) {
+        } else if (proto_lex_is(cmd, "cache_memlimit")) {
             req->cmd = TEXT_CACHE_MEMLIMIT;
             parse_stats(req, &ln);
             rc = PARSE_OK;
         }
     } else if (cmd->p[0] == 'i') {
-        if (tok_is(cmd, "incr")) {
+        if (proto_lex_is(cmd, "incr")) {
             req->cmd = TEXT_INCR;
             *errmsg = NULL;
             rc = parse_key_number(req, &ln, errmsg);
         }
     } else if (cmd->p[0] == 'd') {
-        if (tok_is(cmd, "delete")) {
+        if (proto_lex_is(cmd, "delete")) {
             req->cmd = TEXT_DELETE;
             *errmsg = NULL;
             rc = parse_delete(req, &ln, errmsg);
-        } else if (tok_is(cmd, "decr")) {
+        } else if (proto_lex_is(cmd, "decr")) {
             req->cmd = TEXT_DECR;
             *errmsg = NULL;
             rc = parse_key_number(req, &ln, errmsg);
-        } else if (tok_is(cmd, "debugtime")) {
+        } else if (proto_lex_is(cmd, "debugtime")) {
             req->cmd = TEXT_DEBUGTIME;
             parse_stats(req, &ln);
             rc = PARSE_OK;
         }
     } else if (cmd->p[0] == 't') {
-        if (tok_is(cmd, "touch")) {
+        if (proto_lex_is(cmd, "touch")) {
             req->cmd = TEXT_TOUCH;
             *errmsg = NULL;
             rc = parse_key_number(req, &ln, errmsg);
         }
-    } else if (tok_is(cmd, "replace")) {
+    } else if (proto_lex_is(cmd, "replace")) {
         req->cmd = TEXT_REPLACE;
-    } else if (tok_is(cmd, "prepend")) {
+    } else if (proto_lex_is(cmd, "prepend")) {
         req->cmd = TEXT_PREPEND;
-    } else if (tok_is(cmd, "bget")) {
+    } else if (proto_lex_is(cmd, "bget")) {
         /* memcached still takes the ancient "bget" as a get. */
         if (ln.ntok >= 2) {
             req->cmd = TEXT_GET;
             *errmsg = NULL;
             rc = parse_retrieval(req, &ln, false, errmsg);
         }
-    } else if (tok_is(cmd, "flush_all")) {
+    } else if (proto_lex_is(cmd, "flush_all")) {
         req->cmd = TEXT_FLUSH_ALL;
         *errmsg = NULL;
         rc = parse_flush_all(req, &ln, errmsg);
-    } else if (tok_is(cmd, "version")) {
+    } else if (proto_lex_is(cmd, "version")) {
         req->cmd = TEXT_VERSION;
         rc = PARSE_OK;
-    } else if (tok_is(cmd, "quit")) {
+    } else if (proto_lex_is(cmd, "quit")) {
         req->cmd = TEXT_QUIT;
         rc = PARSE_OK;
-    } else if (tok_is(cmd, "lru_crawler") || tok_is(cmd, "lru")) {
+    } else if (proto_lex_is(cmd, "lru_crawler") || proto_lex_is(cmd, "lru")) {
         req->cmd = cmd->n == 3 ? TEXT_LRU : TEXT_LRU_CRAWLER;
         parse_stats(req, &ln);
         rc = PARSE_OK;
-    } else if (tok_is(cmd, "verbosity")) {
+    } else if (proto_lex_is(cmd, "verbosity")) {
         req->cmd = TEXT_VERBOSITY;
         *errmsg = NULL;
         rc = parse_verbosity(req, &ln, errmsg);
     } else {
         /* An unknown command whose last (23rd at most) token starts with
          * "HTTP/" is a web request: memcached drops it without a reply. */
-        const struct token *last =
+        const struct proto_token *last =
             &ln.tok[(ln.ntok < TOKENS_MAX ? ln.ntok : TOKENS_MAX - 1) - 1];
         if (last->n >= 5 && memcmp(last->p, "HTTP/", 5) == 0) {
             *errmsg = err_silent_close;

@@ -861,7 +861,9 @@ test_lmc_flush(void **state)
     assert_rc(c, lmc_set(c, "f2", "v", 0, 0), MEMCACHED_SUCCESS);
     assert_rc(c, memcached_flush(c->m, 3), MEMCACHED_SUCCESS);
     lmc_expect(c, "f2", "v", 0);
-    usleep(EXPIRY_SLEEP_US);
+    /* due 2-3 s from now on the second-granularity clock, which the main
+     * thread advances once a second (up to a second late): wait 3.5 s */
+    usleep(EXPIRY_SLEEP_US + 1000 * 1000);
     /* (no "new items live after the deadline" check: memcached also drops
      * items stored during the second the delayed flush takes effect) */
     lmc_expect_miss(c, "f2");
