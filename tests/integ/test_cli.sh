@@ -424,6 +424,11 @@ fi
 # --- memcached -P: the pid file, removed at a clean exit -------------------
 pidfile="$tmp/mckvd.pid"
 if start_memory_server "-P" -P "$pidfile"; then
+    # written once the server is up, just after the port accepts: wait
+    for _ in $(seq 1 200); do
+        [ "$(cat "$pidfile" 2>/dev/null)" = "$server_pid" ] && break
+        sleep 0.01
+    done
     [ "$(cat "$pidfile" 2>/dev/null)" = "$server_pid" ] ||
         fail "-P: $pidfile holds '$(cat "$pidfile" 2>/dev/null)', want $server_pid"
     stop_pid "$server_pid"
