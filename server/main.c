@@ -187,6 +187,37 @@ raise_fd_limit(uint64_t max_connections)
                   (unsigned long)rl.rlim_cur, (unsigned long)max_connections);
 }
 
+/* Notices of the command line parse, kept in memory until printed. */
+struct held_notes {
+    FILE *out;      /* stderr when memory could not be had */
+    char *buf;
+    size_t len;
+};
+
+static void
+notes_hold(struct held_notes *n)
+{
+    n->buf = NULL;
+    n->len = 0;
+    n->out = open_memstream(&n->buf, &n->len);
+    if (n->out == NULL)
+        n->out = stderr;
+}
+
+/* Prints what was held to stderr; idempotent. */
+static void
+notes_release(struct held_notes *n)
+{
+    if (n->out != stderr && n->out != NULL) {
+        fclose(n->out);
+        if (n->len > 0)
+            fwrite(n->buf, 1, n->len, stderr);
+        free(n->buf);
+        n->buf = NULL;
+    }
+    n->out = NULL;
+}
+
 /*
  * large_pages: glibc backs its malloc heap with transparent huge pages when
  * the tunable glibc.malloc.hugetlb=1 is set (it then madvises each heap
@@ -244,24 +275,33 @@ main(int argc, char **argv)
         fprintf(stderr, "mckvd: out of memory\n");
         return EXIT_FAILURE;
     }
-    switch (config_parse_args(&cfg, argc, argv, stdout, stderr, err,
+    /* The notices (-f 1.25: ignored: ...) are held back until it is known
+     * that large_pages does not execute mckvd again, which would print
+     * them a second time. */
+    struct held_notes notes;
+    notes_hold(&notes);
+    switch (config_parse_args(&cfg, argc, argv, stdout, notes.out, err,
                               sizeof(err))) {
     case CONFIG_RUN:
         if (config_validate(&cfg, err, sizeof(err)) == 0)
             break;
+        notes_release(&notes);
         fprintf(stderr, "mckvd: %s\n", err);
         config_deinit(&cfg);
         return EXIT_FAILURE;
     case CONFIG_EXIT_OK:
+        notes_release(&notes);
         config_deinit(&cfg);
         return EXIT_SUCCESS;
     case CONFIG_EXIT_ERROR:
+        notes_release(&notes);
         fprintf(stderr, "mckvd: %s\n", err);
         config_deinit(&cfg);
         return EXIT_FAILURE;
     }
     if (cfg.large_pages)
-        large_pages_reexec(argv);
+        large_pages_reexec(argv);   /* returns only when it did not exec */
+    notes_release(&notes);
     if (log_setup(cfg.log_file) != 0) {
         fprintf(stderr, "mckvd: log_file %s: %s\n", cfg.log_file, strerror(errno));
         config_deinit(&cfg);

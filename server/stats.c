@@ -236,13 +236,15 @@ stats_settings(stats_emit_fn emit, void *ctx)
     const struct config *c = stats_cfg;
     struct settings_out so = { .emit = emit, .ctx = ctx };
     char buf[32];
-    /* SIGHUP stores these while workers answer: relaxed loads */
-    uint64_t memory_limit = __atomic_load_n(&c->memory_limit, __ATOMIC_RELAXED);
+    /* the limit in force: cache_memlimit changes it, as in memcached,
+     * and so does a reload */
+    struct cache_stats cs;
+    cache_stats(&cs);
     /* the level in force: the verbosity command changes it, as in
      * memcached, and so does a reload */
     int verbosity = atomic_load_explicit(&log_verbosity, memory_order_relaxed);
 
-    mc_u64(&so, "maxbytes", memory_limit * 1024 * 1024);
+    mc_u64(&so, "maxbytes", cs.limit_maxbytes);
     mc_u64(&so, "maxconns", c->max_connections);
     mc_u64(&so, "tcpport", c->port);
     mc_u64(&so, "udpport", c->udp_port);

@@ -41,6 +41,10 @@ log_set_verbosity(int level)
 {
     if (level < 0)
         level = 0;
+    /* memcached caps the verbosity command at its MAX_VERBOSITY_LEVEL (2),
+     * which `stats settings` then shows */
+    if (level > LOG_LEVEL_DEBUG)
+        level = LOG_LEVEL_DEBUG;
     atomic_store_explicit(&log_verbosity, level, memory_order_relaxed);
 }
 

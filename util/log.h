@@ -23,7 +23,8 @@ extern atomic_int log_verbosity;
 int log_setup(const char *path);
 void log_teardown(void);
 
-/* Sets the verbosity at run time (text `verbosity`, binary VERBOSITY, -v). */
+/* Sets the verbosity at run time (text `verbosity`, binary VERBOSITY, -v);
+ * below 0 is 0, above LOG_LEVEL_DEBUG (2) is 2, as in memcached. */
 void log_set_verbosity(int level);
 
 void log_write(int level, const char *fmt, ...)

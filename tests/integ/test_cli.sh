@@ -413,6 +413,19 @@ if start_memory_server "-f 1.25 -o slab_reassign" -f 1.25 -n 48 \
     done
     stop_pid "$server_pid"
 fi
+# large_pages = yes (the default) executes mckvd once more: still one notice
+if start_server "$MCKVD" -l 127.0.0.1 -U 0 --engine=memory -n 48 \
+    2>"$tmp/server.err"; then
+    notes=$(grep -c '^mckvd: .*: ignored: ' "$tmp/server.err")
+    if [ "$notes" = 1 ]; then
+        pass "-n 48 with large_pages = yes: one notice"
+    else
+        fail "-n 48 with large_pages = yes: $notes notices (want 1)"
+    fi
+    stop_pid "$server_pid"
+else
+    fail "-n 48 (large_pages = yes): the server did not start: $(head -n 2 "$tmp/server.err")"
+fi
 if expect_start_failure "-o bogus" -p "$(free_port)" -l 127.0.0.1 -U 0 \
     -o idle_timeout=5,bogus=1; then
     expect_one_line "-o bogus" '^mckvd: option -o: Illegal suboption "bogus=1"$'
