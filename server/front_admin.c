@@ -1,10 +1,12 @@
 /*
- * front_admin.c: the text protocol's administration commands, answered
- * as memcached 1.6 answers them: shutdown (with -A), cache_memlimit, and
- * what mckv has of lru_crawler, slabs and lru. mckv has no slab
- * allocator and no LRU crawler thread (expired items are dropped when met
- * and from the LRU tail), so their tuning commands answer as memcached
- * does when the feature is off.
+ * front_admin.c: the text protocol's administration commands: shutdown
+ * (with -A), cache_memlimit and debugtime as memcached answers them, and
+ * what mckv has of lru_crawler, slabs and lru. mckv has no slab allocator
+ * and no LRU crawler thread (expired items are dropped when met and from
+ * the LRU tail), so their tuning commands have nothing to tune: `slabs
+ * reassign` and `lru_crawler crawl` answer as memcached does with the
+ * feature off, `slabs automove` is accepted with no effect, and the rest
+ * answer ERROR (docs/compatibility.md lists each against memcached).
  */
 #include <config.h>
 
