@@ -11,8 +11,8 @@
  * the middle of a transaction (RLIMIT_FSIZE in a child process) after which
  * rollback() and a retry work. Memory engine: accepts writes, finds nothing.
  *
- * Checkpoints: with a WAL threshold small enough for a test (a private copy
- * of the engine, #included below, opened through sqlite_open_tuned()), many
+ * Checkpoints: with a WAL threshold small enough for a test (opened through
+ * sqlite_open_tuned() of engines/sqlite_priv.h), many
  * batches keep the WAL file under its bound while the checkpointer thread
  * and the writer take turns, every row stays readable, close() joins the
  * thread and leaves nothing behind, and the rows survive a reopen.
@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,17 +41,10 @@
 #include <sqlite3.h>
 
 #include "engines/kvstore.h"
+#include "engines/sqlite_priv.h"
 #include "util/status.h"
 
-/* A private copy of the engine, for struct sqlite_tuning and
- * sqlite_open_tuned() (as tools/bench_sqlite.c does); renamed, its ops table
- * does not clash with the kvstore_sqlite_ops linked in. */
-#define kvstore_sqlite_ops test_sqlite_private_ops
-#include "engines/sqlite.c"
-#undef kvstore_sqlite_ops
-
-/* The engine under test; the checkpointer tests switch to the private copy
- * below (see test_checkpointer) for the handles they open with it. */
+/* The engine under test. */
 static const struct kvstore_ops *ops = &kvstore_sqlite_ops;
 static char test_dir[256];
 static unsigned test_seq;
@@ -857,7 +851,6 @@ test_checkpointer(void **state)
     int rc;
 
     (void)state;
-    ops = &test_sqlite_private_ops;   /* the copy whose handles these are */
     t.ckpt_bytes = 256 << 10;
     t.ckpt_finish_div = 4;
     t.ckpt_cap_mul = 4;
@@ -912,7 +905,6 @@ test_checkpointer(void **state)
         assert_true(has_key(kv, key));
     }
     ops->close(kv);
-    ops = &kvstore_sqlite_ops;
 }
 
 /* close() right after commits that woke the checkpointer: it waits for the
@@ -926,7 +918,6 @@ test_checkpointer_close(void **state)
     char path[300], key[32];
 
     (void)state;
-    ops = &test_sqlite_private_ops;
     t.ckpt_bytes = 64 << 10;
     o.path = new_path(path, sizeof(path));
     for (unsigned round = 0; round < 5; round++) {
@@ -941,7 +932,6 @@ test_checkpointer_close(void **state)
         assert_true(has_key(kv, key));
     }
     ops->close(kv);
-    ops = &kvstore_sqlite_ops;
 }
 
 static void
