@@ -431,7 +431,10 @@ struct item *cache_item_alloc_noevict(const char *key, uint8_t nkey,
  * Links an item read from disk (fetcher or warmup thread), keeping the
  * it->cas the caller set: in place of an ejected stub of the same CAS, or
  * where the key is absent while the cache is incomplete. Anything newer in
- * memory wins (returns CACHE_NOT_STORED). The item is clean.
+ * memory wins (returns CACHE_NOT_STORED). An item already expired (a row
+ * whose time ran out on disk) is not linked: CACHE_NOT_FOUND, and the
+ * caller treats the key as absent (cache_install_absent), so a read of it
+ * is a miss instead of another fetch. The item is clean.
  */
 enum cache_result cache_install(struct item *it);
 /* A fetch found nothing on disk: remember the key as absent (incomplete

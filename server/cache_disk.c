@@ -147,7 +147,7 @@ cache_install(struct item *it)
     enum cache_result res = CACHE_NOT_STORED;
 
     if (item_is_expired(it, now))
-        return CACHE_NOT_STORED;
+        return CACHE_NOT_FOUND;
     shard_lock(s);
     struct item *old = shard_find(s, item_key(it), it->nkey, it->hv);
     if (old != NULL && (old->iflags & ITEM_STUB) && old->cas == it->cas) {

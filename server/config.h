@@ -43,7 +43,7 @@ enum config_action { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_ERROR };
  * loaded first, then every other option overrides it. memcached 1.6.18's
  * command line is accepted: its flags that are keys' short flags in
  * options.h mean what they mean there (-vv counts), the others and its -o
- * names are handled as config.c's tables say (mapped to a key, accepted
+ * names are handled as config_compat.c says (mapped to a key, accepted
  * with one notice line each on `notes`, or refused). -f is memcached's
  * slab growth factor when its value is a number (ignored, with a notice),
  * else an INI file. --help and --version print to `out` and return

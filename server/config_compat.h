@@ -1,13 +1,13 @@
 /*
  * config_compat.h: memcached 1.6.18's command line, as data. Private to
- * config.c (and its unit test).
+ * config_args.c and config_help.c (and their unit test).
  *
  * Three tables: memcached's one-letter flags that are no key's short flag
  * in options.h (-L, -n, -S, ...), its long options whose names differ from
  * mckv's (--conn-limit is -c, --disable-flush-all is -F), and its -o names
  * (memcached.c's subopts_tokens with its TLS, proxy and debug entries, and
- * storage.c's ext_* list). Each entry says what mckv does with it; config.c
- * does it.
+ * storage.c's ext_* list). Each entry says what mckv does with it;
+ * config_args.c does it.
  */
 #ifndef MCKV_SERVER_CONFIG_COMPAT_H
 #define MCKV_SERVER_CONFIG_COMPAT_H

@@ -101,10 +101,17 @@ fetch_run(struct hotpool_task *t, void *thread_ctx)
     if (rc == MCKV_OK && fa.it != NULL) {
         fa.it->cas = rec.cas;
         /* Not when something newer is in memory. */
-        if (cache_install(fa.it) == CACHE_STORED)
+        enum cache_result cr = cache_install(fa.it);
+        if (cr == CACHE_STORED) {
             r->item = fa.it;
-        else
+        } else {
             cache_item_release(fa.it);
+            /* expired on disk: a miss for every command, not a fetch
+             * again (the row itself goes with the next write of the key
+             * or a flush) */
+            if (cr == CACHE_NOT_FOUND)
+                cache_install_absent(r->key, r->nkey);
+        }
     } else if (rc == MCKV_ENOTFOUND) {
         cache_install_absent(r->key, r->nkey);
         atomic_fetch_add(&FT.misses, 1);

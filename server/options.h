@@ -9,7 +9,7 @@
  *   type: OPT_STR, OPT_UINT (decimal), OPT_SIZE (bytes; k/m/g suffixes),
  *         OPT_MB (megabytes, like memcached -m), OPT_BOOL (yes/no/true/false/1/0),
  *         OPT_OCTAL (a mode, like memcached -a);
- *         OPT_ENUM is expressed as OPT_STR + a check in config.c.
+ *         OPT_ENUM is expressed as OPT_STR + a check in config_value.c.
  *   min/max bound numeric values (inclusive).
  *   short_flag: memcached's one-letter flag, or 0. On a boolean it takes no
  *     value and sets the opposite of the default, as memcached's do
@@ -17,7 +17,7 @@
  *   reloadable: can change on SIGHUP without a restart.
  *
  * memcached's flags and -o names that are no key here (-f FACTOR, -n, -L,
- * -o slab_reassign, ...) are handled by config.c's compatibility tables.
+ * -o slab_reassign, ...) are handled by config_compat.c's tables.
  * Where a key means what a memcached `stats settings` name means, it has
  * that name (item_size_max, reqs_per_event, idle_timeout, flush_enabled,
  * evictions, hashpower_init), so that stat is printed once.

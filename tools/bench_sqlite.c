@@ -12,14 +12,17 @@
  * ceiling), and finally runs random get()s. The last line is one
  * machine-readable RESULT line.
  *
- * It #includes engines/sqlite.c to reach sqlite_open_tuned() and the
- * struct sqlite_tuning variants; it links nothing but libsqlite3.
+ * It reaches sqlite_open_tuned(), the struct sqlite_tuning variants and the
+ * handle's counters through engines/sqlite_priv.h; it links the engine's
+ * files, util/ and libsqlite3, nothing of the server.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engines/sqlite.c"
+#include "engines/sqlite_priv.h"
+#include "util/status.h"
 
 /* The variants of the comparison, each the engine's own tuning with a change. */
 static const char *const bench_variant_names[] = {

@@ -194,11 +194,12 @@ test_install(void **state)
     assert_int_equal(cache_ejected_items(), 0);
     item_unref(same);
 
-    /* an expired row is never installed */
+    /* an expired row is never installed; NOT_FOUND tells the fetcher
+     * the key is as good as absent */
     cache_set_complete(false);
     struct item *e = make("e", "x", 12);
     item_set_exptime(e, cache_now());
-    assert_int_equal(cache_install(e), CACHE_NOT_STORED);
+    assert_int_equal(cache_install(e), CACHE_NOT_FOUND);
     item_unref(e);
     assert_null(linked("e"));
 }

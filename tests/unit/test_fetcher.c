@@ -41,10 +41,11 @@
 
 /* ------------------------------------------------------- the stub engine */
 
-static const struct { const char *key, *value; uint64_t cas; } disk[] = {
-    { "k1", "from disk", 41 },
-    { "k2", "old on disk", 42 },
-    { "empty", "", 43 },
+static const struct { const char *key, *value; uint64_t cas; int64_t exptime; } disk[] = {
+    { "k1", "from disk", 41, 0 },
+    { "k2", "old on disk", 42, 0 },
+    { "empty", "", 43, 0 },
+    { "expired", "too late", 44, -1 },   /* its time ran out on disk */
 };
 
 static int stub_open(struct kvstore **kv, const struct kvstore_options *o)
@@ -62,7 +63,7 @@ stub_get(struct kvstore *kv, const char *key, uint8_t nkey,
         if (strlen(disk[i].key) != nkey || memcmp(disk[i].key, key, nkey) != 0)
             continue;
         *rec = (struct kvstore_record){
-            .key = key, .nkey = nkey, .flags = 7, .exptime = 0,
+            .key = key, .nkey = nkey, .flags = 7, .exptime = disk[i].exptime,
             .cas = disk[i].cas, .vlen = (uint32_t)strlen(disk[i].value),
         };
         char *dst = alloc(ctx, rec);
@@ -232,6 +233,23 @@ test_absent_is_remembered(void **state)
     assert_int_not_equal(why, CACHE_MISS_ON_DISK);   /* known absent now */
 }
 
+/* A row whose time ran out is a miss for the next request, not one more
+ * fetch (which would end in temporary failure after a few rounds). */
+static void
+test_expired_row_is_absent(void **state)
+{
+    (void)state;
+    enum cache_miss why;
+    assert_null(cache_get("expired", 7, &why));
+    assert_int_equal(why, CACHE_MISS_ON_DISK);
+    struct fetch_result *r = fetch_one(0, 2, "expired");
+    assert_null(r->item);
+    assert_false(r->failed);
+    fetcher_result_free(r);
+    assert_null(cache_get("expired", 7, &why));
+    assert_int_not_equal(why, CACHE_MISS_ON_DISK);
+}
+
 static void
 test_disk_error_sets_failed(void **state)
 {
@@ -306,6 +324,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_found_is_installed_and_returned),
         cmocka_unit_test(test_absent_is_remembered),
+        cmocka_unit_test(test_expired_row_is_absent),
         cmocka_unit_test(test_disk_error_sets_failed),
         cmocka_unit_test(test_newer_in_memory_wins),
         cmocka_unit_test(test_many_each_once),

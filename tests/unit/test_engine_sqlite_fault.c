@@ -1,0 +1,214 @@
+/*
+ * test_engine_sqlite_fault.c: what the SQLite engine refuses and how it
+ * fails: foreign or newer files, a missing directory, a write-protected
+ * file (opened as nobody in a child), and a disk that fills up in the middle
+ * of a transaction (RLIMIT_FSIZE in a child process) after which rollback()
+ * and a retry work.
+ */
+#include <config.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "engines/kvstore.h"
+#include "tests/unit/engine_sqlite_helpers.h"
+#include "util/status.h"
+
+static void
+raw_sql(const char *path, const char *sql)
+{
+    sqlite3 *db;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void
+test_foreign_files(void **state)
+{
+    char path[300];
+    struct kvstore_options o = { .path = path };
+    struct kvstore *kv = (struct kvstore *)&o;
+    FILE *f;
+
+    (void)state;
+    raw_sql(new_path(path, sizeof(path)), "CREATE TABLE other(x)");
+    assert_int_equal(ops->open(&kv, &o), MCKV_EINVAL);
+    assert_null(kv);
+    assert_non_null(strstr(ops->last_error(NULL), "not an mckv database"));
+
+    kv = open_kv(new_path(path, sizeof(path)), false);
+    ops->close(kv);
+    raw_sql(path, "UPDATE meta SET value = 99 WHERE name = 'schema_version'");
+    assert_int_equal(ops->open(&kv, &o), MCKV_EINVAL);
+    assert_non_null(strstr(ops->last_error(NULL), "schema_version is 99"));
+    o.read_only = true;
+    assert_int_equal(ops->open(&kv, &o), MCKV_EINVAL);
+    o.read_only = false;
+
+    f = fopen(new_path(path, sizeof(path)), "w");
+    assert_non_null(f);
+    for (int i = 0; i < 200; i++)
+        fputs("this is not a database file. ", f);
+    fclose(f);
+    assert_int_equal(ops->open(&kv, &o), MCKV_EIO);
+    assert_null(kv);
+}
+
+static void
+test_bad_paths(void **state)
+{
+    char path[300];
+    struct kvstore_options o = { .path = path };
+    struct kvstore *kv;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/no/such/dir/x.db", test_dir);
+    assert_int_equal(ops->open(&kv, &o), MCKV_EIO);
+    assert_null(kv);
+    assert_non_null(strstr(ops->last_error(NULL), "x.db"));
+    /* A reader never creates the file. */
+    o.read_only = true;
+    assert_int_equal(ops->open(&kv, &o), MCKV_EIO);
+    new_path(path, sizeof(path));
+    assert_int_equal(ops->open(&kv, &o), MCKV_EIO);
+    assert_int_equal(access(path, F_OK), -1);
+    o.path = NULL;
+    assert_int_equal(ops->open(&kv, &o), MCKV_EINVAL);
+}
+
+/* Child-process checks: a failed check exits with its line number. */
+#define CHILD_CHECK(cond) do { \
+        if (!(cond)) { fprintf(stderr, "child check failed line %d: %s (%s)\n", \
+                               __LINE__, #cond, ops->last_error(kv)); _exit(1); } \
+    } while (0)
+
+static int
+wait_child(pid_t pid)
+{
+    int status;
+
+    assert_true(pid > 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* root ignores file modes, so the open runs as nobody in a child. */
+static void
+test_read_only_file(void **state)
+{
+    char path[300];
+    struct kvstore *kv = open_kv(new_path(path, sizeof(path)), false);
+    pid_t pid;
+
+    (void)state;
+    ops->close(kv);
+    assert_int_equal(chmod(path, 0444), 0);
+    assert_int_equal(chmod(test_dir, 0755), 0);
+    pid = fork();
+    if (pid == 0) {
+        struct kvstore_options o = { .path = path };
+
+        kv = NULL;
+        if (geteuid() == 0 && setuid(65534) != 0)
+            _exit(2);
+        CHILD_CHECK(ops->open(&kv, &o) == MCKV_EIO);
+        CHILD_CHECK(kv == NULL);
+        CHILD_CHECK(strstr(ops->last_error(NULL), "read-only") != NULL);
+        _exit(0);
+    }
+    assert_int_equal(wait_child(pid), 0);
+    assert_int_equal(chmod(test_dir, 0700), 0);
+}
+
+/* The file size limit makes the next WAL write fail (EFBIG, an I/O error to
+ * SQLite) in the middle of a transaction: at commit with a big page cache,
+ * at a put (cache spill) with a small one. */
+static void
+disk_full_child(const char *path, uint64_t cache_kb)
+{
+    struct kvstore_options o = { .path = path, .cache_kb = cache_kb };
+    struct kvstore *kv = NULL;
+    struct stat sb;
+    struct rlimit lim;
+    int rc;
+
+    signal(SIGXFSZ, SIG_IGN);
+    CHILD_CHECK(ops->open(&kv, &o) == MCKV_OK);
+    CHILD_CHECK(write_batch(kv, 1, 100) == MCKV_OK);
+    CHILD_CHECK(stat(path, &sb) == 0);
+    char wal[320];
+    struct stat wb;
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    CHILD_CHECK(stat(wal, &wb) == 0);
+    CHILD_CHECK(getrlimit(RLIMIT_FSIZE, &lim) == 0);
+    lim.rlim_cur = (rlim_t)(wb.st_size > sb.st_size ? wb.st_size : sb.st_size) + 65536;
+    CHILD_CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+
+    rc = write_batch(kv, 2, 2000);
+    CHILD_CHECK(rc == MCKV_EIO);
+    CHILD_CHECK(strlen(ops->last_error(kv)) > 0);
+    CHILD_CHECK(ops->rollback(kv) == MCKV_OK);
+    /* Still "full": the retry fails the same way and rolls back again. */
+    CHILD_CHECK(write_batch(kv, 2, 2000) == MCKV_EIO);
+    CHILD_CHECK(ops->rollback(kv) == MCKV_OK);
+    CHILD_CHECK(has_key(kv, "f1-99"));
+    CHILD_CHECK(!has_key(kv, "f2-0"));
+
+    lim.rlim_cur = lim.rlim_max;
+    CHILD_CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    CHILD_CHECK(write_batch(kv, 2, 2000) == MCKV_OK);
+    CHILD_CHECK(has_key(kv, "f2-1999"));
+    ops->close(kv);
+
+    kv = NULL;
+    CHILD_CHECK(ops->open(&kv, &o) == MCKV_OK);
+    CHILD_CHECK(has_key(kv, "f1-0") && has_key(kv, "f2-0") && has_key(kv, "f2-1999"));
+    ops->close(kv);
+    _exit(0);
+}
+
+static void
+test_disk_full(void **state)
+{
+    char path[300];
+    pid_t pid;
+
+    (void)state;
+    new_path(path, sizeof(path));
+    if ((pid = fork()) == 0)
+        disk_full_child(path, 0);           /* fails at commit */
+    assert_int_equal(wait_child(pid), 0);
+    new_path(path, sizeof(path));
+    if ((pid = fork()) == 0)
+        disk_full_child(path, 64);          /* fails at a put: cache spill */
+    assert_int_equal(wait_child(pid), 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_foreign_files),
+        cmocka_unit_test(test_bad_paths),
+        cmocka_unit_test(test_read_only_file),
+        cmocka_unit_test(test_disk_full),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
