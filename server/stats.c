@@ -152,8 +152,8 @@ stats_general(stats_emit_fn emit, void *ctx)
  * its formats (process_stat_settings() in memcached.c), then mckv's own
  * keys that memcached has no name for. A key named as memcached names the
  * setting (item_size_max, verbosity, reqs_per_event, idle_timeout,
- * flush_enabled, evictions, hashpower_init) is printed once, in
- * memcached's place and format (evictions: on/off, which a config file
+ * flush_enabled, dump_enabled, evictions, hashpower_init) is printed once,
+ * in memcached's place and format (evictions: on/off, which a config file
  * accepts too). A setting with no meaning in mckv (slabs, LRU tuning,
  * crawler, logger) reports memcached's default. The ext_* lines of an
  * extstore build are left out, as a memcached built without extstore
@@ -277,7 +277,7 @@ stats_settings(stats_emit_fn emit, void *ctx)
     mc_u64(&so, "hashpower_init", c->hashpower_init);
     MC_DEFAULTS(&so, mc_defaults_slabs);
     mc_bool(&so, "flush_enabled", c->flush_enabled);
-    mc_str(&so, "dump_enabled", "yes");
+    mc_bool(&so, "dump_enabled", c->dump_enabled);
     mc_str(&so, "hash_algorithm", "murmur3");
     MC_DEFAULTS(&so, mc_defaults_lru);
     mc_u64(&so, "idle_timeout", c->idle_timeout);

@@ -832,6 +832,7 @@ test_each_renders_all_keys(void **state)
         "unix_mask=755", "protocol=auto", "reqs_per_event=20",
         "idle_timeout=0", "flush_enabled=no", "shutdown_enabled=no",
         "debug_commands=no",
+        "dump_enabled=yes",
         "memory_limit=16", "item_size_max=65536", "cas=no", "evictions=yes",
         "hashpower_init=0", "large_pages=yes",
         "engine=memory", "db_path=data/mckv.db", "durability=sync",
@@ -873,9 +874,10 @@ test_memcached_key_flags(void **state)
     struct fixture *f = *state;
     {
         char *argv[] = { "mckvd", "-F", "-C", "-A", "-M", "-d", "-k", "-r",
-                         "-p", "1", NULL };
+                         "-X", "-p", "1", NULL };
         assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
         assert_false(f->cfg.flush_enabled);
+        assert_false(f->cfg.dump_enabled);
         assert_false(f->cfg.cas);
         assert_true(f->cfg.shutdown_enabled);
         assert_false(f->cfg.evictions);
@@ -969,6 +971,7 @@ test_memcached_long_options(void **state)
     assert_int_equal(f->cfg.backlog, 7);
     assert_int_equal(f->cfg.item_size_max, 2 << 20);
     assert_false(f->cfg.flush_enabled);
+    assert_false(f->cfg.dump_enabled);
     assert_true(f->cfg.large_pages);
     assert_int_equal(f->cfg.idle_timeout, 4);
     assert_string_equal(f->cfg.protocol, "ascii");
@@ -984,8 +987,6 @@ test_memcached_long_options(void **state)
         " is one malloc block)\n"
         "mckvd: --slab-growth-factor 1.5: ignored: slab growth factor: mckv"
         " has no slab allocator\n"
-        "mckvd: --disable-dumping: ignored: mckv has no cachedump or metadump"
-        " to disable\n"
         "mckvd: --disable-watch: ignored: mckv has no watch command to"
         " disable\n"
         "mckvd: --memory-file: ignored: mckv keeps its data in its engine"
@@ -1172,7 +1173,7 @@ test_memcached_other_flags(void **state)
         assert_true(f->cfg.large_pages);
     }
     {
-        char *argv[] = { "mckvd", "-n", "48", "-D", ":", "-X", "-W", "-N",
+        char *argv[] = { "mckvd", "-n", "48", "-D", ":", "-W", "-N",
                          "2", "-e", "/dev/shm/m", "-n", "64", "-p", "3", NULL };
         assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
         assert_int_equal(f->cfg.port, 3);
@@ -1181,8 +1182,6 @@ test_memcached_other_flags(void **state)
             " malloc block)\n"
             "mckvd: -D: ignored: mckv keeps no per-prefix stats (stats"
             " detail)\n"
-            "mckvd: -X: ignored: mckv has no cachedump or metadump to"
-            " disable\n"
             "mckvd: -W: ignored: mckv has no watch command to disable\n"
             "mckvd: -N: ignored: connections go to the workers round robin\n"
             "mckvd: -e: ignored: mckv keeps its data in its engine (db_path),"
