@@ -627,8 +627,10 @@ static void
 conn_set_events(struct conn *c)
 {
     bool held = conn_held(c);
+    /* While a dump runs, its request is still first in the buffer: what
+     * the client pipelines behind it waits in the socket, not in rbuf. */
     bool want_read = !c->close_after_write && c->out_pending < CONN_OUT_HIGH &&
-                     c->fetch_pending == 0 && !held;
+                     c->fetch_pending == 0 && !held && c->dump.kind == 0;
     bool want_write = c->out_pending > 0 && !held;
     if (want_read != c->rev_on) {
         if (want_read)
