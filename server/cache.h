@@ -411,9 +411,9 @@ typedef bool (*cache_walk_fn)(const struct cache_walk_entry *entry, void *ctx);
 /*
  * Visits every live item (not expired, not flushed; stubs included and
  * marked) for lru_crawler metadump and stats cachedump. Each shard lock is
- * taken for one batch of at most a few dozen items, copied out, and
- * dropped before fn is called, so fn may call into the cache and writers
- * wait at most one batch; memory is one batch. The walk follows each hash
+ * taken for one batch (a few dozen items, at most a thousand buckets
+ * looked at), copied out, and dropped before fn is called, so fn may call
+ * into the cache and writers wait at most one batch; memory is one batch. The walk follows each hash
  * table in reverse-binary bucket order (Redis's SCAN), so an item linked
  * for the whole walk is visited at least once even while tables grow or
  * migrate (rarely twice); items linked or unlinked meanwhile may or may
@@ -421,6 +421,25 @@ typedef bool (*cache_walk_fn)(const struct cache_walk_entry *entry, void *ctx);
  * be allocated. Any thread; no lock held.
  */
 int cache_walk(cache_walk_fn fn, void *ctx);
+
+/* Where a resumable walk stands: the shard index above the bucket cursor. */
+#define CACHE_WALK_START 0
+#define CACHE_WALK_END UINT64_MAX
+
+/*
+ * cache_walk() in pieces, for a dump answered over many calls: resumes at
+ * *cursor (CACHE_WALK_START for a new walk), calls fn as cache_walk() does
+ * and returns once it called back for `budget` items or looked at 8 *
+ * budget buckets (whole batches: up to one batch more), with *cursor where
+ * the next call resumes: CACHE_WALK_END when every shard is done, fn
+ * returned false or the batch buffer could not be allocated (MCKV_ENOMEM).
+ * cache_walk()'s guarantee holds across the calls: an item linked from
+ * the first call to the last is visited at least once, whatever the tables
+ * did in between. The cursor is plain data: a walk abandoned midway needs
+ * no clean-up. Any thread; no lock held between or during the callbacks.
+ */
+int cache_walk_from(uint64_t *cursor, cache_walk_fn fn, void *ctx,
+                    size_t budget);
 
 /* ---- persistence (cache_options.persistent) ---- */
 /* Like cache_item_alloc, but fails instead of evicting (warmup). */

@@ -18,6 +18,11 @@
  * visits the old table's bucket and all the new table's buckets it splits
  * into, which between them hold every key with those low bits, wherever
  * the migration has put it.
+ *
+ * cache_walk_from() hands that cursor to its caller (with the shard's
+ * index above it), so a dump answered over many calls resumes where the
+ * last one stopped, with the same guarantee: the order does not depend on
+ * the table sizes, so growth between calls skips nothing either.
  */
 #include <config.h>
 
@@ -30,6 +35,7 @@
 #include "util/status.h"
 
 #define WALK_BATCH 64   /* items copied per shard lock hold (at least) */
+#define WALK_STEPS 1024 /* buckets looked at per shard lock hold (at most) */
 
 static void
 entry_fill(struct cache_walk_entry *e, const struct item *it)
@@ -137,35 +143,59 @@ walk_step(struct shard *s, uint32_t v, struct batch *b, rel_time_t now)
 }
 
 int
-cache_walk(cache_walk_fn fn, void *ctx)
+cache_walk_from(uint64_t *cursor, cache_walk_fn fn, void *ctx, size_t budget)
 {
+    uint64_t cur = *cursor;
+    unsigned i = (unsigned)(cur >> 32);
+    uint32_t v = (uint32_t)cur;
+    if (cur == CACHE_WALK_END || i >= CACHE_SHARDS) {
+        *cursor = CACHE_WALK_END;
+        return MCKV_OK;
+    }
+    size_t bucket_budget = budget > SIZE_MAX / 8 ? SIZE_MAX : budget * 8;
     struct batch b = { .cap = WALK_BATCH };
     b.e = malloc(b.cap * sizeof(*b.e));
-    if (b.e == NULL)
+    if (b.e == NULL) {
+        *cursor = CACHE_WALK_END;
         return MCKV_ENOMEM;
+    }
     int rc = MCKV_OK;
-    for (unsigned i = 0; i < CACHE_SHARDS && rc == MCKV_OK; i++) {
+    size_t items = 0, buckets = 0;
+    while (i < CACHE_SHARDS && items < budget && buckets < bucket_budget) {
         struct shard *s = &cache_shards[i];
-        uint32_t v = 0;
+        rel_time_t now = clock_op_now();
+        unsigned steps = 0;
+        b.n = 0;
+        shard_lock(s);
         do {
-            rel_time_t now = clock_op_now();
-            b.n = 0;
-            shard_lock(s);
-            do {
-                v = walk_step(s, v, &b, now);
-            } while (v != 0 && b.n < WALK_BATCH && !b.failed);
-            shard_unlock(s);
-            if (b.failed) {
-                rc = MCKV_ENOMEM;
+            v = walk_step(s, v, &b, now);
+            steps++;
+        } while (v != 0 && b.n < WALK_BATCH && steps < WALK_STEPS && !b.failed);
+        shard_unlock(s);
+        if (b.failed) {
+            rc = MCKV_ENOMEM;
+            i = CACHE_SHARDS;
+            break;
+        }
+        buckets += steps;
+        if (v == 0)
+            i++;   /* this shard is done; the next starts at bucket 0 */
+        for (size_t k = 0; k < b.n; k++) {
+            items++;
+            if (!fn(&b.e[k], ctx)) {
+                i = CACHE_SHARDS;
                 break;
             }
-            for (size_t k = 0; k < b.n; k++) {
-                if (!fn(&b.e[k], ctx))
-                    goto stop;
-            }
-        } while (v != 0);
+        }
     }
-stop:
+    *cursor = i >= CACHE_SHARDS ? CACHE_WALK_END : ((uint64_t)i << 32) | v;
     free(b.e);
     return rc;
+}
+
+int
+cache_walk(cache_walk_fn fn, void *ctx)
+{
+    uint64_t cursor = CACHE_WALK_START;
+    return cache_walk_from(&cursor, fn, ctx, SIZE_MAX);
 }

@@ -36,8 +36,6 @@ const struct compat_opt compat_flags[] = {
     { NULL, 'n', true, COMPAT_NOTICE, NULL, NULL, WHY_SLABS },
     { NULL, 'D', true, COMPAT_NOTICE, NULL, NULL,
       "mckv keeps no per-prefix stats (stats detail)" },
-    { NULL, 'X', false, COMPAT_NOTICE, NULL, NULL,
-      "mckv has no cachedump or metadump to disable" },
     { NULL, 'W', false, COMPAT_NOTICE, NULL, NULL,
       "mckv has no watch command to disable" },
     { NULL, 'N', true, COMPAT_NOTICE, NULL, NULL,

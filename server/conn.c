@@ -517,8 +517,10 @@ conn_read(struct conn *c)
 
 /* Runs the whole buffered requests while output stays under the mark, at
  * most reqs_per_event of them (all of them when the worker stops); sets
- * c->yielded when it stopped there with more bytes buffered. */
-static void
+ * c->yielded when it stopped there with more bytes buffered. True when it
+ * stopped at the mark with bytes still buffered: they run once the
+ * output drains. */
+static bool
 conn_process_all(struct conn *c)
 {
     uint32_t budget = c->owner->reqs_per_event;
@@ -591,6 +593,8 @@ conn_process_all(struct conn *c)
             }
         }
     }
+    return c->out_pending >= CONN_OUT_HIGH && c->rstart < c->rend &&
+           !c->close_after_write && c->fetch_pending == 0 && !c->yielded;
 }
 
 /* True while the replies wait for a sync write's commit. When they start
@@ -623,8 +627,10 @@ static void
 conn_set_events(struct conn *c)
 {
     bool held = conn_held(c);
+    /* While a dump runs, its request is still first in the buffer: what
+     * the client pipelines behind it waits in the socket, not in rbuf. */
     bool want_read = !c->close_after_write && c->out_pending < CONN_OUT_HIGH &&
-                     c->fetch_pending == 0 && !held;
+                     c->fetch_pending == 0 && !held && c->dump.kind == 0;
     bool want_write = c->out_pending > 0 && !held;
     if (want_read != c->rev_on) {
         if (want_read)
@@ -669,9 +675,9 @@ conn_event(int fd, short what, void *arg)
             return;
         }
     }
+    bool runnable = false;
     for (int round = 0; round < 2; round++) {
-        if (!conn_held(c))
-            conn_process_all(c);
+        bool held_back = !conn_held(c) && conn_process_all(c);
         if (c->throttle_ms > 0) {
             /* backpressure: this batch's replies wait for the timer */
             if (c->throttle_ev == NULL)
@@ -697,10 +703,15 @@ conn_event(int fd, short what, void *arg)
             return;
         }
         /* Output drained: requests held back by the high mark run now. */
-        if (!(c->out_pending == 0 && c->rstart < c->rend &&
-              !c->close_after_write && c->fetch_pending == 0) || c->yielded)
+        runnable = held_back && c->out_pending == 0;
+        if (!runnable)
             break;
     }
+    /* Both rounds drained their output and whole requests are still held
+     * back (big replies, a fast reader): no read or write event would
+     * come for them, so come back as after a yield. */
+    if (runnable)
+        c->yielded = true;
     if (eof || (c->close_after_write && c->out_pending == 0) ||
         atomic_load_explicit(&c->owner->stopping, memory_order_relaxed)) {
         if (c->out_pending == 0 || eof) {

@@ -101,6 +101,23 @@ struct conn_owner {
 
 enum conn_proto { CONN_PROTO_UNKNOWN = 0, CONN_PROTO_BIN, CONN_PROTO_TEXT };
 
+/*
+ * A request answered in several runs (lru_crawler metadump, stats
+ * cachedump: server/front_dump.c), where it stands between them. While
+ * `kind` is set the front end leaves the request unconsumed, so
+ * conn_process_all() runs it again: at once while the output is under
+ * CONN_OUT_HIGH, else once it drained. Plain data, zero when idle: a
+ * connection closed midway has nothing more to free.
+ */
+struct conn_dump {
+    uint8_t kind;             /* 0: none in progress; else the front end's */
+    uint64_t cursor;          /* cache_walk_from()'s */
+    uint64_t classes;         /* bit N: items of class id N are listed */
+    uint32_t limit;           /* cachedump: most items listed (0: all) */
+    uint32_t shown;           /* cachedump: items listed so far */
+    size_t bytes;             /* cachedump: bytes written so far */
+};
+
 struct out_seg {
     struct item *it;     /* NULL: bytes live in wbuf at `off` */
     uint32_t off;        /* offset into wbuf, or into it->data */
@@ -134,6 +151,7 @@ struct conn {
     unsigned seg_head;        /* first segment not fully written */
     uint32_t seg_head_done;   /* bytes of segs[seg_head] already written */
     size_t out_pending;       /* bytes queued, not yet written */
+    struct conn_dump dump;    /* a dump answered over several runs */
 
     /* for `stats conns` (read by other threads with relaxed loads) */
     struct sockaddr_storage peer;

@@ -39,6 +39,25 @@ front_need_fetch(struct conn *c, const char *key, uint8_t nkey)
     conn_need_fetch(c, key, nkey);
 }
 
+unsigned
+front_words(const char *s, size_t len, const char **w, size_t *n, unsigned max)
+{
+    unsigned count = 0;
+    size_t i = 0;
+    while (i < len && count < max) {
+        while (i < len && s[i] == ' ')
+            i++;
+        if (i == len)
+            break;
+        size_t start = i;
+        while (i < len && s[i] != ' ')
+            i++;
+        w[count] = s + start;
+        n[count++] = i - start;
+    }
+    return count;
+}
+
 void
 front_text_stat_emit(void *ctx, const char *name, const char *value)
 {

@@ -42,6 +42,20 @@ void front_meta(struct conn *c, const struct text_req *req);
  * cache_memlimit, lru_crawler, slabs, lru). */
 enum conn_req front_admin(struct conn *c, const struct text_req *req);
 
+/* Splits s[0..len) on ' ' (memcached's tokenizer) into up to `max` words,
+ * which point into s; returns how many. */
+unsigned front_words(const char *s, size_t len, const char **w, size_t *n,
+                     unsigned max);
+
+/* lru_crawler metadump <all|hash|class ids> (arg: the word after
+ * "metadump") and stats cachedump <class> <limit> (arg: the stats
+ * arguments, "cachedump" first), as memcached 1.6.18 answers them. Each
+ * call writes one bounded piece of the answer: while c->dump.kind is set
+ * afterwards the request is not done, and the caller leaves it unconsumed
+ * to be run again (front_dump.c says how). Worker thread. */
+void front_dump_metadump(struct conn *c, const char *arg, size_t len);
+void front_dump_cachedump(struct conn *c, const char *arg, size_t len);
+
 /* Text `stats` and binary STAT share the group renderer; this emits one
  * "STAT name value" line (ctx is the connection). */
 void front_text_stat_emit(void *ctx, const char *name, const char *value);

@@ -7,6 +7,8 @@
  * reassign` and `lru_crawler crawl` answer as memcached does with the
  * feature off, `slabs automove` is accepted with no effect, and the rest
  * answer ERROR (docs/compatibility.md lists each against memcached).
+ * lru_crawler metadump works all the same (front_dump.c: it is a walk of
+ * the cache, no crawler needed).
  */
 #include <config.h>
 
@@ -19,26 +21,6 @@
 #include "server/conn.h"
 #include "server/front.h"
 #include "util/log.h"
-
-/* Splits req->arg into up to `max` words; returns how many. */
-static unsigned
-words(const struct text_req *req, const char **w, size_t *n, unsigned max)
-{
-    unsigned count = 0;
-    size_t i = 0;
-    while (i < req->arglen && count < max) {
-        while (i < req->arglen && req->arg[i] == ' ')
-            i++;
-        if (i == req->arglen)
-            break;
-        size_t start = i;
-        while (i < req->arglen && req->arg[i] != ' ')
-            i++;
-        w[count] = req->arg + start;
-        n[count++] = i - start;
-    }
-    return count;
-}
 
 static bool
 word_is(const char *w, size_t n, const char *s)
@@ -144,9 +126,11 @@ do_debugtime(struct conn *c, const char **w, const size_t *n, unsigned nw)
 static enum conn_req
 do_lru_crawler(struct conn *c, const char **w, const size_t *n, unsigned nw)
 {
-    if (nw == 2 && (word_is(w[0], n[0], "crawl") ||
-                    word_is(w[0], n[0], "tocrawl") ||
-                    word_is(w[0], n[0], "sleep")))
+    if (nw == 2 && word_is(w[0], n[0], "metadump"))
+        front_dump_metadump(c, w[1], n[1]);
+    else if (nw == 2 && (word_is(w[0], n[0], "crawl") ||
+                         word_is(w[0], n[0], "tocrawl") ||
+                         word_is(w[0], n[0], "sleep")))
         conn_out_line(c, "CLIENT_ERROR lru crawler disabled");
     else if (nw == 1 && word_is(w[0], n[0], "enable"))
         conn_out_line(c, "ERROR failed to start lru crawler thread");
@@ -162,7 +146,7 @@ front_admin(struct conn *c, const struct text_req *req)
 {
     const char *w[4];
     size_t n[4];
-    unsigned nw = words(req, w, n, 4);
+    unsigned nw = front_words(req->arg, req->arglen, w, n, 4);
     switch (req->cmd) {
     case TEXT_SHUTDOWN:
         return do_shutdown(c, w, n, nw);

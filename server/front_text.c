@@ -215,6 +215,10 @@ do_stats(struct conn *c, const struct text_req *req)
         }
         return;
     }
+    if (len >= 9 && memcmp(arg, "cachedump", 9) == 0 && (len == 9 || arg[9] == ' ')) {
+        front_dump_cachedump(c, arg, len);
+        return;
+    }
     if (len == 5 && memcmp(arg, "reset", 5) == 0) {
         stats_group(arg, len, front_text_stat_emit, c);
         conn_out_line(c, "RESET");
@@ -278,8 +282,9 @@ front_text(struct conn *c, size_t *need)
     struct conn_out_mark mark;
     conn_out_mark(c, &mark);
     c->rstart += consumed;
-    log_debug("<%d %.*s", c->fd, (int)(memchr(buf, '\n', consumed) != NULL
-              ? (const char *)memchr(buf, '\n', consumed) - buf : 0), buf);
+    if (c->dump.kind == 0)   /* not again for each piece of a dump */
+        log_debug("<%d %.*s", c->fd, (int)(memchr(buf, '\n', consumed) != NULL
+                  ? (const char *)memchr(buf, '\n', consumed) - buf : 0), buf);
 
     switch (req.cmd) {
     case TEXT_GET: case TEXT_GETS: case TEXT_MG:
@@ -358,5 +363,9 @@ front_text(struct conn *c, size_t *need)
     case CONN_PARK_NONE:
         break;
     }
+    /* a dump wrote one piece: the request runs again for the next one
+     * (conn_process_all() does, now or once the output drained) */
+    if (c->dump.kind != 0)
+        c->rstart = start;
     return CONN_REQ_OK;
 }

@@ -388,7 +388,7 @@ main(int argc, char **argv)
     struct process_options popts = {
         .flush_enabled = cfg.flush_enabled,
         .shutdown_enabled = cfg.shutdown_enabled,
-        .dump_enabled = true,
+        .dump_enabled = cfg.dump_enabled,
         .debug_commands = cfg.debug_commands,
         .cas_visible = cfg.cas,
         .on_delayed_flush = persist_schedule_flush,

@@ -13,14 +13,15 @@
  *   min/max bound numeric values (inclusive).
  *   short_flag: memcached's one-letter flag, or 0. On a boolean it takes no
  *     value and sets the opposite of the default, as memcached's do
- *     (-F: flush_enabled = no, -A: shutdown_enabled = yes).
+ *     (-F: flush_enabled = no, -A: shutdown_enabled = yes, -X: dump_enabled
+ *     = no).
  *   reloadable: can change on SIGHUP without a restart.
  *
  * memcached's flags and -o names that are no key here (-f FACTOR, -n, -L,
  * -o slab_reassign, ...) are handled by config_compat.c's tables.
  * Where a key means what a memcached `stats settings` name means, it has
  * that name (item_size_max, reqs_per_event, idle_timeout, flush_enabled,
- * evictions, hashpower_init), so that stat is printed once.
+ * dump_enabled, evictions, hashpower_init), so that stat is printed once.
  */
 #ifndef MCKV_SERVER_OPTIONS_H
 #define MCKV_SERVER_OPTIONS_H
@@ -56,6 +57,8 @@
     X(debug_commands, "server", OPT_BOOL, "no", 0, 1, 0, 0,                   \
       "accept memcached-debug's test commands (debugtime: moves the "       \
       "clock); for test suites only")                                       \
+    X(dump_enabled, "server", OPT_BOOL, "yes", 0, 1, 'X', 0,                   \
+      "allow stats cachedump and lru_crawler metadump (-X turns them off)")  \
     X(memory_limit, "cache", OPT_MB, "64", 1, 1048576, 'm', 1,                 \
       "item memory in megabytes")                                              \
     X(item_size_max, "cache", OPT_SIZE, "1m", 1024, 1073741824, 'I', 0,        \

@@ -152,8 +152,8 @@ stats_general(stats_emit_fn emit, void *ctx)
  * its formats (process_stat_settings() in memcached.c), then mckv's own
  * keys that memcached has no name for. A key named as memcached names the
  * setting (item_size_max, verbosity, reqs_per_event, idle_timeout,
- * flush_enabled, evictions, hashpower_init) is printed once, in
- * memcached's place and format (evictions: on/off, which a config file
+ * flush_enabled, dump_enabled, evictions, hashpower_init) is printed once,
+ * in memcached's place and format (evictions: on/off, which a config file
  * accepts too). A setting with no meaning in mckv (slabs, LRU tuning,
  * crawler, logger) reports memcached's default. The ext_* lines of an
  * extstore build are left out, as a memcached built without extstore
@@ -277,7 +277,7 @@ stats_settings(stats_emit_fn emit, void *ctx)
     mc_u64(&so, "hashpower_init", c->hashpower_init);
     MC_DEFAULTS(&so, mc_defaults_slabs);
     mc_bool(&so, "flush_enabled", c->flush_enabled);
-    mc_str(&so, "dump_enabled", "yes");
+    mc_bool(&so, "dump_enabled", c->dump_enabled);
     mc_str(&so, "hash_algorithm", "murmur3");
     MC_DEFAULTS(&so, mc_defaults_lru);
     mc_u64(&so, "idle_timeout", c->idle_timeout);
@@ -285,34 +285,56 @@ stats_settings(stats_emit_fn emit, void *ctx)
     config_each(c, settings_mckv_key, &so);
 }
 
+/* memcached's slab page, the unit of its total_pages */
+#define SLAB_PAGE_SIZE ((uint64_t)1 << 20)
+
+static void
+emit_class(stats_emit_fn emit, void *ctx, const char *fmt, unsigned cls,
+           uint64_t v)
+{
+    char name[64];
+    snprintf(name, sizeof(name), fmt, cls);
+    emit_u64(emit, ctx, name, v);
+}
+
+/*
+ * `stats items` and `stats slabs`: per size class (class id = size class
+ * + 1, as lru_crawler metadump's cls= and stats cachedump's class), under
+ * memcached 1.6.18's names and in its order, those that mean something
+ * here. Every item is a malloc block of its own, so a class has no free
+ * chunks (total_chunks = used_chunks); total_pages is what memcached's
+ * 1 MB pages would hold them at this chunk size, so that memcached-tool's
+ * display, which skips classes without pages, shows every class in use.
+ */
 static void
 stats_items(stats_emit_fn emit, void *ctx, bool slabs)
 {
     struct cache_stats cs;
     cache_stats(&cs);
-    char name[64];
     unsigned active = 0;
     for (unsigned i = 0; i < CACHE_SIZE_CLASSES; i++) {
         if (cs.class_items[i] == 0)
             continue;
         active++;
         unsigned cls = i + 1;
+        uint64_t chunk = (uint64_t)64 << i, used = cs.class_items[i];
         if (slabs) {
-            snprintf(name, sizeof(name), "%u:chunk_size", cls);
-            emit_u64(emit, ctx, name, (uint64_t)64 << i);
-            snprintf(name, sizeof(name), "%u:used_chunks", cls);
-            emit_u64(emit, ctx, name, cs.class_items[i]);
-            snprintf(name, sizeof(name), "%u:mem_requested", cls);
-            emit_u64(emit, ctx, name, cs.class_bytes[i]);
+            uint64_t per_page = chunk < SLAB_PAGE_SIZE ? SLAB_PAGE_SIZE / chunk : 1;
+            emit_class(emit, ctx, "%u:chunk_size", cls, chunk);
+            emit_class(emit, ctx, "%u:chunks_per_page", cls, per_page);
+            emit_class(emit, ctx, "%u:total_pages", cls,
+                       (used + per_page - 1) / per_page);
+            emit_class(emit, ctx, "%u:total_chunks", cls, used);
+            emit_class(emit, ctx, "%u:used_chunks", cls, used);
+            emit_class(emit, ctx, "%u:free_chunks", cls, 0);
+            emit_class(emit, ctx, "%u:free_chunks_end", cls, 0);
         } else {
-            snprintf(name, sizeof(name), "items:%u:number", cls);
-            emit_u64(emit, ctx, name, cs.class_items[i]);
-            snprintf(name, sizeof(name), "items:%u:age", cls);
-            emit_u64(emit, ctx, name, cs.class_oldest[i]);
-            snprintf(name, sizeof(name), "items:%u:evicted", cls);
-            emit_u64(emit, ctx, name, cs.class_evictions[i]);
-            snprintf(name, sizeof(name), "items:%u:bytes", cls);
-            emit_u64(emit, ctx, name, cs.class_bytes[i]);
+            emit_class(emit, ctx, "items:%u:number", cls, used);
+            emit_class(emit, ctx, "items:%u:age", cls, cs.class_oldest[i]);
+            emit_class(emit, ctx, "items:%u:mem_requested", cls,
+                       cs.class_bytes[i]);
+            emit_class(emit, ctx, "items:%u:evicted", cls,
+                       cs.class_evictions[i]);
         }
     }
     if (slabs) {

@@ -6,7 +6,9 @@
  * early; callbacks run with no shard lock held and may use the cache; and
  * no item that stays linked is missed while the walk's own callbacks make
  * the tables grow, by doublings and by a cache_reserve() jump; stubs are
- * reported as such.
+ * reported as such. cache_walk_from(): a walk in small pieces sees every
+ * item once, each piece within its budget, also when the tables grow
+ * between the pieces; stopping ends it; an ended cursor stays ended.
  */
 #include <config.h>
 
@@ -265,6 +267,93 @@ test_reserve_during_walk(void **state)
     free(s);
 }
 
+/* Walks in pieces of `budget` items; returns how many pieces it took and
+ * checks that none called back for more than budget plus what one lock
+ * hold can copy past it (a batch, whole chains). `between` runs between
+ * pieces. */
+static unsigned
+walk_in_pieces(struct seen *s, size_t budget, void (*between)(unsigned))
+{
+    uint64_t cursor = CACHE_WALK_START;
+    unsigned pieces = 0;
+    do {
+        unsigned before = s->calls;
+        assert_int_equal(cache_walk_from(&cursor, on_entry, s, budget), MCKV_OK);
+        assert_true(s->calls - before <= budget + 128);
+        pieces++;
+        assert_true(pieces < 100000);
+        if (between != NULL && cursor != CACHE_WALK_END)
+            between(pieces);
+    } while (cursor != CACHE_WALK_END);
+    return pieces;
+}
+
+static void
+test_walk_from_pieces(void **state)
+{
+    (void)state;
+    fill();
+    struct seen *s = new_seen();
+    unsigned pieces = walk_in_pieces(s, 50, NULL);
+    assert_true(pieces >= KEYS / (50 + 128));
+    for (int i = 0; i < KEYS; i++)
+        assert_int_equal(s->count[i], 1);
+    assert_int_equal(s->others, 0);
+    assert_true(s->locks_free);
+    /* an ended walk stays ended and calls nothing */
+    uint64_t cursor = CACHE_WALK_END;
+    unsigned calls = s->calls;
+    assert_int_equal(cache_walk_from(&cursor, on_entry, s, 50), MCKV_OK);
+    assert_int_equal(cursor, CACHE_WALK_END);
+    assert_int_equal(s->calls, calls);
+    free(s);
+}
+
+/* Between two pieces: enough new keys to make the tables grow. */
+static void
+grow_between(unsigned piece)
+{
+    char key[32];
+    for (unsigned k = 0; k < 200; k++) {
+        snprintf(key, sizeof(key), "between:%u:%u", piece, k);
+        set_kv(key, "b", 0, 0);
+    }
+    if (piece == 3)
+        cache_reserve(1000000);   /* and once a jump of several powers */
+}
+
+static void
+test_walk_from_growth_between(void **state)
+{
+    (void)state;
+    fill();
+    struct cache_stats st;
+    cache_stats(&st);
+    uint64_t buckets = st.hash_buckets;
+    struct seen *s = new_seen();
+    walk_in_pieces(s, 100, grow_between);
+    cache_stats(&st);
+    assert_true(st.hash_buckets >= buckets * 4);
+    assert_int_equal(st.evictions, 0);
+    for (int i = 0; i < KEYS; i++)
+        assert_true(s->count[i] >= 1);
+    free(s);
+}
+
+static void
+test_walk_from_stop(void **state)
+{
+    (void)state;
+    fill();
+    struct seen *s = new_seen();
+    s->stop_after = 10;
+    uint64_t cursor = CACHE_WALK_START;
+    assert_int_equal(cache_walk_from(&cursor, on_entry, s, 1000), MCKV_OK);
+    assert_int_equal(s->calls, 10);
+    assert_int_equal(cursor, CACHE_WALK_END);
+    free(s);
+}
+
 static void
 commit_now(const struct cache_change *ch)
 {
@@ -313,6 +402,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stop_early, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_growth_during_walk, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_reserve_during_walk, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_walk_from_pieces, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_walk_from_growth_between, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_walk_from_stop, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_stubs_reported, setup_persistent_small, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -177,6 +177,7 @@ test_each_renders_all_keys(void **state)
         "unix_mask=755", "protocol=auto", "reqs_per_event=20",
         "idle_timeout=0", "flush_enabled=no", "shutdown_enabled=no",
         "debug_commands=no",
+        "dump_enabled=yes",
         "memory_limit=16", "item_size_max=65536", "cas=no", "evictions=yes",
         "hashpower_init=0", "large_pages=yes",
         "engine=memory", "db_path=data/mckv.db", "durability=sync",

@@ -28,9 +28,10 @@ test_memcached_key_flags(void **state)
     struct fixture *f = *state;
     {
         char *argv[] = { "mckvd", "-F", "-C", "-A", "-M", "-d", "-k", "-r",
-                         "-p", "1", NULL };
+                         "-X", "-p", "1", NULL };
         assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
         assert_false(f->cfg.flush_enabled);
+        assert_false(f->cfg.dump_enabled);
         assert_false(f->cfg.cas);
         assert_true(f->cfg.shutdown_enabled);
         assert_false(f->cfg.evictions);
@@ -124,6 +125,7 @@ test_memcached_long_options(void **state)
     assert_int_equal(f->cfg.backlog, 7);
     assert_int_equal(f->cfg.item_size_max, 2 << 20);
     assert_false(f->cfg.flush_enabled);
+    assert_false(f->cfg.dump_enabled);
     assert_true(f->cfg.large_pages);
     assert_int_equal(f->cfg.idle_timeout, 4);
     assert_string_equal(f->cfg.protocol, "ascii");
@@ -139,8 +141,6 @@ test_memcached_long_options(void **state)
         " is one malloc block)\n"
         "mckvd: --slab-growth-factor 1.5: ignored: slab growth factor: mckv"
         " has no slab allocator\n"
-        "mckvd: --disable-dumping: ignored: mckv has no cachedump or metadump"
-        " to disable\n"
         "mckvd: --disable-watch: ignored: mckv has no watch command to"
         " disable\n"
         "mckvd: --memory-file: ignored: mckv keeps its data in its engine"
@@ -327,7 +327,7 @@ test_memcached_other_flags(void **state)
         assert_true(f->cfg.large_pages);
     }
     {
-        char *argv[] = { "mckvd", "-n", "48", "-D", ":", "-X", "-W", "-N",
+        char *argv[] = { "mckvd", "-n", "48", "-D", ":", "-W", "-N",
                          "2", "-e", "/dev/shm/m", "-n", "64", "-p", "3", NULL };
         assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
         assert_int_equal(f->cfg.port, 3);
@@ -336,8 +336,6 @@ test_memcached_other_flags(void **state)
             " malloc block)\n"
             "mckvd: -D: ignored: mckv keeps no per-prefix stats (stats"
             " detail)\n"
-            "mckvd: -X: ignored: mckv has no cachedump or metadump to"
-            " disable\n"
             "mckvd: -W: ignored: mckv has no watch command to disable\n"
             "mckvd: -N: ignored: connections go to the workers round robin\n"
             "mckvd: -e: ignored: mckv keeps its data in its engine (db_path),"
