@@ -174,7 +174,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* A private copy: ASan then flags any read past the end. */
-    char *buf = malloc(size ? size : 1);
+    char *buf = calloc(1, size ? size : 1);
     if (buf == NULL)
         return 0;
     memcpy(buf, data, size);
