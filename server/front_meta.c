@@ -300,8 +300,9 @@ do_me(struct conn *c, const struct meta_req *m)
     char *p = conn_out_reserve(c, PROTO_META_DEBUG_MAX);
     if (p == NULL)
         return;
+    /* the key as stored (base64 if it came so), as memcached prints it */
     conn_out_commit(c, proto_meta_compose_debug(p, e.key, e.nkey,
-                                                m->key_binary, &d));
+                                                e.key_binary, &d));
 }
 
 void
