@@ -263,6 +263,7 @@ struct cache_mget_info {
     bool fetched;             /* h: read before (0 for a created item) */
     rel_time_t last_access;   /* l: seconds since = cache_now() - this */
     rel_time_t exptime_before;/* for a t that came before T on the line */
+    bool key_binary;          /* the item's key was stored with b (mg k) */
 };
 
 /*

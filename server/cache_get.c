@@ -33,6 +33,7 @@ mget_decide(struct item *it, bool created, const struct cache_mget_opts *o,
     info->fetched = (it->iflags & ITEM_FETCHED) != 0;
     info->last_access = it->atime;
     info->exptime_before = item_exptime(it);
+    info->key_binary = (it->iflags & ITEM_KEY_BINARY) != 0;
     if (o->touch && !created && o->touch_before_recache) {
         item_set_exptime(it, o->exptime);
         touched = true;

@@ -131,6 +131,9 @@ do_mg(struct conn *c, const struct cmd_ctx *ctx, const struct meta_req *m)
         .won = info.won,
         .stale = info.stale,
         .won_by_other = info.token_sent,
+        /* memcached's k echoes the item's key, base64 (and b) when it
+         * was stored so, whatever this request's key was */
+        .key = item_key(it), .nkey = it->nkey, .key_binary = info.key_binary,
     };
     if (!m->has_ttl && !info.created)
         rsp.ttl = ttl_left(exp, now);
@@ -297,8 +300,9 @@ do_me(struct conn *c, const struct meta_req *m)
     char *p = conn_out_reserve(c, PROTO_META_DEBUG_MAX);
     if (p == NULL)
         return;
+    /* the key as stored (base64 if it came so), as memcached prints it */
     conn_out_commit(c, proto_meta_compose_debug(p, e.key, e.nkey,
-                                                m->key_binary, &d));
+                                                e.key_binary, &d));
 }
 
 void

@@ -144,6 +144,15 @@ warmup_start(const struct persist_engine *engine, struct kvstore *kv,
              unsigned nthreads, char *err, size_t errlen)
 {
     const struct kvstore_ops *ops = engine->ops;
+    /* from a clean slate: a process may warm up more than once (tests) */
+    atomic_store(&W.stopping, false);
+    atomic_store(&W.full, false);
+    atomic_store(&W.partial, false);
+    atomic_store(&W.truncated, false);
+    atomic_store(&W.loaded, 0);
+    atomic_store(&W.skipped, 0);
+    atomic_store(&W.elapsed_ms, 0);
+    atomic_store(&W.engine_errors, 0);
     W.engine = engine;
     unsigned n = nthreads < WARMUP_THREADS_MAX ? nthreads : WARMUP_THREADS_MAX;
     uint64_t end = 0;
