@@ -83,3 +83,23 @@ proto_lex_u64(const struct proto_token *t, uint64_t *out)
     *out = v;
     return true;
 }
+
+bool
+proto_lex_i64(const struct proto_token *t, int64_t *out)
+{
+    bool neg;
+    uint64_t mag;
+
+    if (!proto_lex_number(t, &neg, &mag))
+        return false;
+    if (neg) {
+        if (mag > (uint64_t)INT64_MAX + 1)
+            return false;
+        *out = mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
+    } else {
+        if (mag > (uint64_t)INT64_MAX)
+            return false;
+        *out = (int64_t)mag;
+    }
+    return true;
+}

@@ -38,4 +38,8 @@ bool proto_lex_number(const struct proto_token *t, bool *neg, uint64_t *mag);
  * "-18446744073709551615" is 1). */
 bool proto_lex_u64(const struct proto_token *t, uint64_t *out);
 
+/* memcached's safe_strtol() with a 64-bit long: strtol()'s int64 range,
+ * the value kept whole (callers cut it as memcached does, if they must). */
+bool proto_lex_i64(const struct proto_token *t, int64_t *out);
+
 #endif

@@ -106,15 +106,11 @@ parse_u32(const struct proto_token *t, uint32_t *out)
 static bool
 parse_i32(const struct proto_token *t, int32_t *out)
 {
-    bool neg;
-    uint64_t mag;
+    int64_t v;
 
-    if (!proto_lex_number(t, &neg, &mag))
+    if (!proto_lex_i64(t, &v))
         return false;
-    if (mag > (uint64_t)INT64_MAX + (neg ? 1 : 0))
-        return false;
-    uint64_t v = neg ? 0 - mag : mag;
-    *out = (int32_t)(uint32_t)v;
+    *out = (int32_t)(uint32_t)(uint64_t)v;
     return true;
 }
 

@@ -65,28 +65,6 @@ parse_u32(const struct proto_token *t, uint32_t *out)
     return true;
 }
 
-/* memcached's safe_strtol() with a 64-bit long. The value is kept whole:
- * memcached would truncate it to 32 bits (exptime 4294967296 -> 0). */
-static bool
-parse_i64(const struct proto_token *t, int64_t *out)
-{
-    bool neg;
-    uint64_t mag;
-
-    if (!proto_lex_number(t, &neg, &mag))
-        return false;
-    if (neg) {
-        if (mag > (uint64_t)INT64_MAX + 1)
-            return false;
-        *out = mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
-    } else {
-        if (mag > (uint64_t)INT64_MAX)
-            return false;
-        *out = (int64_t)mag;
-    }
-    return true;
-}
-
 /* Splits line->p[0..n) on ' ' into at most TOKENS_MAX tokens. */
 static void
 tokenize(struct line *ln)
@@ -154,7 +132,7 @@ parse_retrieval(struct text_req *req, const struct line *ln, bool touch,
     const struct proto_token *after = &ln->tok[0];
 
     if (touch) {
-        if (!parse_i64(&ln->tok[1], &req->exptime)) {
+        if (!proto_lex_i64(&ln->tok[1], &req->exptime)) {
             *errmsg = err_exptime;
             return PARSE_EINVALID;
         }
@@ -218,8 +196,8 @@ parse_storage(struct text_req *req, const char *buf, size_t len,
     req->key = ln->tok[1].p;
     req->nkey = (uint8_t)ln->tok[1].n;
     if (!parse_u32(&ln->tok[2], &req->flags) ||
-        !parse_i64(&ln->tok[3], &req->exptime) ||
-        !parse_i64(&ln->tok[4], &vlen) ||
+        !proto_lex_i64(&ln->tok[3], &req->exptime) ||
+        !proto_lex_i64(&ln->tok[4], &vlen) ||
         (is_cas && !proto_lex_u64(&ln->tok[5], &req->cas_unique))) {
         *errmsg = err_format;
         return PARSE_EINVALID;
@@ -278,7 +256,7 @@ parse_key_number(struct text_req *req, const struct line *ln,
     req->key = ln->tok[1].p;
     req->nkey = (uint8_t)ln->tok[1].n;
     if (req->cmd == TEXT_TOUCH) {
-        if (!parse_i64(&ln->tok[2], &req->exptime)) {
+        if (!proto_lex_i64(&ln->tok[2], &req->exptime)) {
             *errmsg = err_exptime;
             return PARSE_EINVALID;
         }
@@ -301,7 +279,7 @@ parse_flush_all(struct text_req *req, const struct line *ln,
     /* As memcached: the delay is the first argument unless the only argument
      * is noreply; a third token is ignored. */
     if (ln->ntok != (req->noreply ? 2u : 1u)) {
-        if (!parse_i64(&ln->tok[1], &req->delay)) {
+        if (!proto_lex_i64(&ln->tok[1], &req->delay)) {
             *errmsg = err_exptime;
             return PARSE_EINVALID;
         }
