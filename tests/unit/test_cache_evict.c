@@ -248,9 +248,15 @@ test_small_shard_takes_from_big(void **state)
         key_in_shard(key, sizeof(key), 21, &next);
         store(key, 0, false);
     }
-    assert_non_null(find(first));
-    assert_int_equal(cache_shards[21].st.curr_items, 5);
-    assert_int_equal(cache_shards[21].st.evictions, 0);
+    /* evict_victim() compares two other shards picked at random (seeded
+     * by an address, so it differs run to run): both may hold no more
+     * than shard 21 does, and then shard 21 evicts its own tail. Allow
+     * that once; every other eviction comes from the big shards. */
+    uint64_t own = cache_shards[21].st.evictions;
+    assert_true(own <= 1);
+    if (own == 0)
+        assert_non_null(find(first));
+    assert_int_equal(cache_shards[21].st.curr_items, 5 - own);
     uint64_t evicted = 0, left = 0;
     for (unsigned i = 0; i < CACHE_SHARDS; i++) {
         evicted += cache_shards[i].st.evictions;
@@ -258,7 +264,7 @@ test_small_shard_takes_from_big(void **state)
             left += cache_shards[i].st.curr_items;
     }
     assert_int_equal(evicted, 5);
-    assert_int_equal(left, others - 5);
+    assert_int_equal(left, others - (5 - own));
 }
 
 static unsigned
