@@ -36,6 +36,7 @@ cache_setup(const struct cache_options *opts)
     int rc = shard_setup();
     if (rc < 0)
         return rc;
+    filter_setup(persistent);
     ready = true;
     return MCKV_OK;
 }
@@ -45,6 +46,7 @@ cache_teardown(void)
 {
     if (!ready)
         return;
+    filter_teardown();
     shard_teardown();
     ready = false;
 }
@@ -67,6 +69,9 @@ cache_stats(struct cache_stats *out)
         out->expired_unfetched += st->expired_unfetched;
         out->evicted_unfetched += st->evicted_unfetched;
         out->hash_bytes += s->table_bytes;
+        out->filter_bytes += bloom_bytes(&s->filter);
+        out->filter_keys += s->filter.keys;
+        out->filter_negatives += s->filter_negatives;
         out->hash_buckets += (uint64_t)1 << s->hashpower;
         if (s->old_buckets != NULL) {
             out->hash_buckets += (uint64_t)1 << s->old_hashpower;
@@ -90,6 +95,8 @@ cache_stats(struct cache_stats *out)
         pthread_mutex_unlock(&s->lock);
     }
     out->limit_maxbytes = mem_limit_now();
+    out->filter_ready = cache_filter_is_ready();
+    out->tombstones = shard_tombstones_now();
 }
 
 void

@@ -478,6 +478,22 @@ uint64_t cache_cas_high(void);
  * Any thread, no lock held. */
 void cache_reserve(uint64_t items);
 
+/*
+ * Which keys may be on disk (see cache_filter.c): a Bloom filter per
+ * shard of every key written since start and every key the warmup read.
+ * Once ready, a miss for a key it has never seen costs no disk read and
+ * leaves nothing behind, however incomplete the cache. Its memory counts
+ * against memory_limit.
+ *   cache_filter_reserve: sizes the filters for about `keys` keys (warmup,
+ *     from the engine's row count; before any key is added).
+ *   cache_filter_add: the warmup read key from disk (any thread).
+ *   cache_filter_set_ready: every row of the disk was read (warmup end).
+ */
+void cache_filter_reserve(uint64_t keys);
+void cache_filter_add(const char *key, uint8_t nkey);
+void cache_filter_set_ready(void);
+bool cache_filter_is_ready(void);
+
 /* The cache holds every key of the disk (warmup done, no stub dropped). */
 void cache_set_complete(bool complete);
 bool cache_is_complete(void);
@@ -492,6 +508,11 @@ struct cache_stats {
     uint64_t bytes;            /* item bytes accounted (malloc_usable_size) */
     uint64_t value_bytes;      /* key + value bytes the clients stored */
     uint64_t hash_bytes;       /* bucket arrays */
+    uint64_t filter_bytes;     /* Bloom filters of the keys on disk */
+    uint64_t filter_keys;      /* keys added to them */
+    uint64_t filter_negatives; /* misses they answered without a disk read */
+    bool filter_ready;         /* they cover every key on disk */
+    uint64_t tombstones;       /* keys known absent (negative entries) */
     uint64_t hash_buckets;
     uint64_t evictions;        /* live items dropped for memory */
     uint64_t reclaimed;        /* expired/flushed items whose memory was reused */

@@ -4,8 +4,8 @@
  *
  * Stubs. Under memory pressure a clean value is ejected (cache_evict.c): a
  * stub with the key, flags, expiry and CAS takes its place, and a request
- * that meets it fetches the value (cache_install() puts it back, only over
- * a stub of the same CAS: anything newer wins).
+ * that meets it fetches the value (cache_install() in cache_install.c puts
+ * it back, only over a stub of the same CAS: anything newer wins).
  *
  * Completeness. While the warmup runs, or once a stub has been dropped, a
  * key missing from memory may be on disk (the cache is "incomplete") and
@@ -116,6 +116,9 @@ disk_mark_dirty(struct item *it)
 {
     if (!persistent)
         return NULL;
+    /* before the write can reach the disk: a miss for this key must
+     * never be answered from the filter alone once it is on disk */
+    filter_add(shard_of(it->hv), item_key(it), it->nkey, it->hv);
     it->dirty++;
     item_ref(it);
     return it;
@@ -137,53 +140,6 @@ disk_del(const char *key, uint8_t nkey)
         return;
     struct cache_change ch = { .kind = CACHE_CHANGE_DEL, .key = key, .nkey = nkey };
     on_change(&ch);
-}
-
-enum cache_result
-cache_install(struct item *it)
-{
-    struct shard *s = shard_of(it->hv);
-    rel_time_t now = clock_op_now();
-    enum cache_result res = CACHE_NOT_STORED;
-
-    if (item_is_expired(it, now))
-        return CACHE_NOT_FOUND;
-    shard_lock(s);
-    struct item *old = shard_find(s, item_key(it), it->nkey, it->hv);
-    if (old != NULL && (old->iflags & ITEM_STUB) && old->cas == it->cas) {
-        rel_time_t t = old->time, at = old->atime;
-        it->iflags |= old->iflags & (ITEM_META_BITS | ITEM_CAS_EXPLICIT);
-        shard_unlink(s, old);
-        shard_link(s, it, now, true);
-        it->time = t;
-        it->atime = at;
-        res = CACHE_STORED;
-    } else if (old == NULL && !disk_complete()) {
-        shard_link(s, it, now, true);
-        res = CACHE_STORED;
-    }
-    /* else a newer version (or a stub of one) is in memory: the disk read
-     * raced a write, and the write wins */
-    shard_unlock(s);
-    return res;
-}
-
-void
-cache_install_absent(const char *key, uint8_t nkey)
-{
-    if (disk_complete())
-        return;
-    struct item *t = disk_tombstone_alloc(key, nkey, cache_hash(key, nkey));
-    if (t == NULL)
-        return;
-    struct shard *s = shard_of(t->hv);
-    rel_time_t now = clock_op_now();
-    shard_lock(s);
-    struct item *old = shard_find(s, key, nkey, t->hv);
-    if (old == NULL)
-        shard_link(s, t, now, true);
-    shard_unlock(s);
-    item_unref(t);
 }
 
 void

@@ -43,7 +43,8 @@ ops_find_live(struct shard *s, const char *key, uint8_t nkey, uint32_t hv,
     }
     if (it != NULL && (it->iflags & ITEM_TOMBSTONE)) {
         it = NULL;   /* known absent */
-    } else if (it == NULL && reason == CACHE_MISS_ABSENT && !disk_complete()) {
+    } else if (it == NULL && reason == CACHE_MISS_ABSENT && !disk_complete() &&
+               filter_maybe_on_disk(s, key, nkey, hv)) {
         reason = CACHE_MISS_ON_DISK;
     }
     if (why != NULL)

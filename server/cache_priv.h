@@ -12,9 +12,11 @@
  *   cache_delete.c delete, md invalidation
  *   cache_ops.c    what the commands share: lookup, versioned replace
  *   cache_alloc.c  item and table allocation under the limit; growth
+ *   cache_install.c values and absences read from disk enter the cache
  *   cache_evict.c  eviction from the LRU tails, ejection to stubs
  *   cache_disk.c   stubs, tombstones, install from disk, completeness,
  *                  the persistence hook
+ *   cache_filter.c which keys may be on disk (a Bloom filter per shard)
  *   cache_shard.c  shards: hash tables, incremental migration, LRU lists,
  *                  link and unlink
  *   cache_item.c   item memory: accounting, rounding, refcounts
@@ -37,6 +39,7 @@
 #include <stdint.h>
 
 #include "server/cache.h"
+#include "util/bloom.h"
 #include "util/hash.h"
 
 #define CACHE_SHARD_BITS 6
@@ -94,6 +97,8 @@ struct shard {
     struct shard_stats st;
     atomic_size_t lru_bytes;   /* st.bytes, readable without the lock */
     atomic_bool want_grow;     /* set under the lock, read by allocators */
+    struct bloom filter;       /* keys that may be on disk (cache_filter.c) */
+    uint64_t filter_negatives; /* misses the filter answered without a read */
 } __attribute__((aligned(64)));
 
 extern struct shard cache_shards[CACHE_SHARDS];
@@ -244,8 +249,9 @@ uint32_t shard_hashpower(struct shard *s, bool *expanding);
  * caller still owns the table. */
 bool shard_install_table(struct shard *s, uint32_t seen, struct item **table,
                          uint32_t power, size_t bytes);
-/* Stubs linked now, over all shards. Any thread. */
+/* Stubs and tombstones linked now, over all shards. Any thread. */
 uint64_t shard_stubs_now(void);
+uint64_t shard_tombstones_now(void);
 
 /* ---------------------------------------------------------------- disk
  * cache_disk.c: what the cache knows about the persistent engine. */
@@ -265,8 +271,8 @@ struct item *disk_stub_create(const struct item *it);
  * reader holds it). False when no memory for the stub: nothing changed. */
 bool disk_eject(struct shard *s, struct item *it, rel_time_t now);
 /* A tombstone for `key`, not linked. Charged without the limit check: it
- * replaces a deleted item, or marks a key the disk does not hold, and
- * lives only while warmup runs. */
+ * replaces a deleted or dead item (cache_install_absent(), which adds a
+ * key, reserves its bytes under the limit instead). */
 struct item *disk_tombstone_alloc(const char *key, uint8_t nkey, uint32_t hv);
 /* Unlinks the dead item `it`. While warmup runs an older version of its
  * key may still be on its way from disk, so a tombstone takes its place in
@@ -279,6 +285,21 @@ struct item *disk_mark_dirty(struct item *it);
 /* No lock held: reports a put (NULL: nothing) or a delete to the hook. */
 void disk_put(struct item *it);
 void disk_del(const char *key, uint8_t nkey);
+
+/* ---------------------------------------------------------------- filter
+ * cache_filter.c: the keys that may be on disk. */
+
+/* After shard_setup(): empty filters; `persistent` turns them on. */
+void filter_setup(bool persistent);
+/* Before shard_teardown(): frees them. */
+void filter_teardown(void);
+/* Shard lock held: key (hash hv) is written, or read from disk. */
+void filter_add(struct shard *s, const char *key, uint8_t nkey, uint32_t hv);
+/* Shard lock held, the key not in memory and the cache incomplete: false
+ * when the key is certainly not on disk (counted), true when it may be
+ * (or the filter is not ready yet). */
+bool filter_maybe_on_disk(struct shard *s, const char *key, uint8_t nkey,
+                          uint32_t hv);
 
 /* ---------------------------------------------------------------- eviction
  * cache_evict.c */

@@ -297,6 +297,12 @@ shard_install_table(struct shard *s, uint32_t seen, struct item **table,
 }
 
 uint64_t
+shard_tombstones_now(void)
+{
+    return atomic_load_explicit(&tombstones_now, memory_order_relaxed);
+}
+
+uint64_t
 shard_stubs_now(void)
 {
     return atomic_load_explicit(&stubs_now, memory_order_relaxed);

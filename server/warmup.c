@@ -41,7 +41,7 @@ static struct {
     unsigned nparts;
     atomic_bool stopping;
     atomic_uint running;              /* threads not finished */
-    atomic_bool full;                 /* memory limit reached: all stop */
+    atomic_bool full;                 /* memory limit reached: keys only */
     atomic_bool partial;              /* some part did not reach its end */
     uint64_t t0;
     _Atomic int state;
@@ -63,12 +63,23 @@ warmup_row(void *ctx, const struct kvstore_record *rec)
         atomic_fetch_add_explicit(&W.skipped, 1, memory_order_relaxed);
         return true;
     }
+    /* Every live key goes into the filter of keys on disk, loaded or not:
+     * once the whole disk was read, a miss for a key it has not seen needs
+     * no disk read (cache_filter.c). */
+    cache_filter_add(rec->key, rec->nkey);
+    if (wc->full || atomic_load_explicit(&W.full, memory_order_relaxed)) {
+        wc->full = true;   /* memory limit reached: only keys from now on */
+        return true;
+    }
     struct item *it = cache_item_alloc_noevict(rec->key, rec->nkey, rec->flags,
                                                cache_realtime(rec->exptime),
                                                rec->vlen);
     if (it == NULL) {
-        wc->full = true;   /* memory limit reached: the rest stays on disk */
-        return false;
+        /* memory limit reached: the values stay on disk, read on demand,
+         * but the scan goes on for the keys */
+        wc->full = true;
+        atomic_store(&W.full, true);   /* the other threads too */
+        return true;
     }
     if (rec->vlen > 0)   /* an empty value may come with a NULL pointer */
         memcpy(item_value(it), rec->value, rec->vlen);
@@ -85,7 +96,12 @@ warmup_row(void *ctx, const struct kvstore_record *rec)
 static void
 warmup_finish(void)
 {
-    bool finished = !atomic_load(&W.partial);
+    /* read: every row was seen (the filter knows every key on disk);
+     * finished: and every value was loaded (the cache is complete) */
+    bool read = !atomic_load(&W.partial);
+    bool finished = read && !atomic_load(&W.full);
+    if (read)
+        cache_filter_set_ready();
     if (finished)
         cache_set_complete(true);
     else
@@ -114,17 +130,15 @@ warmup_main(void *arg)
         atomic_fetch_add(&W.engine_errors, 1);
     } else {
         uint64_t cursor = wp->first;
-        while (!atomic_load(&W.stopping) && !atomic_load(&W.full)) {
+        while (!atomic_load(&W.stopping)) {
             wc.now = time(NULL);
             rc = wp->end == UINT64_MAX
                 ? ops->scan(kv, &cursor, WARMUP_SCAN_CHUNK, warmup_row, &wc)
                 : ops->scan_range(kv, &cursor, wp->end, WARMUP_SCAN_CHUNK,
                                   warmup_row, &wc);
-            if (rc != MCKV_OK || wc.full)
+            if (rc != MCKV_OK)
                 break;
         }
-        if (wc.full)
-            atomic_store(&W.full, true);   /* the others stop too */
         if (rc != MCKV_OK && rc != MCKV_ENOTFOUND) {
             atomic_fetch_add(&W.engine_errors, 1);
             log_error("persistence: warmup scan failed: %s", ops->last_error(kv));
@@ -132,8 +146,8 @@ warmup_main(void *arg)
     }
     if (kv != NULL)
         ops->close(kv);
-    if (rc != MCKV_ENOTFOUND || wc.full)
-        atomic_store(&W.partial, true);
+    if (rc != MCKV_ENOTFOUND)
+        atomic_store(&W.partial, true);   /* stopped, or a read failed */
     if (atomic_fetch_sub(&W.running, 1) == 1)
         warmup_finish();
     return NULL;
@@ -158,8 +172,10 @@ warmup_start(const struct persist_engine *engine, struct kvstore *kv,
     uint64_t end = 0;
     bool ranged = ops->scan_end != NULL && ops->scan_range != NULL &&
                   ops->scan_end(kv, &end) == MCKV_OK;
-    if (ranged)
+    if (ranged) {
         cache_reserve(end);
+        cache_filter_reserve(end);
+    }
     if (!ranged || n < 2 || end < (uint64_t)n * WARMUP_SCAN_CHUNK)
         n = 1;   /* one scan of everything */
     W.parts = calloc(n, sizeof(*W.parts));
