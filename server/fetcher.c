@@ -17,6 +17,7 @@
 
 #include "engines/kvstore.h"
 #include "server/cache.h"
+#include "server/expiry.h"
 #include "server/fetcher.h"
 #include "server/persist_priv.h"
 #include "util/hist.h"
@@ -107,10 +108,11 @@ fetch_run(struct hotpool_task *t, void *thread_ctx)
         } else {
             cache_item_release(fa.it);
             /* expired on disk: a miss for every command, not a fetch
-             * again (the row itself goes with the next write of the key
-             * or a flush) */
-            if (cr == CACHE_NOT_FOUND)
+             * again; the flusher deletes the row (expiry.h) */
+            if (cr == CACHE_NOT_FOUND) {
                 cache_install_absent(r->key, r->nkey);
+                expiry_hint(r->key, r->nkey, rec.cas);
+            }
         }
     } else if (rc == MCKV_ENOTFOUND) {
         cache_install_absent(r->key, r->nkey);

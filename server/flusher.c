@@ -34,11 +34,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engines/kvstore.h"
 #include "server/cache.h"
 #include "server/engine_stats.h"
+#include "server/expiry.h"
 #include "server/flusher.h"
 #include "server/persist_priv.h"
 #include "server/throttle.h"
@@ -54,6 +56,7 @@
 #define FLUSHER_GATHER_MAX_MS 10  /* longest gather before a commit */
 #define FLUSHER_GATHER_STEP_MS 2  /* how often a gathering flusher looks */
 #define DEL_TAG 1u
+#define FLUSHER_PURGES_MAX 256    /* expired rows deleted per transaction */
 
 struct del_rec {
     uint8_t nkey;
@@ -262,8 +265,58 @@ ewma_update(_Atomic uint64_t *avg, uint64_t sample)
 }
 
 struct batch_result {
-    uint64_t bytes, puts, dels;
+    uint64_t bytes, puts, dels, purged;
 };
+
+struct purge_buf {
+    char *p;
+    size_t cap;
+};
+
+/* get()'s value space for a purge check: one buffer, reused */
+static char *
+purge_alloc(void *ctx, const struct kvstore_record *rec)
+{
+    struct purge_buf *b = ctx;
+    if (rec->vlen + 1 > b->cap) {
+        char *p = realloc(b->p, rec->vlen + 1);
+        if (p == NULL)
+            return NULL;
+        b->p = p;
+        b->cap = rec->vlen + 1;
+    }
+    return b->p;
+}
+
+/* flusher thread, in the open transaction before the batch's writes:
+ * deletes the expired rows the fetchers and the warmup met (expiry.h),
+ * each only if the row is still the one they read and no version of the
+ * key is in memory. A hint whose check fails to read is dropped: it is a
+ * hint, the next read of the row leaves another. */
+static int
+purge_expired(uint64_t *purged)
+{
+    static struct expiry_hint hints[FLUSHER_PURGES_MAX];
+    static struct purge_buf buf;
+    const struct kvstore_ops *ops = F.engine->ops;
+    size_t n = expiry_take(hints, FLUSHER_PURGES_MAX);
+    int64_t now = (int64_t)time(NULL);
+    int rc = MCKV_OK;
+    for (size_t i = 0; i < n && rc == MCKV_OK; i++) {
+        const struct expiry_hint *h = &hints[i];
+        if (cache_key_present(h->key, h->nkey))
+            continue;   /* a version in memory: its own write decides */
+        struct kvstore_record rec;
+        if (ops->get(F.kv, h->key, h->nkey, purge_alloc, &buf, &rec) != MCKV_OK)
+            continue;
+        if (rec.cas != h->cas || rec.exptime == 0 || rec.exptime > now)
+            continue;   /* rewritten since */
+        rc = ops->del(F.kv, h->key, h->nkey);
+        if (rc == MCKV_OK)
+            (*purged)++;
+    }
+    return rc;
+}
 
 /* flusher thread: one transaction. MCKV_OK, or the error (rolled back). */
 static int
@@ -271,10 +324,12 @@ write_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
             struct batch_result *res)
 {
     const struct kvstore_ops *ops = F.engine->ops;
-    struct batch_result r = { 0, 0, 0 };
+    struct batch_result r = { 0, 0, 0, 0 };
     int rc = ops->begin(F.kv);
     if (rc == MCKV_OK && mark != 0)
         rc = ops->flush(F.kv, mark);
+    if (rc == MCKV_OK && expiry_pending())
+        rc = purge_expired(&r.purged);
     for (size_t i = 0; i < n && rc == MCKV_OK; i++) {
         void *rec = batch[i];
         if ((uintptr_t)rec & DEL_TAG) {
@@ -401,6 +456,7 @@ count_commit(size_t n, uint64_t mark, const struct batch_result *res, uint64_t d
     atomic_fetch_add(&F.batch_items_total, n);
     atomic_fetch_add(&F.items_persisted, res->puts);
     atomic_fetch_add(&F.deletes_persisted, res->dels);
+    expiry_count_purged(res->purged);
     if (mark != 0)
         atomic_fetch_add(&F.flushes_persisted, 1);
     if (dt > 0 && res->bytes > 0)
@@ -502,7 +558,7 @@ flusher_main(void *arg)
         }
         uint64_t mark = atomic_exchange(&F.flush_mark, 0);
         int64_t flush_at = atomic_exchange(&F.flush_at_new, -1);
-        if (n == 0 && mark == 0 && flush_at < 0) {
+        if (n == 0 && mark == 0 && flush_at < 0 && !expiry_pending()) {
             bool empty = true;
             for (unsigned w = 0; w < F.nworkers; w++)
                 empty &= ring_empty_fenced(&F.q[w].ring);

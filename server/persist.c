@@ -28,6 +28,7 @@
 
 #include "engines/kvstore.h"
 #include "server/cache.h"
+#include "server/expiry.h"
 #include "server/config.h"
 #include "server/engine_stats.h"
 #include "server/fetcher.h"
@@ -447,6 +448,17 @@ persist_stats(stats_emit_fn emit, void *ctx)
              ft.fetches ? ft.us_total / ft.fetches : 0);
     emit_u64(emit, ctx, "bg_fetch_us_max", ft.us_max);
     emit_u64(emit, ctx, "ejected_items", cache_ejected_items());
+    struct cache_stats cs;
+    cache_stats(&cs);
+    emit_u64(emit, ctx, "known_absent_items", cs.tombstones);
+    struct expiry_counters xc;
+    expiry_counters(&xc);
+    emit_u64(emit, ctx, "expired_rows_purged", xc.purged);
+    emit_u64(emit, ctx, "expired_purge_hints_dropped", xc.dropped);
+    emit_u64(emit, ctx, "disk_filter_ready", cs.filter_ready);
+    emit_u64(emit, ctx, "disk_filter_keys", cs.filter_keys);
+    emit_u64(emit, ctx, "disk_filter_bytes", cs.filter_bytes);
+    emit_u64(emit, ctx, "disk_filter_misses", cs.filter_negatives);
     emit(ctx, "warmup_state", states[w.state]);
     emit_u64(emit, ctx, "warmup_items_loaded", w.loaded);
     emit_u64(emit, ctx, "warmup_items_skipped", w.skipped);

@@ -17,10 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engines/kvstore.h"
 #include "server/cache.h"
 #include "server/persist_priv.h"
+#include "server/expiry.h"
 #include "server/warmup.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -61,6 +63,10 @@ warmup_row(void *ctx, const struct kvstore_record *rec)
     struct warmup_ctx *wc = ctx;
     if (rec->exptime != 0 && rec->exptime <= wc->now) {
         atomic_fetch_add_explicit(&W.skipped, 1, memory_order_relaxed);
+        /* the flusher deletes it; wait for room rather than leave it */
+        while (!expiry_hint(rec->key, rec->nkey, rec->cas) &&
+               !atomic_load(&W.stopping))
+            usleep(5000);
         return true;
     }
     /* Every live key goes into the filter of keys on disk, loaded or not:

@@ -57,6 +57,22 @@ start(bool persistent)
 static int setup_persistent(void **state) { (void)state; return start(true); }
 static int setup_memory(void **state) { (void)state; return start(false); }
 static int teardown(void **state) { (void)state; shard_teardown(); return 0; }
+static int
+setup_filter(void **state)
+{
+    (void)state;
+    int rc = start(true);
+    filter_setup(true);
+    return rc;
+}
+static int
+teardown_filter(void **state)
+{
+    (void)state;
+    filter_teardown();
+    shard_teardown();
+    return 0;
+}
 
 static struct item *
 make(const char *key, const char *val, uint64_t cas)
@@ -295,6 +311,72 @@ test_dirty_and_hook(void **state)
     item_unref(it);
 }
 
+/* The miss path's question to the filter, as ops_find_live() asks it. */
+static enum cache_miss
+lookup(const char *key)
+{
+    uint8_t nkey = (uint8_t)strlen(key);
+    uint32_t hv = cache_hash(key, nkey);
+    struct shard *s = shard_of(hv);
+    enum cache_miss why;
+    shard_lock(s);
+    struct item *it = ops_find_live(s, key, nkey, hv, cache_now(), &why);
+    shard_unlock(s);
+    assert_null(it);
+    return why;
+}
+
+static uint64_t
+negatives(void)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < CACHE_SHARDS; i++)
+        n += cache_shards[i].filter_negatives;
+    return n;
+}
+
+static void
+test_filter(void **state)
+{
+    (void)state;
+    cache_set_complete(false);
+    /* not ready (the warmup has not read the disk yet): maybe on disk */
+    assert_int_equal(lookup("never"), CACHE_MISS_ON_DISK);
+    assert_int_equal(negatives(), 0);
+
+    /* a key written now goes into the filter before it can reach disk;
+     * the memory of the filter's first layer is charged */
+    size_t used = mem_used_now();
+    struct item *w = make("written", "v", 7);
+    put_linked(w);
+    struct shard *s = shard_of(w->hv);
+    shard_lock(s);
+    struct item *ref = disk_mark_dirty(w);
+    shard_unlock(s);
+    assert_ptr_equal(ref, w);
+    assert_true(mem_used_now() > used);
+    cache_filter_add("warm", 4);   /* a row the warmup read */
+    cache_filter_set_ready();
+
+    /* ready: a key never seen is a plain miss, counted */
+    assert_int_equal(lookup("never"), CACHE_MISS_ABSENT);
+    assert_int_equal(lookup("never2"), CACHE_MISS_ABSENT);
+    assert_int_equal(negatives(), 2);
+    /* a key read by the warmup may be on disk */
+    assert_int_equal(lookup("warm"), CACHE_MISS_ON_DISK);
+    /* a written key dropped from memory may be on disk */
+    item_unref(ref);   /* the hook's reference */
+    shard_lock(s);
+    shard_unlink(s, w);
+    shard_unlock(s);
+    item_unref(w);
+    assert_int_equal(lookup("written"), CACHE_MISS_ON_DISK);
+    /* complete: nothing is asked */
+    cache_set_complete(true);
+    assert_int_equal(lookup("warm"), CACHE_MISS_ABSENT);
+    assert_int_equal(negatives(), 2);
+}
+
 static void
 test_not_persistent(void **state)
 {
@@ -329,6 +411,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_install_absent, setup_persistent, teardown),
         cmocka_unit_test_setup_teardown(test_bury, setup_persistent, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_and_hook, setup_persistent, teardown),
+        cmocka_unit_test_setup_teardown(test_filter, setup_filter, teardown_filter),
         cmocka_unit_test_setup_teardown(test_not_persistent, setup_memory, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
