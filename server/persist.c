@@ -179,8 +179,8 @@ persist_setup(const struct config *cfg, unsigned nthreads, char *err,
     const struct kvstore_ops *ops = P.engine.ops;
     int rc = ops->open(&P.kv, &P.engine.opts);
     if (rc != MCKV_OK) {
-        snprintf(err, errlen, "db_path %s: %s", P.path,
-                 P.kv != NULL ? ops->last_error(P.kv) : mckv_strerror(rc));
+        /* a failed open leaves P.kv NULL and its reason in last_error(NULL) */
+        snprintf(err, errlen, "db_path %s: %s", P.path, ops->last_error(NULL));
         return -1;
     }
     int64_t cas_high = 0;
