@@ -55,7 +55,7 @@ static void
 log_vwrite(int level, const char *suffix, const char *fmt, va_list ap)
 {
     static const char *const names[] = { "error", "info", "verbose", "debug" };
-    char line[1024];
+    char line[2048];   /* the damaged-database line is long */
     struct timespec ts;
     struct tm tm;
 
@@ -149,14 +149,15 @@ limit_register(struct log_limit *lim, int level, const char *fmt)
                                                     memory_order_relaxed));
 }
 
-/* Claims the interval that ended at or before now: true for the one
- * thread that moved window_end forward (it writes the line). */
+/* Claims the interval that ended at or before now (any interval when
+ * `force`): true for the one thread that moved window_end (it writes the
+ * line). */
 static bool
-limit_claim(struct log_limit *lim, uint64_t now, uint64_t *since_ms,
+limit_claim(struct log_limit *lim, uint64_t now, bool force, uint64_t *since_ms,
             uint64_t *count)
 {
     uint64_t end = atomic_load_explicit(&lim->window_end_ms, memory_order_relaxed);
-    if (now < end || !atomic_compare_exchange_strong_explicit(
+    if ((!force && now < end) || !atomic_compare_exchange_strong_explicit(
                          &lim->window_end_ms, &end, now + LOG_LIMIT_INTERVAL_MS,
                          memory_order_relaxed, memory_order_relaxed))
         return false;
@@ -179,7 +180,7 @@ log_write_limited(struct log_limit *lim, int level, const char *fmt, ...)
 {
     uint64_t now = limit_now_ms(), since_ms = 0, count = 0;
     limit_register(lim, level, fmt);
-    if (!limit_claim(lim, now, &since_ms, &count)) {
+    if (!limit_claim(lim, now, false, &since_ms, &count)) {
         atomic_fetch_add_explicit(&lim->suppressed, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&suppressed_total, 1, memory_order_relaxed);
         return false;
@@ -196,7 +197,7 @@ log_write_limited(struct log_limit *lim, int level, const char *fmt, ...)
 }
 
 unsigned
-log_limit_flush(void)
+log_limit_flush(bool all)
 {
     uint64_t now = limit_now_ms();
     unsigned lines = 0;
@@ -206,7 +207,7 @@ log_limit_flush(void)
         if (atomic_load_explicit(&lim->suppressed, memory_order_relaxed) == 0)
             continue;
         uint64_t since_ms, count;
-        if (!limit_claim(lim, now, &since_ms, &count) || count == 0)
+        if (!limit_claim(lim, now, all, &since_ms, &count) || count == 0)
             continue;
         log_write(lim->level, "%" PRIu64 " more like \"%.160s\" in the last %u s",
                   count, lim->fmt, limit_seconds(since_ms));

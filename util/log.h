@@ -66,8 +66,9 @@ bool log_write_limited(struct log_limit *lim, int level, const char *fmt, ...)
 
 /* Main thread, once a second: for every limiter whose interval is over
  * with lines counted, writes "N more like \"FMT\" in the last S s" and
- * starts over. Returns the number of lines written. */
-unsigned log_limit_flush(void);
+ * starts over. `all` (at exit): whether the interval is over or not.
+ * Returns the number of lines written. */
+unsigned log_limit_flush(bool all);
 
 /* Lines not written by a limiter since start (`stats`: log_suppressed).
  * Any thread. */

@@ -4,7 +4,7 @@
  * The limiters run on an injected clock (log_set_clock) and write into a
  * temporary log file that the test reads back: the first line of a call
  * site is written, the rest of its interval only counted; the next line
- * after the interval carries the count; log_limit_flush() writes the count
+ * after the interval carries the count; log_limit_flush(false) writes the count
  * of a burst that stopped, once; two call sites are limited apart; threads
  * hammering one site at one instant write one line and count the rest.
  */
@@ -45,7 +45,7 @@ setup(void **state)
      * and the file emptied, so each test starts clean */
     atomic_fetch_add(&fake_ms, 1000000);
     log_set_clock(fake_clock);
-    log_limit_flush();   /* a flushed count starts a window too */
+    log_limit_flush(false);   /* a flushed count starts a window too */
     atomic_fetch_add(&fake_ms, 1000000);
     assert_int_equal(truncate(log_path, 0), 0);
     return 0;
@@ -131,9 +131,9 @@ test_flush_reports_a_burst_that_stopped(void **state)
     free(log);
     /* inside the interval: nothing to write yet */
     atomic_fetch_add(&fake_ms, LOG_LIMIT_INTERVAL_MS - 1);
-    assert_int_equal(log_limit_flush(), 0);
+    assert_int_equal(log_limit_flush(false), 0);
     atomic_fetch_add(&fake_ms, 1);
-    assert_int_equal(log_limit_flush(), 1);
+    assert_int_equal(log_limit_flush(false), 1);
     log = read_log(&lines);
     assert_int_equal(lines, 2);
     assert_non_null(strstr(log, "error: 4 more like \"site a: failure %d\" in "
@@ -141,12 +141,31 @@ test_flush_reports_a_burst_that_stopped(void **state)
     free(log);
     /* counted once: neither a second flush nor the next line repeat it */
     atomic_fetch_add(&fake_ms, 2 * LOG_LIMIT_INTERVAL_MS);
-    assert_int_equal(log_limit_flush(), 0);
+    assert_int_equal(log_limit_flush(false), 0);
     site_a(7);
     log = read_log(&lines);
     assert_int_equal(lines, 3);
     assert_non_null(strstr(log, "site a: failure 7\n"));
     free(log);
+}
+
+static void
+test_flush_all_at_exit(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++)
+        site_a(i);
+    /* inside the interval, but the server is stopping */
+    assert_int_equal(log_limit_flush(false), 0);
+    atomic_fetch_add(&fake_ms, 1500);
+    assert_int_equal(log_limit_flush(true), 1);
+    unsigned lines;
+    char *log = read_log(&lines);
+    assert_int_equal(lines, 2);
+    assert_non_null(strstr(log, "error: 2 more like \"site a: failure %d\" in "
+                                "the last 2 s\n"));
+    free(log);
+    assert_int_equal(log_limit_flush(true), 0);
 }
 
 static void
@@ -194,7 +213,7 @@ test_threads_write_one_line(void **state)
     assert_int_equal(log_suppressed_total() - before,
                      HAMMER_THREADS * HAMMER_CALLS - 1);
     atomic_fetch_add(&fake_ms, LOG_LIMIT_INTERVAL_MS);
-    assert_int_equal(log_limit_flush(), 1);
+    assert_int_equal(log_limit_flush(false), 1);
     log = read_log(&lines);
     char want[64];
     snprintf(want, sizeof(want), "error: %d more like",
@@ -223,6 +242,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_first_logged_rest_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_reports_a_burst_that_stopped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_all_at_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sites_are_limited_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_write_one_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unlimited_below_verbosity, setup, teardown),
