@@ -3,8 +3,8 @@
 
 1. Start-up. For each unusable db_path (a garbled header that keeps
    SQLite's magic, random bytes, a page 1 overwritten after the header, a
-   file truncated to half, a directory, a read-only file, a read-only
-   directory) mckvd exits non-zero within 15 s with one line that names the
+   file truncated to half, the root page of the table or of its key index
+   overwritten, a directory, a read-only file, a read-only directory) mckvd exits non-zero within 15 s with one line that names the
    path, SQLite's own reason (the result code's name) and what to do.
    File modes do not bind root, so the read-only cases run the server with
    `-u nobody` when the test runs as root (as a deployment would).
@@ -114,6 +114,17 @@ def startup_cases(t, tmp):
                 ["damaged", "SQLITE_CORRUPT", "docs/operations.md"])
     start_fails(t, case("truncated.db", data[:len(data) // 2]), "truncated",
                 ["damaged", "SQLITE_CORRUPT"])
+    ro = sqlite3.connect("file:%s?immutable=1" % good, uri=True)
+    page_size = ro.execute("PRAGMA page_size").fetchone()[0]
+    for tree in ("kv", "kv_key"):
+        root = ro.execute("SELECT rootpage FROM sqlite_schema WHERE name = ?",
+                          (tree,)).fetchone()[0]
+        d = bytearray(data)
+        d[(root - 1) * page_size:root * page_size] = b"\xff" * page_size
+        start_fails(t, case("root-%s.db" % tree, bytes(d)),
+                    "root page of %s overwritten" % tree,
+                    ["damaged", "SQLITE_CORRUPT"])
+    ro.close()
     dirp = os.path.join(tmp, "adir.db")
     os.mkdir(dirp)
     start_fails(t, dirp, "a directory", ["is a directory", "Is a directory",

@@ -4,9 +4,9 @@
  * file (opened as nobody in a child), and a disk that fills up in the middle
  * of a transaction (RLIMIT_FSIZE in a child process) after which rollback()
  * and a retry work. Damage is MCKV_ECORRUPT: a file that is not a database
- * or is truncated fails open() (with the result code's name and advice);
- * leaf pages overwritten in the middle of the file open fine and fail the
- * reads that reach them.
+ * or is truncated, or whose table or index root is garbage, fails open()
+ * (with the result code's name and advice); leaf pages overwritten in the
+ * middle of the file open fine and fail the reads that reach them.
  */
 #include <config.h>
 
@@ -87,6 +87,68 @@ test_foreign_files(void **state)
     o.read_only = true;
     assert_int_equal(ops->open(&kv, &o), MCKV_ECORRUPT);
     o.read_only = false;
+}
+
+/* Overwrites page `pgno` (1-based) of the file with 0xff bytes. */
+static void
+overwrite_page(const char *path, int pgno, int page_size)
+{
+    char junk[65536];
+    FILE *f = fopen(path, "r+b");
+
+    assert_non_null(f);
+    assert_true(page_size <= (int)sizeof(junk));
+    memset(junk, 0xff, sizeof(junk));
+    assert_int_equal(fseek(f, (long)(pgno - 1) * page_size, SEEK_SET), 0);
+    assert_int_equal(fwrite(junk, 1, (size_t)page_size, f), (size_t)page_size);
+    fclose(f);
+}
+
+/* The first column of one row of sql on path (opened immutable). */
+static int
+query_int(const char *path, const char *sql)
+{
+    char uri[400];
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int v;
+
+    snprintf(uri, sizeof(uri), "file:%s?immutable=1", path);
+    assert_int_equal(sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+                                     NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* A garbled root page of the table or of its key index: the header and
+ * the schema are sound, but open() reads both roots and fails. */
+static void
+test_damaged_roots(void **state)
+{
+    static const char *const trees[] = { "kv", "kv_key" };
+    char path[300];
+    struct kvstore_options o = { .path = path };
+    struct kvstore *kv;
+
+    (void)state;
+    for (unsigned i = 0; i < 2; i++) {
+        char sql[96];
+        kv = open_kv(new_path(path, sizeof(path)), false);
+        assert_int_equal(write_batch(kv, 1, 500), MCKV_OK);
+        ops->close(kv);
+        snprintf(sql, sizeof(sql), "SELECT rootpage FROM sqlite_schema WHERE name = '%s'",
+                 trees[i]);
+        overwrite_page(path, query_int(path, sql), query_int(path, "PRAGMA page_size"));
+        o.read_only = false;
+        assert_int_equal(ops->open(&kv, &o), MCKV_ECORRUPT);
+        assert_non_null(strstr(ops->last_error(NULL), "SQLITE_CORRUPT"));
+        o.read_only = true;
+        assert_int_equal(ops->open(&kv, &o), MCKV_ECORRUPT);
+    }
 }
 
 /* Overwrites n leaf pages of table kv from the middle of the file. */
@@ -312,6 +374,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_foreign_files),
         cmocka_unit_test(test_bad_paths),
+        cmocka_unit_test(test_damaged_roots),
         cmocka_unit_test(test_damaged_pages),
         cmocka_unit_test(test_read_only_file),
         cmocka_unit_test(test_disk_full),
