@@ -198,7 +198,7 @@ conn_need_fetch(struct conn *c, const char *key, uint8_t nkey)
     }
     if (why != NULL) {
         log_error_limited("connection %d: %.*s: giving up after %u fetch rounds: %s",
-                  c->fd, (int)nkey, key, c->fetch_rounds, why);
+                          c->fd, (int)nkey, key, c->fetch_rounds, why);
         c->park_state = CONN_PARK_FAIL;
         return;
     }

@@ -123,9 +123,9 @@ fetch_run(struct hotpool_task *t, void *thread_ctx)
         engine_health_report(rc, "fetcher", ops->last_error(f->kv));
         r->failed = true;
         log_error_limited("persistence: background fetch of %.*s failed: %s (%s)",
-                  (int)r->nkey, r->key, mckv_strerror(rc),
-                  rc == MCKV_ENOMEM ? "no memory for the value"
-                                    : ops->last_error(f->kv));
+                          (int)r->nkey, r->key, mckv_strerror(rc),
+                          rc == MCKV_ENOMEM ? "no memory for the value"
+                                            : ops->last_error(f->kv));
     }
     uint64_t dt = persist_now_us() - t0;
     atomic_fetch_add(&FT.fetches, 1);

@@ -166,7 +166,7 @@ queue_record(void *rec)
          * block */
         atomic_fetch_add(&F.queue_overflows, 1);
         log_error_limited("persistence: worker %d queue full; a write is not persisted",
-                  my_worker);
+                          my_worker);
         drop_record(rec);
         return;
     }
@@ -453,14 +453,14 @@ commit_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
         if (engine_health_report(rc, "flusher", F.engine->ops->last_error(F.kv)))
             continue;   /* held above, not retried */
         log_error_limited("persistence: commit of %zu writes failed: %s; retrying "
-                  "in %u ms (data stays in memory)", n,
-                  F.engine->ops->last_error(F.kv), backoff_ms);
+                          "in %u ms (data stays in memory)", n,
+                          F.engine->ops->last_error(F.kv), backoff_ms);
         if (atomic_load(&F.stopping)) {
             if (*stop_deadline == 0) {
                 *stop_deadline = persist_now_us() + FLUSHER_STOP_GIVE_UP_US;
             } else if (persist_now_us() > *stop_deadline) {
                 log_error_limited("persistence: giving up at shutdown: %zu writes "
-                          "are not on disk", n);
+                                  "are not on disk", n);
                 return false;
             }
         }

@@ -78,7 +78,7 @@ listener_accept(int lfd, short what, void *arg)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
                 errno == ENOMEM) {
                 log_error_limited("accept: %s; pausing accepts for a second",
-                          strerror(errno));
+                                  strerror(errno));
                 listener_enable(false);
                 struct timeval tv = { 1, 0 };
                 evtimer_add(lst.pause_timer, &tv);
