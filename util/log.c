@@ -168,11 +168,11 @@ limit_claim(struct log_limit *lim, uint64_t now, bool force, uint64_t *since_ms,
     return true;
 }
 
-/* "in the last S s", rounded up so that a count is never shown as "0 s" */
+/* "in the last S s": to the nearest second, never "0 s" */
 static unsigned
 limit_seconds(uint64_t ms)
 {
-    return (unsigned)((ms + 999) / 1000);
+    return ms < 1500 ? 1u : (unsigned)((ms + 500) / 1000);
 }
 
 bool
