@@ -7,6 +7,9 @@
  * knows nothing of connections, protocols or the cache. Every function
  * returns MCKV_OK (0) or a negative mckv_status (util/status.h);
  * kvstore_ops.strerror-style detail goes to the engine's last_error().
+ * MCKV_ECORRUPT from any call means the stored data is damaged (not a
+ * passing error): the server stops writing through the engine
+ * (server/engine_health.h).
  *
  * A handle belongs to one thread at a time (stats() included). Writes
  * outside begin()..commit(), a second begin() or a commit() with nothing
@@ -105,6 +108,11 @@ struct kvstore_ops {
     void (*stats)(struct kvstore *kv, kvstore_stat_fn fn, void *ctx);
     /* Human-readable detail of the last error on this handle. */
     const char *(*last_error)(struct kvstore *kv);
+
+    /* How an operator repairs a file this engine reported MCKV_ECORRUPT
+     * for, with the server stopped; "{db}" stands for the database path.
+     * Optional (NULL: none known). */
+    const char *repair_hint;
 };
 
 extern const struct kvstore_ops kvstore_sqlite_ops;

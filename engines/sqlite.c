@@ -28,6 +28,7 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +54,7 @@ const struct sqlite_tuning sqlite_tuned = {
 };
 
 /* Why the last open() on this thread failed: see sqlite_last_error(NULL). */
-static _Thread_local char sqlite_open_errmsg[1024];
+static _Thread_local char sqlite_open_errmsg[1280];
 
 /* Maps an SQLite result code onto mckv_status. */
 int
@@ -70,12 +71,56 @@ sqlite_status(int rc)
         return MCKV_E2BIG;
     case SQLITE_CONSTRAINT: case SQLITE_MISMATCH: case SQLITE_RANGE: case SQLITE_MISUSE:
         return MCKV_EINVAL;
-    default: /* FULL, IOERR, READONLY, CANTOPEN, CORRUPT, NOTADB, PERM, ... */
+    case SQLITE_CORRUPT: case SQLITE_NOTADB:
+        /* the file, not the moment: the server stops writing into it */
+        return MCKV_ECORRUPT;
+    default: /* FULL, IOERR, READONLY, CANTOPEN, PERM, ... */
         return MCKV_EIO;
     }
 }
 
-/* Records "what: sqlite message (code) [errno]" and returns the status. */
+const char *
+sqlite_code_name(int rc)
+{
+    switch (rc) {
+    case SQLITE_IOERR_READ: return "SQLITE_IOERR_READ";
+    case SQLITE_IOERR_SHORT_READ: return "SQLITE_IOERR_SHORT_READ";
+    case SQLITE_IOERR_WRITE: return "SQLITE_IOERR_WRITE";
+    case SQLITE_IOERR_FSYNC: return "SQLITE_IOERR_FSYNC";
+    case SQLITE_CANTOPEN_ISDIR: return "SQLITE_CANTOPEN_ISDIR";
+    case SQLITE_CANTOPEN_FULLPATH: return "SQLITE_CANTOPEN_FULLPATH";
+    case SQLITE_CORRUPT_SEQUENCE: return "SQLITE_CORRUPT_SEQUENCE";
+    case SQLITE_CORRUPT_INDEX: return "SQLITE_CORRUPT_INDEX";
+    case SQLITE_READONLY_RECOVERY: return "SQLITE_READONLY_RECOVERY";
+    case SQLITE_READONLY_CANTLOCK: return "SQLITE_READONLY_CANTLOCK";
+    case SQLITE_READONLY_DBMOVED: return "SQLITE_READONLY_DBMOVED";
+    case SQLITE_READONLY_CANTINIT: return "SQLITE_READONLY_CANTINIT";
+    case SQLITE_READONLY_DIRECTORY: return "SQLITE_READONLY_DIRECTORY";
+    }
+    switch (rc & 0xff) {
+    case SQLITE_OK: return "SQLITE_OK";
+    case SQLITE_ERROR: return "SQLITE_ERROR";
+    case SQLITE_PERM: return "SQLITE_PERM";
+    case SQLITE_BUSY: return "SQLITE_BUSY";
+    case SQLITE_LOCKED: return "SQLITE_LOCKED";
+    case SQLITE_NOMEM: return "SQLITE_NOMEM";
+    case SQLITE_READONLY: return "SQLITE_READONLY";
+    case SQLITE_IOERR: return "SQLITE_IOERR";
+    case SQLITE_CORRUPT: return "SQLITE_CORRUPT";
+    case SQLITE_FULL: return "SQLITE_FULL";
+    case SQLITE_CANTOPEN: return "SQLITE_CANTOPEN";
+    case SQLITE_PROTOCOL: return "SQLITE_PROTOCOL";
+    case SQLITE_TOOBIG: return "SQLITE_TOOBIG";
+    case SQLITE_CONSTRAINT: return "SQLITE_CONSTRAINT";
+    case SQLITE_MISUSE: return "SQLITE_MISUSE";
+    case SQLITE_AUTH: return "SQLITE_AUTH";
+    case SQLITE_NOTADB: return "SQLITE_NOTADB";
+    }
+    return "SQLITE_?";
+}
+
+/* Records "what: sqlite message (CODE_NAME, errno) " and returns the
+ * status; the code and errno stay in kv for the open() message. */
 int
 sqlite_fail(struct kvstore *kv, int rc, const char *what)
 {
@@ -83,19 +128,114 @@ sqlite_fail(struct kvstore *kv, int rc, const char *what)
     int err = kv->db != NULL ? sqlite3_system_errno(kv->db) : 0;
     char ebuf[128];
 
-    if (err != 0 && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CANTOPEN))
-        snprintf(kv->errmsg, sizeof(kv->errmsg), "%s: %s (sqlite %d, errno %d: %s)",
-                 what, msg, rc, err, strerror_r(err, ebuf, sizeof(ebuf)));
+    /* the extended code when the handle kept it (open() turns them on
+     * only after sqlite3_open_v2 succeeded) */
+    if (kv->db != NULL && rc == (rc & 0xff) &&
+        (sqlite3_extended_errcode(kv->db) & 0xff) == rc)
+        rc = sqlite3_extended_errcode(kv->db);
+    if ((rc & 0xff) != SQLITE_IOERR && (rc & 0xff) != SQLITE_CANTOPEN)
+        err = 0;
+    kv->last_rc = rc;
+    kv->last_errno = err;
+    if (err != 0)
+        snprintf(kv->errmsg, sizeof(kv->errmsg), "%s: %s (%s, errno %d: %s)",
+                 what, msg, sqlite_code_name(rc), err,
+                 strerror_r(err, ebuf, sizeof(ebuf)));
     else
-        snprintf(kv->errmsg, sizeof(kv->errmsg), "%s: %s (sqlite %d)", what, msg, rc);
+        snprintf(kv->errmsg, sizeof(kv->errmsg), "%s: %s (%s)", what, msg,
+                 sqlite_code_name(rc));
     return sqlite_status(rc);
 }
 
 int
 sqlite_fail_msg(struct kvstore *kv, int status, const char *msg)
 {
+    kv->last_rc = 0;
+    kv->last_errno = 0;
     snprintf(kv->errmsg, sizeof(kv->errmsg), "%s", msg);
     return status;
+}
+
+/* The directory of path, for advice ("." when it has none). */
+static void
+dir_of(const char *path, char *dir, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        snprintf(dir, n, ".");
+    else if (slash == path)
+        snprintf(dir, n, "/");
+    else
+        snprintf(dir, n, "%.*s", (int)(slash - path), path);
+}
+
+/* What a failed open() means and what to do, for the one start-up line:
+ * "REASON; sqlite: DETAIL; ADVICE" (kv->errmsg holds the detail). */
+static void
+open_advice(const struct kvstore *kv, int status, const char *path, char *out,
+            size_t n)
+{
+    char dir[256];
+    const char *what, *todo;
+    char buf[640];
+
+    dir_of(path, dir, sizeof(dir));
+    const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
+    switch (kv->last_rc & 0xff) {
+    case SQLITE_NOTADB:
+        what = "not an SQLite database";
+        todo = "move it away or point db_path elsewhere";
+        break;
+    case SQLITE_CORRUPT:
+        what = "the database is damaged (truncated or overwritten)";
+        todo = "keep a copy and rebuild it as docs/operations.md says "
+               "(\"A damaged database\"), or move it away";
+        break;
+    case SQLITE_CANTOPEN:
+        if (kv->last_errno == EISDIR) {
+            what = "is a directory";
+            snprintf(buf, sizeof(buf), "db_path must name a file, e.g. %s/mckv.db",
+                     path);
+            todo = buf;
+        } else {
+            what = "cannot open or create the file";
+            snprintf(buf, sizeof(buf), "check that %s exists and that the "
+                     "server's user may write in it", dir);
+            todo = buf;
+        }
+        break;
+    case SQLITE_READONLY: case SQLITE_PERM: case SQLITE_AUTH:
+        what = "read-only";
+        snprintf(buf, sizeof(buf), "the server's user must be able to write "
+                 "the file and its directory %s, where SQLite creates %s-wal "
+                 "and %s-shm: check their permissions and the mount", dir,
+                 base, base);
+        todo = buf;
+        break;
+    case SQLITE_FULL:
+        what = "the disk is full";
+        snprintf(buf, sizeof(buf), "free space on the file system of %s", dir);
+        todo = buf;
+        break;
+    case SQLITE_IOERR:
+        what = "disk I/O error";
+        todo = "check the disk and the file system (dmesg)";
+        break;
+    case SQLITE_BUSY: case SQLITE_LOCKED:
+        what = "locked by another process";
+        todo = "is another mckvd, or a sqlite3 shell in a transaction, using it?";
+        break;
+    default:
+        if (status == MCKV_EINVAL && kv->last_rc == 0) {
+            what = "not a database this mckv can use";
+            todo = "point db_path elsewhere";
+        } else {
+            what = "cannot open";
+            todo = "see the detail";
+        }
+        break;
+    }
+    snprintf(out, n, "%s; sqlite: %s; %s", what, kv->errmsg, todo);
 }
 
 /* Process-wide, before the first connection: without memory statistics
@@ -144,6 +284,7 @@ sqlite_open_tuned(struct kvstore **out, const struct kvstore_options *opts,
      * file; the flusher would only find out at its first commit. */
     if (!opts->read_only && sqlite3_db_readonly(kv->db, "main") == 1) {
         status = sqlite_fail_msg(kv, MCKV_EIO, "open: database file is read-only");
+        kv->last_rc = SQLITE_READONLY;
         goto fail;
     }
     sqlite3_busy_timeout(kv->db, SQLITE_KV_BUSY_TIMEOUT_MS);
@@ -170,8 +311,9 @@ sqlite_open_tuned(struct kvstore **out, const struct kvstore_options *opts,
     *out = kv;
     return MCKV_OK;
 fail:
-    snprintf(sqlite_open_errmsg, sizeof(sqlite_open_errmsg), "sqlite %s: %s",
-             opts->path, kv->errmsg);
+    /* the caller names the path; this says why and what to do */
+    open_advice(kv, status, opts->path, sqlite_open_errmsg,
+                sizeof(sqlite_open_errmsg));
     sqlite_ckptr_destroy(kv);
     sqlite3_close(kv->db);
     free(kv->path);
@@ -231,4 +373,11 @@ const struct kvstore_ops kvstore_sqlite_ops = {
     .scan_range = sqlite_scan_range,
     .stats = sqlite_stats,
     .last_error = sqlite_last_error,
+    /* .dump reads what it can and ends with ROLLBACK when it met damage;
+     * the sed keeps what it read. .recover does better, but Debian 12's
+     * sqlite3 (3.40.1) lacks the sqlite_dbpage table it needs. */
+    .repair_hint = "move {db}, {db}-wal and {db}-shm aside together (say to "
+                   "{db}.damaged), then: sqlite3 {db}.damaged .dump | "
+                   "sed 's/^ROLLBACK; -- due to errors$/COMMIT;/' | sqlite3 {db} "
+                   "(docs/operations.md, \"A damaged database\")",
 };

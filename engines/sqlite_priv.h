@@ -112,6 +112,8 @@ struct kvstore {
     uint64_t scan_rows;
     uint8_t scan_nkey;
     char scan_key[256];
+    int last_rc;            /* extended SQLite code of the last failure */
+    int last_errno;         /* and its errno, when SQLite kept one */
     char errmsg[512];
 };
 
@@ -125,8 +127,12 @@ int sqlite_open_tuned(struct kvstore **out, const struct kvstore_options *opts,
 void sqlite_close(struct kvstore *kv);
 /* last_error(NULL) describes the last failed open() of the calling thread. */
 const char *sqlite_last_error(struct kvstore *kv);
-/* Maps an SQLite result code onto mckv_status. */
+/* Maps an SQLite result code onto mckv_status (CORRUPT and NOTADB are
+ * MCKV_ECORRUPT). */
 int sqlite_status(int rc);
+/* "SQLITE_CORRUPT_INDEX", "SQLITE_READONLY", ...: the name of an (extended)
+ * result code as sqlite3.h spells it. Any thread. */
+const char *sqlite_code_name(int rc);
 /* Records "what: sqlite message (code) [errno]" in kv->errmsg and returns
  * the status of rc. */
 int sqlite_fail(struct kvstore *kv, int rc, const char *what);

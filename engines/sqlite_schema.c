@@ -74,6 +74,30 @@ sqlite_schema_version(const struct kvstore *kv)
     return kv->tuning->keyed ? SQLITE_KV_KEYED_SCHEMA_VERSION : SQLITE_KV_SCHEMA_VERSION;
 }
 
+/* Reads the root and the two edge paths of each B-tree of kv (min/max of
+ * the rowid and of the key index: a few pages, whatever the size): a file
+ * whose header and schema are sound but whose table or index root is
+ * garbage then fails at open() with SQLITE_CORRUPT, instead of at the
+ * first request that reaches it. Damage deeper in the file is found by the
+ * reads that meet it (server/engine_health.h). */
+static int
+sqlite_probe_trees(struct kvstore *kv)
+{
+    static const char rowid_sql[] =
+        "SELECT (SELECT min(id) FROM kv), (SELECT max(id) FROM kv),"
+        " (SELECT min(key) FROM kv), (SELECT max(key) FROM kv)";
+    static const char keyed_sql[] =
+        "SELECT (SELECT min(key) FROM kv), (SELECT max(key) FROM kv)";
+    int64_t ignored;
+    int status = sqlite_query(kv, kv->tuning->keyed ? keyed_sql : rowid_sql,
+                              &ignored, NULL, 0);
+
+    /* the same reason, said shorter than the SQL */
+    if (status < 0 && kv->last_rc != 0)
+        status = sqlite_fail(kv, kv->last_rc, "reading the roots of kv and its index");
+    return status;
+}
+
 /* The file must be an mckv database of the version this code reads (a
  * reader opens only that; the writer also creates one in an empty file). */
 int
@@ -90,6 +114,8 @@ sqlite_check_version(struct kvstore *kv)
                  ", this mckv reads %" PRId64, version, sqlite_schema_version(kv));
         return MCKV_EINVAL;
     }
+    if (status == MCKV_OK)
+        status = sqlite_probe_trees(kv);
     return status;
 }
 

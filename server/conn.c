@@ -84,7 +84,7 @@ conn_create(struct conn_owner *o, int fd, uint64_t id)
     return c;
 
 fail:
-    log_error("worker %u: cannot set up a connection: out of memory", o->id);
+    log_error_limited("worker %u: cannot set up a connection: out of memory", o->id);
     if (c != NULL) {
         if (c->rev != NULL)
             event_free(c->rev);
@@ -197,8 +197,8 @@ conn_need_fetch(struct conn *c, const char *key, uint8_t nkey)
         why = "the fetch queue is full";
     }
     if (why != NULL) {
-        log_error("connection %d: %.*s: giving up after %u fetch rounds: %s",
-                  c->fd, (int)nkey, key, c->fetch_rounds, why);
+        log_error_limited("connection %d: %.*s: giving up after %u fetch rounds: %s",
+                          c->fd, (int)nkey, key, c->fetch_rounds, why);
         c->park_state = CONN_PARK_FAIL;
         return;
     }

@@ -17,6 +17,7 @@
 
 #include "engines/kvstore.h"
 #include "server/cache.h"
+#include "server/engine_health.h"
 #include "server/expiry.h"
 #include "server/fetcher.h"
 #include "server/persist_priv.h"
@@ -121,11 +122,12 @@ fetch_run(struct hotpool_task *t, void *thread_ctx)
         if (fa.it != NULL)
             cache_item_release(fa.it);
         atomic_fetch_add(&FT.engine_errors, 1);
+        engine_health_report(rc, "fetcher", ops->last_error(f->kv));
         r->failed = true;
-        log_error("persistence: background fetch of %.*s failed: %s (%s)",
-                  (int)r->nkey, r->key, mckv_strerror(rc),
-                  rc == MCKV_ENOMEM ? "no memory for the value"
-                                    : ops->last_error(f->kv));
+        log_error_limited("persistence: background fetch of %.*s failed: %s (%s)",
+                          (int)r->nkey, r->key, mckv_strerror(rc),
+                          rc == MCKV_ENOMEM ? "no memory for the value"
+                                            : ops->last_error(f->kv));
     }
     uint64_t dt = persist_now_us() - t0;
     atomic_fetch_add(&FT.fetches, 1);

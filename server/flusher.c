@@ -17,6 +17,11 @@
  * each worker's committed sequence advances (sync durability waits on it).
  * A failed transaction is rolled back and retried with backoff, the
  * records kept: items stay dirty (never evicted) until the disk takes them.
+ * Once the engine is damaged (server/engine_health.h: this thread's own
+ * MCKV_ECORRUPT, or a reader's) the flusher writes nothing more: the batch
+ * it holds stays dirty in memory until shutdown, when it is given up at
+ * once (retrying a damaged file cannot succeed), and writes are refused
+ * at admission meanwhile, so nothing more queues up.
  *
  * Engine statistics. The write handle belongs to this thread, so it takes a
  * snapshot of the engine's counters at most once a second
@@ -39,6 +44,7 @@
 
 #include "engines/kvstore.h"
 #include "server/cache.h"
+#include "server/engine_health.h"
 #include "server/engine_stats.h"
 #include "server/expiry.h"
 #include "server/flusher.h"
@@ -162,8 +168,8 @@ queue_record(void *rec)
         /* the admission (throttle) keeps room, so this is a bug; never
          * block */
         atomic_fetch_add(&F.queue_overflows, 1);
-        log_error("persistence: worker %d queue full; a write is not persisted",
-                  my_worker);
+        log_error_limited("persistence: worker %d queue full; a write is not persisted",
+                          my_worker);
         drop_record(rec);
         return;
     }
@@ -206,7 +212,7 @@ flusher_queue_change(const struct cache_change *ch)
             return;
         struct del_rec *d = malloc(sizeof(*d) + ch->nkey);
         if (d == NULL) {
-            log_error("persistence: out of memory; a delete is not persisted");
+            log_error_limited("persistence: out of memory; a delete is not persisted");
             return;
         }
         d->nkey = ch->nkey;
@@ -465,15 +471,34 @@ count_commit(size_t n, uint64_t mark, const struct batch_result *res, uint64_t d
         ewma_update(&F.drain_rate_ips, (uint64_t)n * 1000000u / dt);
 }
 
+/* flusher thread: the engine is damaged; holds the batch (its items stay
+ * dirty, so they are still served from memory) until shutdown, keeping
+ * the engine statistics fresh. Returns false: the batch is not on disk. */
+static bool
+hold_damaged_batch(size_t n)
+{
+    while (!atomic_load(&F.stopping)) {
+        struct pollfd pfd = { .fd = F.wake_fd, .events = POLLIN };
+        poll(&pfd, 1, (int)(ENGINE_STATS_EVERY_US / 1000));
+        consume_notifies();
+        engine_stats_take(F.engine->ops, F.kv);
+    }
+    log_error_limited("persistence: the database is damaged: %zu writes are "
+                      "not on disk at shutdown", n);
+    return false;
+}
+
 /* flusher thread: writes one batch until it commits (retrying with
  * backoff; more flush marks may join it meanwhile). False when it gave up
- * at shutdown. */
+ * at shutdown, or the engine is damaged. */
 static bool
 commit_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
              uint64_t *stop_deadline)
 {
     unsigned backoff_ms = FLUSHER_BACKOFF_MIN_MS;
     for (;;) {
+        if (engine_health_damaged())
+            return hold_damaged_batch(n);
         uint64_t t0 = persist_now_us();
         struct batch_result res;
         int rc = write_batch(batch, n, mark, flush_at, &res);
@@ -481,15 +506,17 @@ commit_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
             count_commit(n, mark, &res, persist_now_us() - t0);
             return true;
         }
-        log_error("persistence: commit of %zu writes failed: %s; retrying "
-                  "in %u ms (data stays in memory)", n,
-                  F.engine->ops->last_error(F.kv), backoff_ms);
+        if (engine_health_report(rc, "flusher", F.engine->ops->last_error(F.kv)))
+            continue;   /* held above, not retried */
+        log_error_limited("persistence: commit of %zu writes failed: %s; retrying "
+                          "in %u ms (data stays in memory)", n,
+                          F.engine->ops->last_error(F.kv), backoff_ms);
         if (atomic_load(&F.stopping)) {
             if (*stop_deadline == 0) {
                 *stop_deadline = persist_now_us() + FLUSHER_STOP_GIVE_UP_US;
             } else if (persist_now_us() > *stop_deadline) {
-                log_error("persistence: giving up at shutdown: %zu writes "
-                          "are not on disk", n);
+                log_error_limited("persistence: giving up at shutdown: %zu writes "
+                                  "are not on disk", n);
                 return false;
             }
         }

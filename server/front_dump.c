@@ -112,8 +112,8 @@ dump_finish(struct conn *c, bool failed)
 {
     c->dump = (struct conn_dump){ .kind = DUMP_NONE };
     if (failed) {
-        log_error("connection %d: dump: out of memory writing the reply",
-                  c->fd);
+        log_error_limited("connection %d: dump: out of memory writing the reply",
+                          c->fd);
         conn_out_line(c, "SERVER_ERROR out of memory writing dump");
         return;
     }

@@ -77,8 +77,8 @@ listener_accept(int lfd, short what, void *arg)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
                 errno == ENOMEM) {
-                log_error("accept: %s; pausing accepts for a second",
-                          strerror(errno));
+                log_error_limited("accept: %s; pausing accepts for a second",
+                                  strerror(errno));
                 listener_enable(false);
                 struct timeval tv = { 1, 0 };
                 evtimer_add(lst.pause_timer, &tv);
@@ -100,7 +100,7 @@ listener_accept(int lfd, short what, void *arg)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         atomic_fetch_add(&global_stats.total_connections, 1);
         if (!workers_dispatch(fd)) {
-            log_error("accept: every worker queue is full; closing connection");
+            log_error_limited("accept: every worker queue is full; closing connection");
             close(fd);
             atomic_fetch_sub(&global_stats.curr_connections, 1);
         }

@@ -51,6 +51,8 @@ on_clock(int fd, short what, void *arg)
     (void)what;
     (void)arg;
     cache_clock_tick();
+    /* the counts of rate-limited log lines whose burst has stopped */
+    log_limit_flush(false);
 }
 
 static void
@@ -464,6 +466,7 @@ out:
     cache_teardown();
     if (pid_file_written)
         daemon_pid_file_remove(cfg.pid_file);
+    log_limit_flush(true);   /* what the limits left out, counted */
     if (status == EXIT_SUCCESS)
         log_info("mckvd stopped");
     log_teardown();

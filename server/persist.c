@@ -30,6 +30,7 @@
 #include "server/cache.h"
 #include "server/expiry.h"
 #include "server/config.h"
+#include "server/engine_health.h"
 #include "server/engine_stats.h"
 #include "server/fetcher.h"
 #include "server/flusher.h"
@@ -59,6 +60,7 @@ static struct {
     int64_t pending_flush_at;     /* read at start-up, armed by persist_start */
     bool fetchers_started, warmup_started;
     _Atomic uint64_t throttled_writes, throttle_ms_max, temporary_failures;
+    _Atomic uint64_t writes_refused_damaged;
 } P;
 
 bool
@@ -172,6 +174,7 @@ persist_setup(const struct config *cfg, unsigned nthreads, char *err,
     if (make_parent_dirs(P.path, err, errlen) != 0)
         return -1;
     P.engine.path = P.path;
+    engine_health_setup(P.path, P.engine.ops->repair_hint);
     P.engine.opts = (struct kvstore_options){
         .path = P.path,
         .synchronous_full = strcmp(cfg->sqlite_synchronous, "full") == 0,
@@ -180,8 +183,8 @@ persist_setup(const struct config *cfg, unsigned nthreads, char *err,
     const struct kvstore_ops *ops = P.engine.ops;
     int rc = ops->open(&P.kv, &P.engine.opts);
     if (rc != MCKV_OK) {
-        snprintf(err, errlen, "db_path %s: %s", P.path,
-                 P.kv != NULL ? ops->last_error(P.kv) : mckv_strerror(rc));
+        /* a failed open leaves P.kv NULL and its reason in last_error(NULL) */
+        snprintf(err, errlen, "db_path %s: %s", P.path, ops->last_error(NULL));
         return -1;
     }
     int64_t cas_high = 0;
@@ -333,6 +336,13 @@ persist_admit_write(uint32_t *delay_ms)
     *delay_ms = 0;
     if (!P.enabled)
         return PERSIST_ADMIT_OK;
+    if (engine_health_damaged()) {
+        /* the file is damaged: a write acknowledged now could never be
+         * persisted (engine_health.h) */
+        atomic_fetch_add_explicit(&P.writes_refused_damaged, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&P.temporary_failures, 1, memory_order_relaxed);
+        return PERSIST_ADMIT_REFUSE;
+    }
     struct throttle_input in;
     flusher_throttle_input(&in);
     switch (throttle_decide(&in, delay_ms)) {
@@ -472,6 +482,15 @@ persist_stats(stats_emit_fn emit, void *ctx)
     emit_u64(emit, ctx, "engine_errors",
              f.engine_errors + ft.engine_errors + w.engine_errors);
     emit_u64(emit, ctx, "queue_overflows", f.queue_overflows);
+    struct engine_health_counters h;
+    engine_health_counters(&h);
+    emit(ctx, "engine_state", h.damaged ? "damaged" : "ok");
+    emit_u64(emit, ctx, "engine_corrupt", h.damaged);
+    emit_u64(emit, ctx, "engine_corrupt_errors", h.corrupt_errors);
+    emit_u64(emit, ctx, "engine_damaged_since",
+             h.damaged_since > 0 ? (uint64_t)h.damaged_since : 0);
+    emit_u64(emit, ctx, "writes_refused_damaged",
+             atomic_load(&P.writes_refused_damaged));
 }
 
 /* The commit and background-fetch histograms, for `stats timings`. */

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "engines/kvstore.h"
+#include "server/engine_health.h"
 #include "util/log.h"
 
 /* Set up by persist_setup() on the main thread and read-only afterwards. */
@@ -50,11 +51,13 @@ persist_reader_open(const struct persist_engine *e, const char *who,
     struct kvstore_options o = e->opts;
     o.read_only = true;
     o.cache_kb = 0;   /* the engine's default for readers */
-    if (e->ops->open(&kv, &o) == 0)
+    int rc = e->ops->open(&kv, &o);
+    if (rc == 0)
         return kv;
     /* a failed open leaves kv NULL and its reason in last_error(NULL) */
     log_error("persistence: %s %u cannot open %s: %s", who, idx, e->path,
               e->ops->last_error(kv));
+    engine_health_report(rc, who, e->ops->last_error(kv));
     return NULL;
 }
 

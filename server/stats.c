@@ -145,6 +145,8 @@ stats_general(stats_emit_fn emit, void *ctx)
     emit_u64(emit, ctx, "evictions", cs.evictions);
     emit_u64(emit, ctx, "reclaimed", cs.reclaimed);
     emit_u64(emit, ctx, "bytes", cs.bytes);
+    /* mckv's: log lines a rate limit left out (util/log.h) */
+    emit_u64(emit, ctx, "log_suppressed", log_suppressed_total());
 }
 
 /*

@@ -21,6 +21,7 @@
 
 #include "engines/kvstore.h"
 #include "server/cache.h"
+#include "server/engine_health.h"
 #include "server/persist_priv.h"
 #include "server/expiry.h"
 #include "server/warmup.h"
@@ -148,6 +149,7 @@ warmup_main(void *arg)
         if (rc != MCKV_OK && rc != MCKV_ENOTFOUND) {
             atomic_fetch_add(&W.engine_errors, 1);
             log_error("persistence: warmup scan failed: %s", ops->last_error(kv));
+            engine_health_report(rc, "warmup", ops->last_error(kv));
         }
     }
     if (kv != NULL)

@@ -114,7 +114,7 @@ worker_accept(struct worker *w, int fd)
         return;
     worker_conn_add(w, c);
     if (idmap_put(&w->conn_ids, id, c) != MCKV_OK) {
-        log_error("worker %u: cannot set up a connection: out of memory", w->id);
+        log_error_limited("worker %u: cannot set up a connection: out of memory", w->id);
         conn_destroy(&c);
     }
 }

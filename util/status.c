@@ -16,6 +16,7 @@ mckv_strerror(int status)
     case MCKV_EEXISTS: return "already exists";
     case MCKV_E2BIG: return "too large";
     case MCKV_ECLOSED: return "closed";
+    case MCKV_ECORRUPT: return "database is damaged";
     }
     return "unknown error";
 }

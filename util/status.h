@@ -17,6 +17,8 @@ typedef enum mckv_status {
     MCKV_EEXISTS = -6,    /* entry exists or CAS mismatch */
     MCKV_E2BIG = -7,      /* value larger than item_size_max */
     MCKV_ECLOSED = -8,    /* peer closed or object shut down */
+    MCKV_ECORRUPT = -9,   /* the stored data is damaged (not a transient
+                             error: retrying cannot help) */
 } mckv_status;
 
 /* Returns a static, human-readable description of `status`. Any thread. */

@@ -3,7 +3,10 @@
  * fails: foreign or newer files, a missing directory, a write-protected
  * file (opened as nobody in a child), and a disk that fills up in the middle
  * of a transaction (RLIMIT_FSIZE in a child process) after which rollback()
- * and a retry work.
+ * and a retry work. Damage is MCKV_ECORRUPT: a file that is not a database
+ * or is truncated, or whose table or index root is garbage, fails open()
+ * (with the result code's name and advice); leaf pages overwritten in the
+ * middle of the file open fine and fail the reads that reach them.
  */
 #include <config.h>
 
@@ -15,6 +18,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -65,8 +69,170 @@ test_foreign_files(void **state)
     for (int i = 0; i < 200; i++)
         fputs("this is not a database file. ", f);
     fclose(f);
-    assert_int_equal(ops->open(&kv, &o), MCKV_EIO);
+    assert_int_equal(ops->open(&kv, &o), MCKV_ECORRUPT);
     assert_null(kv);
+    assert_non_null(strstr(ops->last_error(NULL), "not an SQLite database"));
+    assert_non_null(strstr(ops->last_error(NULL), "SQLITE_NOTADB"));
+
+    /* truncated to half: SQLite sees the header's page count */
+    kv = open_kv(new_path(path, sizeof(path)), false);
+    assert_int_equal(write_batch(kv, 1, 500), MCKV_OK);
+    ops->close(kv);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(truncate(path, sb.st_size / 2), 0);
+    assert_int_equal(ops->open(&kv, &o), MCKV_ECORRUPT);
+    assert_non_null(strstr(ops->last_error(NULL), "damaged"));
+    assert_non_null(strstr(ops->last_error(NULL), "SQLITE_CORRUPT"));
+    o.read_only = true;
+    assert_int_equal(ops->open(&kv, &o), MCKV_ECORRUPT);
+    o.read_only = false;
+}
+
+/* Overwrites page `pgno` (1-based) of the file with 0xff bytes. */
+static void
+overwrite_page(const char *path, int pgno, int page_size)
+{
+    char junk[65536];
+    FILE *f = fopen(path, "r+b");
+
+    assert_non_null(f);
+    assert_true(page_size <= (int)sizeof(junk));
+    memset(junk, 0xff, sizeof(junk));
+    assert_int_equal(fseek(f, (long)(pgno - 1) * page_size, SEEK_SET), 0);
+    assert_int_equal(fwrite(junk, 1, (size_t)page_size, f), (size_t)page_size);
+    fclose(f);
+}
+
+/* The first column of one row of sql on path (opened immutable). */
+static int
+query_int(const char *path, const char *sql)
+{
+    char uri[400];
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int v;
+
+    snprintf(uri, sizeof(uri), "file:%s?immutable=1", path);
+    assert_int_equal(sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+                                     NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* A garbled root page of the table or of its key index: the header and
+ * the schema are sound, but open() reads both roots and fails. */
+static void
+test_damaged_roots(void **state)
+{
+    static const char *const trees[] = { "kv", "kv_key" };
+    char path[300];
+    struct kvstore_options o = { .path = path };
+    struct kvstore *kv;
+
+    (void)state;
+    for (unsigned i = 0; i < 2; i++) {
+        char sql[96];
+        kv = open_kv(new_path(path, sizeof(path)), false);
+        assert_int_equal(write_batch(kv, 1, 500), MCKV_OK);
+        ops->close(kv);
+        snprintf(sql, sizeof(sql), "SELECT rootpage FROM sqlite_schema WHERE name = '%s'",
+                 trees[i]);
+        overwrite_page(path, query_int(path, sql), query_int(path, "PRAGMA page_size"));
+        o.read_only = false;
+        assert_int_equal(ops->open(&kv, &o), MCKV_ECORRUPT);
+        assert_non_null(strstr(ops->last_error(NULL), "SQLITE_CORRUPT"));
+        o.read_only = true;
+        assert_int_equal(ops->open(&kv, &o), MCKV_ECORRUPT);
+    }
+}
+
+/* Overwrites n leaf pages of table kv from the middle of the file. */
+static void
+damage_leaves(const char *path, unsigned n)
+{
+    char uri[400];
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int pages[4096], npages = 0, page_size;
+
+    snprintf(uri, sizeof(uri), "file:%s?immutable=1", path);
+    assert_int_equal(sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+                                     NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    page_size = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT pageno FROM dbstat WHERE name = 'kv'"
+                                        " AND pagetype = 'leaf' ORDER BY pageno", -1,
+                                        &st, NULL), SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW && npages < 4096)
+        pages[npages++] = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    assert_true(npages > (int)n * 4);
+
+    FILE *f = fopen(path, "r+b");
+    char junk[65536];
+    assert_non_null(f);
+    assert_true(page_size <= (int)sizeof(junk));
+    memset(junk, 0xff, sizeof(junk));
+    for (unsigned i = 0; i < n; i++) {
+        assert_int_equal(fseek(f, (long)(pages[npages / 2 + (int)i] - 1) * page_size,
+                               SEEK_SET), 0);
+        assert_int_equal(fwrite(junk, 1, (size_t)page_size, f), (size_t)page_size);
+    }
+    fclose(f);
+}
+
+static bool
+stop_never(void *ctx, const struct kvstore_record *rec)
+{
+    (void)rec;
+    (*(unsigned *)ctx)++;
+    return true;
+}
+
+static void
+test_damaged_pages(void **state)
+{
+    char path[300], key[32];
+    struct kvstore *kv = open_kv(new_path(path, sizeof(path)), false);
+    unsigned found = 0, corrupt = 0, rows = 0;
+    uint64_t cursor = 0;
+    int rc;
+
+    (void)state;
+    assert_int_equal(write_batch(kv, 1, 2000), MCKV_OK);
+    ops->close(kv);
+    damage_leaves(path, 5);
+    /* the header and the schema are intact: open() cannot tell */
+    kv = open_kv(path, true);
+    for (unsigned i = 0; i < 2000; i++) {
+        struct got g = { 0 };
+        struct kvstore_record rec;
+        snprintf(key, sizeof(key), "f1-%u", i);
+        rc = ops->get(kv, key, (uint8_t)strlen(key), got_alloc, &g, &rec);
+        free(g.buf);
+        if (rc == MCKV_OK)
+            found++;
+        else if (rc == MCKV_ECORRUPT)
+            corrupt++;
+        if (rc == MCKV_ECORRUPT && corrupt == 1)
+            assert_non_null(strstr(ops->last_error(kv), "SQLITE_CORRUPT"));
+    }
+    assert_true(corrupt > 0);
+    assert_int_equal(found + corrupt, 2000);
+    /* a scan stops at the damage with the same status */
+    while ((rc = ops->scan(kv, &cursor, 100, stop_never, &rows)) == MCKV_OK)
+        ;
+    assert_int_equal(rc, MCKV_ECORRUPT);
+    assert_true(rows < 2000);
+    ops->close(kv);
 }
 
 static void
@@ -80,7 +246,9 @@ test_bad_paths(void **state)
     snprintf(path, sizeof(path), "%s/no/such/dir/x.db", test_dir);
     assert_int_equal(ops->open(&kv, &o), MCKV_EIO);
     assert_null(kv);
-    assert_non_null(strstr(ops->last_error(NULL), "x.db"));
+    /* the caller names the file; the engine says what to check */
+    assert_non_null(strstr(ops->last_error(NULL), "cannot open or create"));
+    assert_non_null(strstr(ops->last_error(NULL), "no/such/dir exists"));
     /* A reader never creates the file. */
     o.read_only = true;
     assert_int_equal(ops->open(&kv, &o), MCKV_EIO);
@@ -206,6 +374,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_foreign_files),
         cmocka_unit_test(test_bad_paths),
+        cmocka_unit_test(test_damaged_roots),
+        cmocka_unit_test(test_damaged_pages),
         cmocka_unit_test(test_read_only_file),
         cmocka_unit_test(test_disk_full),
     };

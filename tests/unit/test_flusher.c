@@ -16,7 +16,9 @@
  * while no newer value exists; flush_all becomes a flush(mark); items are
  * clean after their commit; a failing commit is rolled back and retried
  * with its records kept and its items dirty, until the disk takes them;
- * async durability writes everything by the stop.
+ * a commit that finds the engine damaged (MCKV_ECORRUPT) is not retried
+ * and nothing more is written; async durability writes everything by the
+ * stop.
  */
 #include <config.h>
 
@@ -35,6 +37,7 @@
 
 #include "engines/kvstore.h"
 #include "server/cache.h"
+#include "server/engine_health.h"
 #include "server/flusher.h"
 #include "server/persist_priv.h"
 #include "server/throttle.h"
@@ -70,6 +73,7 @@ static struct {
     bool in_txn;
     unsigned commits, rollbacks, puts;
     unsigned fail_commits;       /* fail this many commits from now */
+    int fail_status;             /* with this (0: MCKV_EIO) */
     uint64_t committed_seq;      /* as the committed callback saw it */
 } E = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
@@ -149,8 +153,9 @@ stub_commit(struct kvstore *kv)
     pthread_mutex_lock(&E.lock);
     if (E.fail_commits > 0) {
         E.fail_commits--;
+        int status = E.fail_status != 0 ? E.fail_status : MCKV_EIO;
         pthread_mutex_unlock(&E.lock);
-        return MCKV_EIO;
+        return status;
     }
     if (E.txn_flush != 0) {
         E.flushed_below = E.txn_flush;
@@ -247,6 +252,7 @@ start(bool sync)
     pthread_mutex_lock(&E.lock);
     E.nrows = E.ntxn = 0;
     E.commits = E.rollbacks = E.puts = E.fail_commits = 0;
+    E.fail_status = 0;
     E.committed_seq = 0;
     E.flushed_below = 0;
     pthread_mutex_unlock(&E.lock);
@@ -255,6 +261,7 @@ start(bool sync)
         .persistent = true, .on_change = flusher_queue_change,
     };
     assert_int_equal(cache_setup(&co), 0);
+    engine_health_setup("(stub)", NULL);   /* not damaged */
     struct flusher_options fo = {
         .engine = &engine, .kv = (struct kvstore *)&E, .nworkers = 1,
         .batch_max = 1000, .sync = sync, .flush_interval_ms = 20,
@@ -428,6 +435,49 @@ test_failed_commit_is_retried(void **state)
 }
 
 static void
+test_damaged_engine_is_not_written(void **state)
+{
+    (void)state;
+    start(true);
+    pthread_mutex_lock(&E.lock);
+    E.fail_commits = 1;
+    E.fail_status = MCKV_ECORRUPT;
+    pthread_mutex_unlock(&E.lock);
+    run();
+    set("a", "1");
+    uint64_t seq = flusher_take_write_seq();
+    wait_rollbacks(1);
+    /* the flusher reports the status after write_batch() rolled back */
+    for (int i = 0; i < WAIT_GUARD_S * 1000 && !engine_health_damaged(); i++) {
+        struct timespec ms = { 0, 1000000 };
+        nanosleep(&ms, NULL);
+    }
+    assert_true(engine_health_damaged());
+    struct engine_health_counters h;
+    engine_health_counters(&h);
+    assert_int_equal(h.corrupt_errors, 1);
+    /* held, not retried: the stub would take the next commit */
+    set("b", "2");
+    struct flusher_counters fc;
+    flusher_counters(&fc);
+    assert_int_equal(fc.dirty_items, 2);
+    assert_int_equal(dirty_of("a"), 1);
+    assert_true(flusher_committed_seq(0) < seq);
+    /* the stop gives the held writes up at once, with no retry */
+    flusher_stop();
+    pthread_mutex_lock(&E.lock);
+    unsigned commits = E.commits, rollbacks = E.rollbacks;
+    pthread_mutex_unlock(&E.lock);
+    assert_int_equal(commits, 0);
+    assert_int_equal(rollbacks, 1);
+    assert_null(row_value("a", NULL));
+    assert_null(row_value("b", NULL));
+    flusher_teardown();
+    cache_teardown();
+    engine_health_setup("(stub)", NULL);
+}
+
+static void
 test_async_written_by_stop(void **state)
 {
     (void)state;
@@ -483,6 +533,7 @@ main(void)
         cmocka_unit_test(test_flush_all_becomes_a_mark),
         cmocka_unit_test(test_failed_commit_is_retried),
         cmocka_unit_test(test_async_written_by_stop),
+        cmocka_unit_test(test_damaged_engine_is_not_written),
         cmocka_unit_test(test_throttle_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
