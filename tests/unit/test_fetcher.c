@@ -177,7 +177,8 @@ teardown(void **state)
 static struct fetch_result *
 fetch_one(unsigned worker, uint64_t conn_id, const char *key)
 {
-    assert_true(fetcher_submit(worker, conn_id, key, (uint8_t)strlen(key)));
+    assert_true(fetcher_submit(worker, conn_id, key, (uint8_t)strlen(key),
+                               false));
     wait_results(1);
     pthread_mutex_lock(&R.lock);
     struct fetch_result *r = R.r[0];
@@ -298,7 +299,7 @@ test_many_each_once(void **state)
     const char *keys[] = { "k1", "empty", "nope", "other" };
     for (unsigned i = 0; i < N; i++)
         assert_true(fetcher_submit(i % 4, 1000 + i, keys[i % 4],
-                                   (uint8_t)strlen(keys[i % 4])));
+                                   (uint8_t)strlen(keys[i % 4]), false));
     wait_results(N);
     bool seen[N] = { false };
     pthread_mutex_lock(&R.lock);

@@ -910,9 +910,9 @@ owner_closed(struct conn_owner *o, struct conn *c)
 /* engine-less: nothing is ever on disk */
 static bool
 owner_need_fetch(struct conn_owner *o, struct conn *c, const char *key,
-                 uint8_t nkey)
+                 uint8_t nkey, unsigned how)
 {
-    (void)o, (void)c, (void)key, (void)nkey;
+    (void)o, (void)c, (void)key, (void)nkey, (void)how;
     return false;
 }
 
