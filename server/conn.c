@@ -133,6 +133,30 @@ conn_destroy(struct conn **cp)
 }
 
 void
+conn_need_fetch(struct conn *c, const char *key, uint8_t nkey)
+{
+    if (c->park_state == CONN_PARK_FAIL)
+        return;
+    const char *why = NULL;
+    if (c->fetch_rounds >= CONN_FETCH_ROUNDS_MAX) {
+        why = "value evicted again before the request could use it";
+    } else if (c->fetch_failed) {
+        c->fetch_failed = false;
+        why = "the disk read failed";
+    } else if (!c->owner->ops->need_fetch(c->owner, c, key, nkey, 0)) {
+        why = "the fetch queue is full";
+    }
+    if (why != NULL) {
+        log_error("connection %d: %.*s: giving up after %u fetch rounds: %s",
+                  c->fd, (int)nkey, key, c->fetch_rounds, why);
+        c->park_state = CONN_PARK_FAIL;
+        return;
+    }
+    c->fetch_pending++;
+    c->park_state = CONN_PARK_WAIT;
+}
+
+void
 conn_resume(struct conn *c)
 {
     conn_event(c->fd, 0, c);

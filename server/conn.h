@@ -237,7 +237,10 @@ void conn_event(int fd, short what, void *arg);
 
 /* Owner thread: a background fetch this connection asked for (through
  * ops->need_fetch) finished. `it` is the value it read (a reference the
- * connection takes over) or NULL; `failed`: the disk read failed. */
+ * connection takes over) or NULL; `failed`: the disk read failed. A
+ * multiget in pieces runs again at once; a request parked whole once all
+ * of its fetches are back. The value of a fetch whose multiget has ended
+ * (an orphan) is dropped. */
 void conn_fetch_done(struct conn *c, struct item *it, bool failed);
 /* Owner thread: the commit this connection waited for (ops->wait_commit)
  * happened; its held replies go out and it reads again. */

@@ -6,14 +6,14 @@
  * Two shapes of waiting. A single-key request (a binary GET, an mg, a
  * delete of a key on disk, ...) parks whole: its output is undone, it
  * stays unconsumed, and it runs again from the start once every fetch it
- * asked for is back (conn_need_fetch, conn_park_settle). A text multiget
- * is answered in pieces (struct conn_mget): it keeps what it queued, waits
- * at the first key on disk, and meanwhile fetches a bounded window of the
- * keys after it (conn_prefetch), so N values on disk cost about N / window
- * disk round trips in sequence instead of N; it runs again on every
- * completion. Its values are held only until queued (conn_fetched hands
- * the hold over), so what it keeps is bounded by the window, and what it
- * queues by CONN_OUT_HIGH.
+ * asked for is back (conn_need_fetch in conn.c, conn_park_settle). A text
+ * multiget is answered in pieces (struct conn_mget): it keeps what it
+ * queued, waits at the first key on disk, and meanwhile fetches a bounded
+ * window of the keys after it (conn_prefetch), so N values on disk cost
+ * about N / CONN_PREFETCH_MAX disk round trips in sequence instead of N;
+ * it runs again on every completion. Its values are held only until
+ * queued (conn_fetched hands the hold over), so what it keeps is bounded
+ * by the window, and what it queues by CONN_OUT_HIGH.
  */
 #include <config.h>
 
@@ -112,37 +112,6 @@ conn_fetch_done(struct conn *c, struct item *it, bool failed)
     }
 }
 
-static void
-log_give_up(const struct conn *c, const char *key, uint8_t nkey,
-            unsigned rounds, const char *why)
-{
-    log_error("connection %d: %.*s: giving up after %u fetch rounds: %s",
-              c->fd, (int)nkey, key, rounds, why);
-}
-
-void
-conn_need_fetch(struct conn *c, const char *key, uint8_t nkey)
-{
-    if (c->park_state == CONN_PARK_FAIL)
-        return;
-    const char *why = NULL;
-    if (c->fetch_rounds >= CONN_FETCH_ROUNDS_MAX) {
-        why = "value evicted again before the request could use it";
-    } else if (c->fetch_failed) {
-        c->fetch_failed = false;
-        why = "the disk read failed";
-    } else if (!c->owner->ops->need_fetch(c->owner, c, key, nkey, 0)) {
-        why = "the fetch queue is full";
-    }
-    if (why != NULL) {
-        log_give_up(c, key, nkey, c->fetch_rounds, why);
-        c->park_state = CONN_PARK_FAIL;
-        return;
-    }
-    c->fetch_pending++;
-    c->park_state = CONN_PARK_WAIT;
-}
-
 enum conn_park
 conn_park_settle(struct conn *c, const struct conn_out_mark *m, size_t start)
 {
@@ -184,7 +153,8 @@ conn_mget_wait(struct conn *c, const char *key, uint8_t nkey, bool stream,
     } else {
         why = "the fetch queue is full";
     }
-    log_give_up(c, key, nkey, c->mget.tries, why);
+    log_error("connection %d: %.*s: giving up after %u fetch rounds: %s",
+              c->fd, (int)nkey, key, c->mget.tries, why);
     return CONN_PARK_FAIL;
 }
 

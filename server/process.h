@@ -96,9 +96,9 @@ void cmd_get(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
              struct cmd_result *r);
 
 /* A multiget's look ahead: true when key's value is on disk only, so a
- * get of it would answer NEED_FETCH. Counts nothing and changes nothing
- * (neither the LRU nor the meta state): a key may be looked at again
- * when it is answered. */
+ * get of it would answer NEED_FETCH. Counts nothing and leaves the LRU
+ * and the meta state alone (an expired item met is dropped, as by any
+ * lookup): the key is looked at again when it is answered. */
 bool cmd_get_on_disk(const char *key, uint8_t nkey);
 
 /* Storage. For APPEND/PREPEND flags and exptime are ignored (the old

@@ -9,7 +9,8 @@ Server with engine=sqlite and -m 16; store NKEYS values of VSIZE bytes
 - a slow reader: one connection sends the `get` and reads nothing for a
   while; the server must not queue the whole answer for it;
 - a binary multiget (GETKQ for every key, then NOOP) and a meta pipeline
-  (`mg KEY v k` for every key, then `mn`) return every value too.
+  (`mg KEY v k` for every key, then `mn`) return every value too;
+- a `gats` of keys on disk returns them and sets their new expiry.
 Throughout, the server's VmRSS (/proc/PID/status) is sampled, and its
 maximum must stay under a generous bound (see RSS_BOUND_MB): without
 streaming, NCONNS connections holding every value would need NCONNS x the
@@ -235,6 +236,29 @@ def meta_multiget(t, srv):
             "mg x %d + mn: every value, in order" % NKEYS)
 
 
+def touch_multiget(t, srv, n=20):
+    """gats of the first n keys (on disk by now: the oldest were ejected
+    first): every value comes back and the new expiry reaches every one,
+    those fetched from disk too. (Not all keys: each touch is a write, and
+    touching 100 MB through -m 16 meets backpressure, as it should.)"""
+    with srv.text(timeout=60) as c:
+        c.send(("gats 1000 %s\r\n" % " ".join(key(i) for i in
+                                              range(n))).encode())
+        got = read_text(c, True)
+        good = [g for i, g in enumerate(got)
+                if g[0] == key(i) and g[2] == val(i) and g[3]]
+        t.check(len(good) == n, "gats x %d: %d values right of %d returned"
+                % (n, len(good), len(got)), "gats x %d: every value" % n)
+        bad = []
+        for i in range(n):
+            c.send(b"mg %s t\r\n" % key(i).encode())
+            line = c.readline()
+            if not (line.startswith(b"HD t") and 900 < int(line[4:]) <= 1000):
+                bad.append((key(i), line))
+        t.check(not bad, "gats: expiry not set on %d keys, e.g. %r"
+                % (len(bad), bad[:3]), "gats: the new expiry on every key")
+
+
 def main(t):
     if not os.path.exists("/proc/self/status"):
         raise mt.Skip("no /proc: VmRSS cannot be read")
@@ -263,6 +287,7 @@ def main(t):
     parallel_text(t, srv, "get", "get (second round)")
     binary_multiget(t, srv)
     meta_multiget(t, srv)
+    touch_multiget(t, srv)
     peak = watch.done()
     if sanitized(mt.mckvd_path()):
         t.info("sanitizer build: VmRSS peaked at %.0f MB, bound not checked"
