@@ -21,8 +21,9 @@ void conn_resume(struct conn *c);
 /* Owner thread: releases every value held for the request. conn_fetch.c. */
 void conn_release_held(struct conn *c);
 
-/* True while the connection's request may run although fetches are in
- * flight: a multiget in pieces answers what it can meanwhile. */
+/* True while fetches in flight keep the connection from running its
+ * requests. Not for a multiget in pieces: it answers what it can while
+ * its fetches are out (it parks again at the key that waits). */
 static inline bool
 conn_fetch_blocks(const struct conn *c)
 {
