@@ -448,6 +448,20 @@ struct item *cache_item_alloc_noevict(const char *key, uint8_t nkey,
                                       uint32_t flags, rel_time_t exptime,
                                       uint32_t nbytes);
 /*
+ * A value read from disk for one client only (a multiget streaming more
+ * than memory holds), never linked: its bytes are counted in the memory
+ * total without the limit check and without evicting anything, and come
+ * back when the last reference (the queued reply's) is released. What
+ * bounds them is the caller's window (server/conn.h). NULL when over
+ * item_size_max or out of memory. Any thread.
+ */
+struct item *cache_item_alloc_outside(const char *key, uint8_t nkey,
+                                      uint32_t flags, rel_time_t exptime,
+                                      uint32_t nbytes);
+/* True when `it`'s expiry has passed (cache_install() refuses such an
+ * item; a caller that does not install it asks here). Any thread. */
+bool cache_item_is_expired(const struct item *it);
+/*
  * Links an item read from disk (fetcher or warmup thread), keeping the
  * it->cas the caller set: in place of an ejected stub of the same CAS, or
  * where the key is absent while the cache is incomplete. Anything newer in

@@ -113,6 +113,30 @@ cache_item_alloc_noevict(const char *key, uint8_t nkey, uint32_t flags,
                       &too_large, false);
 }
 
+struct item *
+cache_item_alloc_outside(const char *key, uint8_t nkey, uint32_t flags,
+                         rel_time_t exptime, uint32_t nbytes)
+{
+    size_t ntotal = offsetof(struct item, data) + nkey + (size_t)nbytes + 2;
+    if (ntotal > item_size_max)
+        return NULL;
+    struct item *it = item_malloc(ntotal);
+    if (it == NULL)
+        return NULL;
+    /* Charged past the limit on purpose: evicting for a value that will
+     * not stay would only empty the cache (see cache.h). item_free()
+     * gives the bytes back as for any item. */
+    mem_charge(item_usable(it));
+    item_init(it, key, nkey, cache_hash(key, nkey), flags, exptime, nbytes);
+    return it;
+}
+
+bool
+cache_item_is_expired(const struct item *it)
+{
+    return item_is_expired(it, clock_op_now());
+}
+
 void
 cache_reserve(uint64_t items)
 {

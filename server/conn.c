@@ -32,6 +32,7 @@
 #include "protocol/proto_text.h"
 #include "server/cache.h"
 #include "server/conn.h"
+#include "server/conn_priv.h"
 #include "server/stats.h"
 #include "util/hist.h"
 #include "util/log.h"
@@ -39,11 +40,8 @@
 #define CONN_IOV_BATCH 256
 #define CONN_WBUF_INITIAL 4096
 #define CONN_SEGS_INITIAL 32
-#define CONN_FETCH_ROUNDS_MAX 4
 
 static void conn_close(struct conn *c);
-static void conn_release_held(struct conn *c);
-static void conn_resume(struct conn *c);
 
 /* One request in 8 is timed for `stats timings` (per owner thread). */
 static _Thread_local uint32_t timing_tick;
@@ -134,54 +132,6 @@ conn_destroy(struct conn **cp)
     conn_free(c);
 }
 
-static void
-conn_release_held(struct conn *c)
-{
-    for (unsigned i = 0; i < c->nheld; i++)
-        cache_item_release(c->held[i]);
-    c->nheld = 0;
-}
-
-struct item *
-conn_fetched(struct conn *c, const char *key, uint8_t nkey)
-{
-    for (unsigned i = 0; i < c->nheld; i++) {
-        struct item *it = c->held[i];
-        if (it->nkey == nkey && memcmp(item_key(it), key, nkey) == 0) {
-            atomic_fetch_add_explicit(&it->refcount, 1, memory_order_relaxed);
-            return it;
-        }
-    }
-    return NULL;
-}
-
-void
-conn_fetch_done(struct conn *c, struct item *it, bool failed)
-{
-    c->fetch_pending--;
-    if (failed)
-        c->fetch_failed = true;   /* the request gives up when it runs again */
-    if (it != NULL) {
-        if (c->nheld == c->held_cap) {
-            unsigned cap = c->held_cap ? c->held_cap * 2 : 8;
-            struct item **h = realloc(c->held, cap * sizeof(*h));
-            if (h != NULL) {
-                c->held = h;
-                c->held_cap = cap;
-            }
-        }
-        if (c->nheld < c->held_cap)
-            c->held[c->nheld++] = it;
-        else
-            cache_item_release(it);
-    }
-    if (c->fetch_pending == 0) {
-        if (c->fetch_rounds < UINT8_MAX)
-            c->fetch_rounds++;
-        conn_resume(c);
-    }
-}
-
 void
 conn_need_fetch(struct conn *c, const char *key, uint8_t nkey)
 {
@@ -193,7 +143,7 @@ conn_need_fetch(struct conn *c, const char *key, uint8_t nkey)
     } else if (c->fetch_failed) {
         c->fetch_failed = false;
         why = "the disk read failed";
-    } else if (!c->owner->ops->need_fetch(c->owner, c, key, nkey)) {
+    } else if (!c->owner->ops->need_fetch(c->owner, c, key, nkey, 0)) {
         why = "the fetch queue is full";
     }
     if (why != NULL) {
@@ -206,7 +156,7 @@ conn_need_fetch(struct conn *c, const char *key, uint8_t nkey)
     c->park_state = CONN_PARK_WAIT;
 }
 
-static void
+void
 conn_resume(struct conn *c)
 {
     conn_event(c->fd, 0, c);
@@ -228,21 +178,6 @@ conn_throttle_done(int fd, short what, void *arg)
     (void)what;
     c->throttled = false;
     conn_resume(c);
-}
-
-enum conn_park
-conn_park_settle(struct conn *c, const struct conn_out_mark *m, size_t start)
-{
-    enum conn_park st = c->park_state;
-    if (st == CONN_PARK_NONE)
-        return st;
-    /* Undo what the request wrote: it runs again from the start (WAIT) or
-     * is answered with a temporary failure instead (FAIL). */
-    conn_out_rewind(c, m);
-    c->park_state = CONN_PARK_NONE;
-    if (st == CONN_PARK_WAIT)
-        c->rstart = start;
-    return st;
 }
 
 bool
@@ -529,7 +464,7 @@ conn_process_all(struct conn *c)
 
     c->yielded = false;
     while (!c->close_after_write && c->out_pending < CONN_OUT_HIGH &&
-           c->fetch_pending == 0) {
+           !conn_fetch_blocks(c)) {
         if (c->swallow > 0) {
             size_t avail = c->rend - c->rstart;
             size_t n = avail < c->swallow ? avail : (size_t)c->swallow;
@@ -594,7 +529,7 @@ conn_process_all(struct conn *c)
         }
     }
     return c->out_pending >= CONN_OUT_HIGH && c->rstart < c->rend &&
-           !c->close_after_write && c->fetch_pending == 0 && !c->yielded;
+           !c->close_after_write && !conn_fetch_blocks(c) && !c->yielded;
 }
 
 /* True while the replies wait for a sync write's commit. When they start
@@ -627,10 +562,12 @@ static void
 conn_set_events(struct conn *c)
 {
     bool held = conn_held(c);
-    /* While a dump runs, its request is still first in the buffer: what
-     * the client pipelines behind it waits in the socket, not in rbuf. */
+    /* While a dump or a multiget runs, its request is still first in the
+     * buffer: what the client pipelines behind it waits in the socket,
+     * not in rbuf. */
     bool want_read = !c->close_after_write && c->out_pending < CONN_OUT_HIGH &&
-                     c->fetch_pending == 0 && !held && c->dump.kind == 0;
+                     c->fetch_pending == 0 && !held && c->dump.kind == 0 &&
+                     !c->mget.active;
     bool want_write = c->out_pending > 0 && !held;
     if (want_read != c->rev_on) {
         if (want_read)
@@ -734,7 +671,8 @@ conn_idle_kick(struct conn *c, uint32_t now, uint32_t timeout)
 
     if (c->peer.ss_family == AF_UNIX || last > now || now - last <= timeout)
         return false;
-    if (c->out_pending > 0 || c->fetch_pending > 0 || c->sync_waiting ||
+    if (c->out_pending > 0 || c->fetch_pending > 0 || c->mget.active ||
+        c->sync_waiting ||
         c->throttled || c->yielded || c->close_after_write)
         return false;
     STAT_INCR(c->owner->stats, idle_kicks);

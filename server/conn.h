@@ -42,6 +42,17 @@ struct worker;
 
 #define CONN_RBUF_INITIAL 16384
 #define CONN_OUT_HIGH (4u << 20)  /* stop parsing past this much output */
+/* A multiget's prefetch window (struct conn_mget): values fetched ahead of
+ * the key it answers, at most this many in flight or held, and no new one
+ * while those held pass the byte bound. */
+#define CONN_PREFETCH_MAX 8
+#define CONN_PREFETCH_BYTES (4u << 20)
+
+/* How a fetch is asked for (conn_owner_ops.need_fetch). */
+enum conn_fetch_how {
+    CONN_FETCH_STREAM = 1u,   /* for this reply only: see fetcher_submit() */
+    CONN_FETCH_OPTIONAL = 2u, /* a prefetch: a refusal is not a failure */
+};
 
 /*
  * What a connection asks of its owner. Every function is called on the
@@ -52,9 +63,10 @@ struct conn_owner_ops {
     void (*closed)(struct conn_owner *o, struct conn *c);
     /* The current request needs key's value from disk: start a background
      * fetch and call conn_fetch_done(c, ...) once it finished. False when
-     * no fetch could be started (no persistence, queue full). */
+     * no fetch could be started (no persistence, queue full). `how`:
+     * enum conn_fetch_how bits. */
     bool (*need_fetch)(struct conn_owner *o, struct conn *c, const char *key,
-                       uint8_t nkey);
+                       uint8_t nkey, unsigned how);
     /* Write admission, before a write changes anything: true when the
      * write may go ahead, with *delay_ms > 0 when its reply is to be
      * delayed (backpressure); false past the hard limit. */
@@ -74,7 +86,9 @@ enum conn_req {
     CONN_REQ_OK,        /* one request handled, bytes consumed */
     CONN_REQ_NEED_MORE, /* a partial request: read more first */
     CONN_REQ_CLOSE,     /* close the connection after writing */
-    CONN_REQ_PARKED,    /* waits for a background fetch; nothing consumed */
+    CONN_REQ_PARKED,    /* waits for a background fetch (or, a multiget
+                           answered in pieces, for its output to drain);
+                           nothing consumed */
 };
 
 /* The protocol front ends, as a connection calls them: each handles one
@@ -118,6 +132,24 @@ struct conn_dump {
     size_t bytes;             /* cachedump: bytes written so far */
 };
 
+/*
+ * A text multiget (get/gets/gat/gats) answered in pieces (server/
+ * front_text.c do_get): where it stands between runs. The request stays
+ * unconsumed in the read buffer until its END is queued; each run answers
+ * keys from `cursor` on and stops at the first key that waits for a fetch,
+ * or once the output passes CONN_OUT_HIGH, keeping what it queued. While
+ * `active`, the connection reads nothing more and runs the request again
+ * on every fetch completion and once its output drained. Plain data (the
+ * values it fetched ahead are in the connection's hold).
+ */
+struct conn_mget {
+    bool active;              /* the request at rstart is in progress */
+    size_t cursor;            /* proto_text_next_key()'s: next key to answer */
+    size_t ahead;             /* keys before this cursor were looked at
+                                 for a prefetch (or fetched) */
+    uint8_t tries;            /* fetches asked for the key at `cursor` */
+};
+
 struct out_seg {
     struct item *it;     /* NULL: bytes live in wbuf at `off` */
     uint32_t off;        /* offset into wbuf, or into it->data */
@@ -152,6 +184,7 @@ struct conn {
     uint32_t seg_head_done;   /* bytes of segs[seg_head] already written */
     size_t out_pending;       /* bytes queued, not yet written */
     struct conn_dump dump;    /* a dump answered over several runs */
+    struct conn_mget mget;    /* a multiget answered over several runs */
 
     /* for `stats conns` (read by other threads with relaxed loads) */
     struct sockaddr_storage peer;
@@ -166,10 +199,13 @@ struct conn {
 
     /* the connection is parked while any of these holds */
     unsigned fetch_pending;   /* background fetches in flight */
+    unsigned fetch_orphans;   /* of those, asked for by a multiget that has
+                                 ended: their values are dropped */
     bool fetch_failed;        /* a fetch for this request failed on disk */
     uint8_t fetch_rounds;     /* fetches the current request waited for */
     struct item **held;       /* values fetched for the current request */
     unsigned nheld, held_cap;
+    size_t held_bytes;        /* their values' bytes */
     uint8_t park_state;       /* CONN_PARK_*: set by a processor */
     uint64_t sync_seq;        /* durability=sync: reply after this commit */
     bool sync_waiting;        /* the owner calls conn_committed() */
@@ -201,7 +237,10 @@ void conn_event(int fd, short what, void *arg);
 
 /* Owner thread: a background fetch this connection asked for (through
  * ops->need_fetch) finished. `it` is the value it read (a reference the
- * connection takes over) or NULL; `failed`: the disk read failed. */
+ * connection takes over) or NULL; `failed`: the disk read failed. A
+ * multiget in pieces runs again at once; a request parked whole once all
+ * of its fetches are back. The value of a fetch whose multiget has ended
+ * (an orphan) is dropped. */
 void conn_fetch_done(struct conn *c, struct item *it, bool failed);
 /* Owner thread: the commit this connection waited for (ops->wait_commit)
  * happened; its held replies go out and it reads again. */
@@ -221,8 +260,34 @@ void conn_stats(const struct conn *c, uint32_t now, stats_emit_fn emit,
 bool conn_idle_kick(struct conn *c, uint32_t now, uint32_t timeout);
 
 /* Worker thread, for the processors: a value fetched for the current
- * request (a new reference), when the cache has lost it again; else NULL. */
+ * request, when the cache has lost it again or never made it resident;
+ * else NULL. The hold's reference is handed over: a value is served once,
+ * and a multiget's hold shrinks as its values are queued (the queued
+ * reply keeps its own reference until written). */
 struct item *conn_fetched(struct conn *c, const char *key, uint8_t nkey);
+
+/* ---- a multiget answered in pieces (struct conn_mget), worker thread ---- */
+
+/* The key at c->mget.cursor is on disk and not held. `stream`: the value
+ * is for this reply only (CONN_FETCH_STREAM); `asked`: a fetch of it was
+ * started before (a prefetch). WAIT: a fetch that may bring it is in
+ * flight (the request runs again when one finishes); FAIL: it cannot be
+ * had (a disk read of this request failed, CONN_FETCH_ROUNDS_MAX fetches
+ * of it were lost again, or the fetch queue is full while nothing of this
+ * connection is in flight), logged. */
+enum conn_park conn_mget_wait(struct conn *c, const char *key, uint8_t nkey,
+                              bool stream, bool asked);
+/* True while the prefetch window has room (CONN_PREFETCH_MAX values in
+ * flight or held, CONN_PREFETCH_BYTES held). */
+bool conn_prefetch_room(const struct conn *c);
+/* Fetches key ahead for streaming unless it is held already; false when
+ * the queue refused it (nothing was asked: try later). */
+bool conn_prefetch(struct conn *c, const char *key, uint8_t nkey);
+/* Drops a held value of key, if any (its key was answered otherwise). */
+void conn_hold_drop(struct conn *c, const char *key, uint8_t nkey);
+/* The multiget ended (its END or error line is queued): fetches of it
+ * still in flight are orphans, their values dropped on arrival. */
+void conn_mget_end(struct conn *c);
 
 /* For the processors (worker thread): the output position before a
  * request, and the undo of everything queued since (a request that parks

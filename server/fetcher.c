@@ -6,7 +6,9 @@
  * fetcher and then handed over, as its fetch_result, to the done callback.
  * The value read is installed in the cache and also handed back
  * (referenced): under memory pressure other fetches may eject it again
- * before the worker runs the request that waits for it.
+ * before the worker runs the request that waits for it. A fetch for
+ * streaming (fetcher.h) is installed only when it fits without evicting;
+ * else it is only handed back, allocated outside the cache's LRU.
  */
 #include <config.h>
 
@@ -40,7 +42,8 @@ static struct {
     void (*done)(void *ctx, struct fetch_result *r);
     void *ctx;
     struct hotpool *pool;
-    _Atomic uint64_t fetches, misses, us_total, us_max, engine_errors;
+    _Atomic uint64_t fetches, misses, streamed, us_total, us_max,
+        engine_errors;
     struct hist hist;                /* under hist_lock */
     pthread_mutex_t hist_lock;
 } FT = { .hist_lock = PTHREAD_MUTEX_INITIALIZER };
@@ -74,6 +77,8 @@ fetcher_fini(void *ctx)
 
 struct fetch_alloc {
     struct item *it;
+    bool stream;
+    bool outside;             /* it came from cache_item_alloc_outside */
 };
 
 static char *
@@ -81,9 +86,37 @@ fetch_alloc_cb(void *ctx, const struct kvstore_record *rec)
 {
     struct fetch_alloc *fa = ctx;
     bool too_large = false;
-    fa->it = cache_item_alloc(rec->key, rec->nkey, rec->flags,
-                              cache_realtime(rec->exptime), rec->vlen, &too_large);
+    rel_time_t exptime = cache_realtime(rec->exptime);
+    if (!fa->stream) {
+        fa->it = cache_item_alloc(rec->key, rec->nkey, rec->flags, exptime,
+                                  rec->vlen, &too_large);
+    } else {
+        /* Resident only where it fits without evicting: a multiget of
+         * more than memory would otherwise evict every value the cache
+         * holds for values that are themselves evicted by the next ones
+         * (and, while the replies pin them, fail to allocate at all). */
+        fa->it = cache_item_alloc_noevict(rec->key, rec->nkey, rec->flags,
+                                          exptime, rec->vlen);
+        if (fa->it == NULL) {
+            fa->it = cache_item_alloc_outside(rec->key, rec->nkey,
+                                              rec->flags, exptime, rec->vlen);
+            fa->outside = fa->it != NULL;
+        }
+    }
     return fa->it != NULL ? item_value(fa->it) : NULL;
+}
+
+/* A value read for streaming that is not linked: handed back as it is,
+ * unless its time ran out on disk (then a miss, as cache_install says). */
+static void
+fetch_outside(struct fetch_result *r, struct item *it)
+{
+    if (cache_item_is_expired(it)) {
+        cache_item_release(it);
+        cache_install_absent(r->key, r->nkey);
+        return;
+    }
+    r->item = it;
 }
 
 /* fetcher thread */
@@ -95,12 +128,15 @@ fetch_run(struct hotpool_task *t, void *thread_ctx)
     struct fetcher *f = thread_ctx;
     const struct kvstore_ops *ops = FT.engine->ops;
     uint64_t t0 = persist_now_us();
-    struct fetch_alloc fa = { NULL };
+    struct fetch_alloc fa = { .stream = r->stream };
     struct kvstore_record rec;
     int rc = ops->get(f->kv, r->key, r->nkey, fetch_alloc_cb, &fa, &rec);
     r->item = NULL;
     r->failed = false;
-    if (rc == MCKV_OK && fa.it != NULL) {
+    if (rc == MCKV_OK && fa.it != NULL && fa.outside) {
+        fa.it->cas = rec.cas;
+        fetch_outside(r, fa.it);
+    } else if (rc == MCKV_OK && fa.it != NULL) {
         fa.it->cas = rec.cas;
         /* Not when something newer is in memory. */
         enum cache_result cr = cache_install(fa.it);
@@ -131,6 +167,8 @@ fetch_run(struct hotpool_task *t, void *thread_ctx)
     }
     uint64_t dt = persist_now_us() - t0;
     atomic_fetch_add(&FT.fetches, 1);
+    if (fa.outside)
+        atomic_fetch_add(&FT.streamed, 1);
     atomic_fetch_add(&FT.us_total, dt);
     persist_atomic_max(&FT.us_max, dt);
     pthread_mutex_lock(&FT.hist_lock);
@@ -140,7 +178,8 @@ fetch_run(struct hotpool_task *t, void *thread_ctx)
 }
 
 bool
-fetcher_submit(unsigned worker, uint64_t conn_id, const char *key, uint8_t nkey)
+fetcher_submit(unsigned worker, uint64_t conn_id, const char *key, uint8_t nkey,
+               bool stream)
 {
     struct fetch_task *ft = malloc(sizeof(*ft));
     if (ft == NULL)
@@ -150,6 +189,7 @@ fetcher_submit(unsigned worker, uint64_t conn_id, const char *key, uint8_t nkey)
     ft->r.conn_id = conn_id;
     ft->r.item = NULL;
     ft->r.failed = false;
+    ft->r.stream = stream;
     ft->r.nkey = nkey;
     memcpy(ft->r.key, key, nkey);
     if (hotpool_submit(FT.pool, &ft->task) != 0) {
@@ -193,6 +233,7 @@ fetcher_counters(struct fetcher_counters *out)
     *out = (struct fetcher_counters){
         .fetches = atomic_load(&FT.fetches),
         .misses = atomic_load(&FT.misses),
+        .streamed = atomic_load(&FT.streamed),
         .us_total = atomic_load(&FT.us_total),
         .us_max = atomic_load(&FT.us_max),
         .engine_errors = atomic_load(&FT.engine_errors),

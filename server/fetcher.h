@@ -29,6 +29,7 @@ struct fetch_result {
                                  releases it), or NULL: not on disk, newer
                                  in memory, or failed */
     bool failed;              /* the disk read failed */
+    bool stream;              /* asked for streaming (fetcher_submit) */
     uint8_t nkey;
     char key[PROTO_KEY_MAX];
 };
@@ -52,14 +53,21 @@ void fetcher_stop(void);
 
 /* Any thread but a fetcher: reads key in the background for the requester
  * (worker, conn_id). False when the backlog is full or out of memory
- * (nothing was queued). */
+ * (nothing was queued).
+ * With `stream` the value is for that requester's reply only (a multiget
+ * larger than memory): it is made resident only if memory has room for it
+ * without evicting anything; else it is allocated outside the cache
+ * (cache_item_alloc_outside) and handed back without being linked, so a
+ * value that cannot stay does not evict the ones that can. Without it the
+ * value is installed like any other, evicting as a store would. */
 bool fetcher_submit(unsigned worker, uint64_t conn_id, const char *key,
-                    uint8_t nkey);
+                    uint8_t nkey, bool stream);
 /* Releases r->item if still set, and frees r. Any thread. */
 void fetcher_result_free(struct fetch_result *r);
 
 struct fetcher_counters {
     uint64_t fetches, misses;        /* finished; of those, not on disk */
+    uint64_t streamed;               /* of those, served outside the cache */
     uint64_t us_total, us_max;
     uint64_t engine_errors;
 };

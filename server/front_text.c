@@ -82,37 +82,105 @@ out_value(struct conn *c, struct item *it, bool with_cas, uint64_t cas)
     conn_out_item(c, it, item_value(it), (size_t)it->nbytes + 2);
 }
 
+/* While a multiget waits (for a value, or for its output to drain), it
+ * fetches the values on disk among the keys after `from`, within the
+ * connection's window. m->ahead only moves forward: each key is looked at
+ * once whatever the number of runs. */
 static void
+prefetch_ahead(struct conn *c, const struct text_req *req, size_t from)
+{
+    struct conn_mget *m = &c->mget;
+    size_t p = m->ahead > from ? m->ahead : from;
+    const char *key;
+    uint8_t nkey;
+    while (conn_prefetch_room(c)) {
+        size_t before = p;
+        if (!proto_text_next_key(req, &p, &key, &nkey))
+            break;
+        if (cmd_get_on_disk(key, nkey) && !conn_prefetch(c, key, nkey)) {
+            p = before;   /* the queue is full: again at the next run */
+            break;
+        }
+    }
+    m->ahead = p;
+}
+
+/*
+ * get, gets, gat, gats, answered in pieces (struct conn_mget in conn.h):
+ * from the key where the previous run stopped, each key's VALUE is queued
+ * in order; the run stops at the first key that waits for a fetch, or once
+ * the output passes CONN_OUT_HIGH, and keeps what it queued (PARKED; the
+ * caller leaves the request unconsumed). END when every key is answered.
+ *
+ * The values of a get or gets of several keys are fetched for this reply
+ * only (CONN_FETCH_STREAM: not made resident unless memory has room
+ * without evicting), ahead of the key being answered: a multiget of more
+ * than memory then streams instead of evicting its own values. One key,
+ * or a touch (which must reach the cache's own item), is fetched into the
+ * cache as any single get.
+ *
+ * A key that cannot be had (a disk read failed, its value was lost again
+ * after several fetches, the fetch queue is full, or a touch is refused
+ * by backpressure) ends the reply with SERVER_ERROR temporary failure
+ * after the values already queued, and without END: memcached's text
+ * protocol has no per-key error, and a miss would say the key does not
+ * exist, which the server does not know.
+ */
+static enum conn_req
 do_get(struct conn *c, const struct cmd_ctx *ctx, const struct text_req *req)
 {
     bool touch = req->cmd == TEXT_GAT || req->cmd == TEXT_GATS;
     bool with_cas = req->cmd == TEXT_GETS || req->cmd == TEXT_GATS;
+    bool stream = !touch && req->nkeys > 1;
     rel_time_t exptime = touch ? cache_realtime(req->exptime) : 0;
-    size_t cursor = 0;
+    struct conn_mget *m = &c->mget;
+    size_t cursor = m->active ? m->cursor : 0;
     const char *key;
     uint8_t nkey;
-    struct conn_out_mark mark;
-    conn_out_mark(c, &mark);
 
-    while (proto_text_next_key(req, &cursor, &key, &nkey)) {
+    for (;;) {
+        size_t here = cursor;
+        if (!proto_text_next_key(req, &cursor, &key, &nkey))
+            break;
+        if (c->out_pending >= CONN_OUT_HIGH) {
+            cursor = here;   /* the socket drains first */
+            goto pause;
+        }
         struct cmd_result r;
         cmd_get(ctx, key, nkey, touch, exptime, true, &r);
         if (r.status == CMD_NEED_FETCH) {
-            /* keep going: every missing value of the request is fetched
-             * at once, then the request runs again */
-            front_need_fetch(c, key, nkey);
-            continue;
+            if (conn_mget_wait(c, key, nkey, stream, here < m->ahead)
+                != CONN_PARK_WAIT)
+                goto fail;
+            if (m->ahead < cursor)
+                m->ahead = cursor;   /* this key is asked for */
+            cursor = here;
+            goto pause;
         }
-        if (r.status == CMD_TMPFAIL) {   /* gat refused by backpressure */
-            conn_out_rewind(c, &mark);
-            conn_out_line(c, TEMPORARY_FAILURE);
-            return;
-        }
+        if (r.status == CMD_TMPFAIL)   /* gat refused by backpressure */
+            goto fail;
+        /* answered: a copy of it fetched ahead is not needed any more */
+        conn_hold_drop(c, key, nkey);
+        m->tries = 0;
         if (r.it != NULL)
             out_value(c, r.it, with_cas, r.cas);
         cmd_result_done(&r);
     }
     conn_out_copy(c, "END\r\n", 5);
+    conn_mget_end(c);
+    return CONN_REQ_OK;
+
+pause:
+    m->active = true;
+    m->cursor = cursor;
+    if (stream)
+        prefetch_ahead(c, req, cursor);
+    return CONN_REQ_PARKED;
+
+fail:
+    conn_out_line(c, TEMPORARY_FAILURE);
+    conn_mget_end(c);
+    return CONN_REQ_OK;
 }
 
 /* ---- storage ---- */
@@ -282,7 +350,8 @@ front_text(struct conn *c, size_t *need)
     struct conn_out_mark mark;
     conn_out_mark(c, &mark);
     c->rstart += consumed;
-    if (c->dump.kind == 0)   /* not again for each piece of a dump */
+    /* not again for each piece of a dump or a multiget */
+    if (c->dump.kind == 0 && !c->mget.active)
         log_debug("<%d %.*s", c->fd, (int)(memchr(buf, '\n', consumed) != NULL
                   ? (const char *)memchr(buf, '\n', consumed) - buf : 0), buf);
 
@@ -308,7 +377,10 @@ front_text(struct conn *c, size_t *need)
     }
     switch (req.cmd) {
     case TEXT_GET: case TEXT_GETS: case TEXT_GAT: case TEXT_GATS:
-        do_get(c, &ctx, &req);
+        if (do_get(c, &ctx, &req) == CONN_REQ_PARKED) {
+            c->rstart = start;   /* the rest of it runs later */
+            return CONN_REQ_PARKED;
+        }
         break;
     case TEXT_SET: case TEXT_ADD: case TEXT_REPLACE: case TEXT_APPEND:
     case TEXT_PREPEND: case TEXT_CAS:

@@ -360,12 +360,15 @@ persist_admit_write(uint32_t *delay_ms)
 }
 
 bool
-persist_fetch(unsigned worker, uint64_t conn_id, const char *key, uint8_t nkey)
+persist_fetch(unsigned worker, uint64_t conn_id, const char *key, uint8_t nkey,
+              bool stream, bool optional)
 {
     if (!P.enabled)
         return false;
-    if (!fetcher_submit(worker, conn_id, key, nkey)) {
-        atomic_fetch_add(&P.temporary_failures, 1);
+    if (!fetcher_submit(worker, conn_id, key, nkey, stream)) {
+        /* a prefetch refused is only not made: no reply says so */
+        if (!optional)
+            atomic_fetch_add(&P.temporary_failures, 1);
         return false;
     }
     return true;
@@ -454,6 +457,7 @@ persist_stats(stats_emit_fn emit, void *ctx)
     emit_u64(emit, ctx, "drain_rate_items_per_s", f.drain_writes_per_s);
     emit_u64(emit, ctx, "bg_fetches", ft.fetches);
     emit_u64(emit, ctx, "bg_fetch_misses", ft.misses);
+    emit_u64(emit, ctx, "bg_fetch_streamed", ft.streamed);
     emit_u64(emit, ctx, "bg_fetch_us_avg",
              ft.fetches ? ft.us_total / ft.fetches : 0);
     emit_u64(emit, ctx, "bg_fetch_us_max", ft.us_max);

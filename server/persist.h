@@ -70,9 +70,10 @@ uint64_t persist_committed_seq(unsigned worker);
 /* Worker thread: reads key from disk in the background for connection
  * `conn_id` of `worker`; the result comes back through that worker's
  * completion ring. False when the fetch queue is full (reply temporary
- * failure). */
+ * failure, counted as one, unless `optional`: a prefetch nobody waits
+ * for yet). `stream`: see fetcher_submit(). */
 bool persist_fetch(unsigned worker, uint64_t conn_id, const char *key,
-                   uint8_t nkey);
+                   uint8_t nkey, bool stream, bool optional);
 
 /* Worker thread: a flush_all with a delay was scheduled for `when`; it is
  * recorded so that a restart before it falls due still applies it. */

@@ -6,7 +6,8 @@
  * changes when backpressure refuses), then run the cache operation, then
  * count it. A cache answer of "the value is on disk" becomes
  * CMD_NEED_FETCH: the front end asks its connection to fetch the key and
- * the request runs again, from the start, once the value is in memory.
+ * the request runs again once the value is in memory (from the start; a
+ * text multiget from the key that waited: server/conn_fetch.c).
  */
 #include <config.h>
 
@@ -124,6 +125,16 @@ cmd_get(const struct cmd_ctx *ctx, const char *key, uint8_t nkey, bool touch,
         STAT_INCR(ctx->ts, get_hits);
     r->it = it;
     r->cas = cmd_visible_cas(it->cas);
+}
+
+bool
+cmd_get_on_disk(const char *key, uint8_t nkey)
+{
+    struct cache_walk_entry e;
+    enum cache_miss why = CACHE_MISS_ABSENT;
+    if (cache_peek(key, nkey, &e, &why))
+        return e.stub;
+    return why == CACHE_MISS_ON_DISK;
 }
 
 /* ---- storage ---- */

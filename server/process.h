@@ -33,7 +33,8 @@ struct cmd_env {
      * (past the hard limit). May arrange for the reply to be delayed. */
     bool (*admit_write)(void *owner);
     /* A value fetched from disk for the current request that the cache has
-     * lost again (a new reference), else NULL. May be NULL. */
+     * lost again or did not keep (a reference, handed over), else NULL.
+     * May be NULL. */
     struct item *(*fetched)(void *owner, const char *key, uint8_t nkey);
 };
 
@@ -93,6 +94,12 @@ const struct process_options *process_options(void);
 void cmd_get(const struct cmd_ctx *ctx, const char *key, uint8_t nkey,
              bool touch, rel_time_t exptime, bool count_get,
              struct cmd_result *r);
+
+/* A multiget's look ahead: true when key's value is on disk only, so a
+ * get of it would answer NEED_FETCH. Counts nothing and leaves the LRU
+ * and the meta state alone (an expired item met is dropped, as by any
+ * lookup): the key is looked at again when it is answered. */
+bool cmd_get_on_disk(const char *key, uint8_t nkey);
 
 /* Storage. For APPEND/PREPEND flags and exptime are ignored (the old
  * item's are kept). A non-zero cas_in must match (CACHE_CAS: the cas

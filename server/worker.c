@@ -124,9 +124,11 @@ worker_accept(struct worker *w, int fd)
 /* owner op: a background fetch, with the token (worker, connection id) */
 static bool
 worker_need_fetch(struct conn_owner *o, struct conn *c, const char *key,
-                  uint8_t nkey)
+                  uint8_t nkey, unsigned how)
 {
-    return persist_fetch(owner_worker(o)->id, c->id, key, nkey);
+    return persist_fetch(owner_worker(o)->id, c->id, key, nkey,
+                         (how & CONN_FETCH_STREAM) != 0,
+                         (how & CONN_FETCH_OPTIONAL) != 0);
 }
 
 /* owner op: write admission */

@@ -69,6 +69,10 @@ struct fake {
     bool fetch_refuse;        /* need_fetch: the queue is full */
     uint64_t fetch_token;     /* the id the last fetch was asked for */
     char fetch_key[64];
+    unsigned fetch_how;       /* the last fetch's enum conn_fetch_how */
+    char asked[32][16];       /* every key asked for, in order */
+    unsigned nasked;
+    unsigned window_max;      /* most fetches in flight + held seen */
 
     enum admit_mode admit;
     uint32_t delay_ms;
@@ -140,14 +144,21 @@ owner_closed(struct conn_owner *o, struct conn *c)
 
 static bool
 owner_need_fetch(struct conn_owner *o, struct conn *c, const char *key,
-                 uint8_t nkey)
+                 uint8_t nkey, unsigned how)
 {
     struct fake *f = fake_of(o);
     f->fetch_calls++;
     if (f->fetch_refuse)
         return false;
     f->fetch_token = c->id;
+    f->fetch_how = how;
     snprintf(f->fetch_key, sizeof(f->fetch_key), "%.*s", (int)nkey, key);
+    if (f->nasked < 32)
+        snprintf(f->asked[f->nasked++], sizeof(f->asked[0]), "%.*s",
+                 (int)nkey, key);
+    /* this fetch is counted by the caller after we return */
+    if (c->fetch_pending + 1 + c->nheld > f->window_max)
+        f->window_max = c->fetch_pending + 1 + c->nheld;
     return true;
 }
 
@@ -266,6 +277,84 @@ fake_park(struct conn *c, const char *line, size_t n, size_t start)
 }
 
 /*
+ * "mget K...": a multiget in pieces, run as front_text.c's do_get runs
+ * one: keys that start with 'd' are on disk (served only from
+ * conn_fetched()), keys that start with 'B' have a value of 1 MiB of 'b'
+ * queued as bytes, the others answer at once. Each key's reply is
+ * "V:<key>[=<value>]", and "END" ends it (or "FAIL" when a key cannot be
+ * had). Queued output is never undone.
+ */
+static enum conn_req
+fake_mget(struct conn *c, const char *line, size_t n, size_t start)
+{
+    char keys[24][16];
+    unsigned nk = 0;
+    const char *p = line + 5, *end = line + n;
+    while (p < end && nk < 24) {
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        size_t len = sp != NULL ? (size_t)(sp - p) : (size_t)(end - p);
+        snprintf(keys[nk++], sizeof(keys[0]), "%.*s", (int)len, p);
+        p += len + 1;
+    }
+    struct conn_mget *m = &c->mget;
+    size_t i = m->active ? m->cursor : 0;
+    char reply[64];
+    for (; i < nk; i++) {
+        const char *k = keys[i];
+        uint8_t nkey = (uint8_t)strlen(k);
+        if (c->out_pending >= CONN_OUT_HIGH)
+            goto pause;
+        if (k[0] == 'd') {
+            struct item *it = conn_fetched(c, k, nkey);
+            if (it == NULL) {
+                if (conn_mget_wait(c, k, nkey, true, i < m->ahead)
+                    != CONN_PARK_WAIT) {
+                    conn_out_line(c, "FAIL");
+                    conn_mget_end(c);
+                    log_req(c, line, n);
+                    return CONN_REQ_OK;
+                }
+                if (m->ahead < i + 1)
+                    m->ahead = i + 1;
+                goto pause;
+            }
+            snprintf(reply, sizeof(reply), "V:%s=%.*s", k, (int)it->nbytes,
+                     item_value(it));
+            cache_item_release(it);
+        } else {
+            conn_hold_drop(c, k, nkey);
+            snprintf(reply, sizeof(reply), "V:%s", k);
+            if (k[0] == 'B') {
+                char *b = conn_out_reserve(c, MB);
+                assert_non_null(b);
+                memset(b, 'b', MB);
+                conn_out_commit(c, MB);
+            }
+        }
+        m->tries = 0;
+        conn_out_line(c, reply);
+    }
+    conn_out_line(c, "END");
+    conn_mget_end(c);
+    log_req(c, line, n);
+    return CONN_REQ_OK;
+
+pause:
+    m->active = true;
+    m->cursor = i;
+    for (size_t j = m->ahead > i ? m->ahead : i; j < nk; j++) {
+        if (!conn_prefetch_room(c))
+            break;
+        if (keys[j][0] == 'd' &&
+            !conn_prefetch(c, keys[j], (uint8_t)strlen(keys[j])))
+            break;
+        m->ahead = j + 1;
+    }
+    c->rstart = start;
+    return CONN_REQ_PARKED;
+}
+
+/*
  * The fake text protocol, one "\n"-terminated command per request:
  *   data N      the line is followed by N bytes and "\n" (NEED_MORE until
  *               all are buffered): "DATA N"
@@ -275,6 +364,7 @@ fake_park(struct conn *c, const char *line, size_t n, size_t start)
  *   write       asks for write admission (and is a sync write): "STORED"
  *               or "REFUSED"
  *   park K...   see fake_park()
+ *   mget K...   see fake_mget()
  *   quit        "BYE", then close
  *   other       echoed back as "R:<line>"
  */
@@ -310,6 +400,8 @@ fake_text(struct conn *c, size_t *need)
     }
     if (word_is(buf, n, "park"))
         return c->rstart += n + 1, fake_park(c, line, n, start);
+    if (word_is(buf, n, "mget"))
+        return c->rstart += n + 1, fake_mget(c, line, n, start);
     c->rstart += n + 1;
     log_req(c, line, n);
     if (word_is(buf, n, "big")) {
@@ -1010,6 +1102,184 @@ test_fetch_give_up(void **state)
     expect_reply("R:ok\r\n");
 }
 
+/* The index of key in F.asked, or -1. */
+static int
+asked_at(const char *key)
+{
+    for (unsigned i = 0; i < F.nasked; i++)
+        if (strcmp(F.asked[i], key) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* A multiget in pieces: what it queued before the first key on disk goes
+ * out while it waits (not undone); it fetches a window of the keys after
+ * it (streaming, prefetches optional), never more than CONN_PREFETCH_MAX
+ * in flight or held; completions in any order resume it, the replies stay
+ * in key order, and the request behind it runs after its END. */
+static void
+test_mget_streams_in_order(void **state)
+{
+    (void)state;
+    open_conn();
+    say("mget a d1 b d2 d3 d4 d5 d6 d7 d8 d9 d10 d11 d12 c\nafter\n");
+    pump();
+    expect_reply("V:a\r\n");
+    assert_true(F.c->mget.active);
+    assert_int_equal(F.fetch_calls, CONN_PREFETCH_MAX);
+    assert_string_equal(F.asked[0], "d1");
+    assert_string_equal(F.asked[1], "d2");
+    assert_int_equal(F.fetch_how, CONN_FETCH_STREAM | CONN_FETCH_OPTIONAL);
+
+    /* d3 first: d1 still waits, nothing is sent, no new fetch (full) */
+    conn_fetch_done(F.c, make_item("d3", "three"), false);
+    pump();
+    expect_reply("");
+    assert_int_equal(F.fetch_calls, CONN_PREFETCH_MAX);
+    assert_int_equal(F.c->nheld, 1);
+
+    conn_fetch_done(F.c, make_item("d1", "one"), false);
+    pump();
+    expect_reply("V:d1=one\r\nV:b\r\n");
+    /* d2 is next; one slot freed (d1 was queued): d9 is fetched ahead */
+    assert_int_equal(asked_at("d9"), CONN_PREFETCH_MAX);
+    assert_int_equal(F.nlog, 0);
+
+    /* the rest, in the order they were asked for */
+    const char *vals = "x";
+    for (int round = 0; round < 40 && F.c->mget.active; round++) {
+        for (unsigned i = 0; i < F.nasked; i++) {
+            if (strcmp(F.asked[i], "d1") == 0 || strcmp(F.asked[i], "d3") == 0 ||
+                F.asked[i][0] == '\0')
+                continue;
+            conn_fetch_done(F.c, make_item(F.asked[i], vals), false);
+            F.asked[i][0] = '\0';   /* delivered */
+            pump();
+            break;
+        }
+    }
+    char buf[4096];
+    assert_true(peer_read(F.peer, buf, sizeof(buf)) > 0);
+    assert_string_equal(buf,
+        "V:d2=x\r\nV:d3=three\r\nV:d4=x\r\nV:d5=x\r\nV:d6=x\r\n"
+        "V:d7=x\r\nV:d8=x\r\nV:d9=x\r\nV:d10=x\r\nV:d11=x\r\n"
+        "V:d12=x\r\nV:c\r\nEND\r\nR:after\r\n");
+    assert_false(F.c->mget.active);
+    assert_int_equal(F.fetch_calls, 12);   /* each key once */
+    assert_true(F.window_max <= CONN_PREFETCH_MAX);
+    assert_int_equal(F.c->nheld, 0);
+    assert_int_equal(F.c->held_bytes, 0);
+    assert_int_equal(F.c->fetch_pending, 0);
+}
+
+/* A key that cannot be had ends the multiget after the values already
+ * queued; fetches of it still in flight are dropped when they arrive,
+ * and the next request waits for them, then runs. */
+static void
+test_mget_fail_keeps_values_before(void **state)
+{
+    (void)state;
+    open_conn();
+    say("mget a d1 d2\nafter\n");
+    pump();
+    expect_reply("V:a\r\n");
+    assert_int_equal(F.fetch_calls, 2);
+    conn_fetch_done(F.c, NULL, true);   /* d1: the disk read failed */
+    pump();
+    expect_reply("FAIL\r\n");
+    assert_false(F.c->mget.active);
+    assert_int_equal(F.c->fetch_orphans, 1);
+    assert_int_equal(F.nlog, 1);        /* "after" waits for d2's fetch */
+    conn_fetch_done(F.c, make_item("d2", "late"), false);
+    pump();
+    expect_reply("R:after\r\n");
+    assert_int_equal(F.c->nheld, 0);    /* the orphan's value was dropped */
+    assert_int_equal(F.c->fetch_orphans, 0);
+
+    /* a value lost again CONN_FETCH_ROUNDS_MAX times */
+    F.fetch_calls = 0;
+    say("mget b d3\n");
+    pump();
+    expect_reply("V:b\r\n");
+    for (int i = 0; i < 10 && F.c->fetch_pending > 0; i++) {
+        conn_fetch_done(F.c, NULL, false);
+        pump();
+    }
+    expect_reply("FAIL\r\n");
+    assert_int_equal(F.fetch_calls, 4);
+
+    /* a full queue: a prefetch refused is only not made; the key waited
+     * for fails only when nothing of ours is in flight */
+    F.fetch_refuse = true;
+    say("mget d4 d5\n");
+    pump();
+    expect_reply("FAIL\r\n");
+    F.fetch_refuse = false;
+    say("mget d6 d7 d8\n");
+    pump();
+    assert_int_equal(F.c->fetch_pending, 3);
+    F.fetch_refuse = true;
+    conn_fetch_done(F.c, NULL, false);   /* d6 lost: asked again, refused */
+    pump();
+    assert_true(F.c->mget.active);       /* d7, d8 in flight: it waits */
+    F.fetch_refuse = false;
+    conn_fetch_done(F.c, make_item("d7", "7"), false);
+    conn_fetch_done(F.c, make_item("d8", "8"), false);
+    pump();
+    conn_fetch_done(F.c, make_item("d6", "6"), false);
+    pump();
+    expect_reply("V:d6=6\r\nV:d7=7\r\nV:d8=8\r\nEND\r\n");
+}
+
+/* A multiget whose values pass the output mark stops at it and goes on
+ * once the client read: what it queues stays bounded by CONN_OUT_HIGH
+ * plus one value, whatever the number of keys. */
+static void
+test_mget_waits_for_output(void **state)
+{
+    (void)state;
+    open_conn();
+    say("mget B1 B2 B3 B4 B5 B6 B7 B8 B9 B10\nafter\n");
+    pump();
+    /* stopped at the mark (the socket took some of it): the peer has
+     * read nothing, and most keys are not answered yet */
+    assert_true(F.c->mget.active);
+    assert_true(F.c->mget.cursor < 7);   /* the fake counts keys */
+    assert_true(F.c->out_pending >= CONN_OUT_HIGH - MB);
+    assert_true(F.c->out_pending < CONN_OUT_HIGH + MB + 4096);
+    pump();
+    assert_true(F.c->out_pending < CONN_OUT_HIGH + MB + 4096);
+
+    size_t want = 10 * (MB + strlen("V:Bn\r\n")) + 1 + strlen("END\r\nR:after\r\n");
+    size_t got = 0, high = 0;
+    char *buf = malloc(1 << 16);
+    assert_non_null(buf);
+    char tail[32] = "";
+    for (int i = 0; i < 100000 && got < want; i++) {
+        ssize_t r = recv(F.peer, buf, 1 << 16, MSG_DONTWAIT);
+        if (r > 0) {
+            got += (size_t)r;
+            size_t keep = (size_t)r < sizeof(tail) - 1 ? (size_t)r : sizeof(tail) - 1;
+            size_t have = strlen(tail);
+            if (have + keep > sizeof(tail) - 1) {
+                memmove(tail, tail + have + keep - (sizeof(tail) - 1),
+                        sizeof(tail) - 1 - keep);
+                have = sizeof(tail) - 1 - keep;
+            }
+            memcpy(tail + have, buf + r - keep, keep);
+            tail[have + keep] = '\0';
+        }
+        pump();
+        if (F.c->out_pending > high)
+            high = F.c->out_pending;
+    }
+    free(buf);
+    assert_int_equal(got, want);
+    assert_true(high < CONN_OUT_HIGH + MB + 4096);
+    assert_non_null(strstr(tail, "V:B10\r\nEND\r\nR:after\r\n"));
+    assert_false(F.c->mget.active);
+}
+
 /* A connection closed while a fetch is in flight: the owner is told,
  * and its completion finds no connection by the token. */
 static void
@@ -1149,6 +1419,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_fetch_two_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_give_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_then_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mget_streams_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mget_fail_keeps_values_before, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mget_waits_for_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_by_first_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_and_idle_kick, setup, teardown),
     };

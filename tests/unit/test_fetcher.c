@@ -31,6 +31,7 @@
 
 #include "engines/kvstore.h"
 #include "server/cache.h"
+#include "server/cache_priv.h"   /* mem_used_now() */
 #include "server/fetcher.h"
 #include "server/persist_priv.h"
 #include "util/status.h"
@@ -46,6 +47,9 @@ static const struct { const char *key, *value; uint64_t cas; int64_t exptime; } 
     { "k2", "old on disk", 42, 0 },
     { "empty", "", 43, 0 },
     { "expired", "too late", 44, -1 },   /* its time ran out on disk */
+    { "s1", "streamed one", 45, 0 },
+    { "s2", "streamed two", 46, 0 },
+    { "s3", "gone already", 47, -1 },
 };
 
 static int stub_open(struct kvstore **kv, const struct kvstore_options *o)
@@ -177,13 +181,106 @@ teardown(void **state)
 static struct fetch_result *
 fetch_one(unsigned worker, uint64_t conn_id, const char *key)
 {
-    assert_true(fetcher_submit(worker, conn_id, key, (uint8_t)strlen(key)));
+    assert_true(fetcher_submit(worker, conn_id, key, (uint8_t)strlen(key),
+                               false));
     wait_results(1);
     pthread_mutex_lock(&R.lock);
     struct fetch_result *r = R.r[0];
     R.n = 0;
     pthread_mutex_unlock(&R.lock);
     return r;
+}
+
+static struct fetch_result *
+fetch_stream(const char *key)
+{
+    assert_true(fetcher_submit(0, 5, key, (uint8_t)strlen(key), true));
+    wait_results(1);
+    pthread_mutex_lock(&R.lock);
+    struct fetch_result *r = R.r[0];
+    R.n = 0;
+    pthread_mutex_unlock(&R.lock);
+    return r;
+}
+
+/* Stores values until memory is full to the byte: an allocation that may
+ * not evict fails after it. */
+static void
+fill_cache(void)
+{
+    char key[32];
+    bool too_large;
+    for (unsigned i = 0; i < 2000; i++) {
+        snprintf(key, sizeof(key), "fill:%u", i);
+        struct item *it = cache_item_alloc(key, (uint8_t)strlen(key), 0, 0,
+                                           64 * 1024, &too_large);
+        assert_non_null(it);
+        memset(item_value(it), 'f', 64 * 1024);
+        uint64_t cas;
+        assert_int_equal(cache_store(it, CACHE_SET, 0, &cas), CACHE_STORED);
+        cache_item_release(it);
+    }
+    for (unsigned i = 0; i < 100000; i++) {   /* the slack the last left */
+        snprintf(key, sizeof(key), "slack:%u", i);
+        struct item *it = cache_item_alloc_noevict(key, (uint8_t)strlen(key),
+                                                   0, 0, 16);
+        if (it == NULL)
+            return;
+        uint64_t cas;
+        assert_int_equal(cache_store(it, CACHE_SET, 0, &cas), CACHE_STORED);
+        cache_item_release(it);
+    }
+    fail_msg("memory never filled");
+}
+
+/* A fetch for streaming is made resident while memory has room without
+ * evicting; once memory is full it is handed back without being linked,
+ * evicting nothing, its bytes counted until the last reference goes; a
+ * row expired on disk is a miss either way. */
+static void
+test_stream_outside_when_full(void **state)
+{
+    (void)state;
+    enum cache_miss why;
+    struct fetch_result *r = fetch_stream("s1");
+    assert_non_null(r->item);
+    struct item *it = cache_get("s1", 2, &why);
+    assert_ptr_equal(it, r->item);   /* room: installed as any fetch */
+    cache_item_release(it);
+    fetcher_result_free(r);
+
+    fill_cache();
+    struct cache_stats before, after;
+    cache_stats(&before);
+    size_t used = mem_used_now();
+    uint64_t ejected = cache_ejected_items();
+    struct fetcher_counters fb, fa;
+    fetcher_counters(&fb);
+    r = fetch_stream("s2");
+    assert_false(r->failed);
+    assert_non_null(r->item);
+    assert_int_equal(r->item->cas, 46);
+    assert_memory_equal(item_value(r->item), "streamed two", 12);
+    assert_int_equal(r->item->iflags & ITEM_LINKED, 0);
+    assert_null(cache_get("s2", 2, &why));
+    assert_int_equal(why, CACHE_MISS_ON_DISK);   /* not made resident */
+    cache_stats(&after);
+    assert_int_equal(after.evictions, before.evictions);
+    assert_int_equal(cache_ejected_items(), ejected);
+    assert_int_equal(after.curr_items, before.curr_items);
+    /* counted without the limit check ... */
+    assert_int_equal(mem_used_now(), used + cache_item_total_size(r->item));
+    fetcher_result_free(r);
+    assert_int_equal(mem_used_now(), used);          /* ... until released */
+    fetcher_counters(&fa);
+    assert_int_equal(fa.streamed, fb.streamed + 1);
+
+    r = fetch_stream("s3");
+    assert_null(r->item);
+    assert_false(r->failed);
+    fetcher_result_free(r);
+    assert_null(cache_get("s3", 2, &why));
+    assert_int_not_equal(why, CACHE_MISS_ON_DISK);
 }
 
 /* ------------------------------------------------------------ the tests */
@@ -298,7 +395,7 @@ test_many_each_once(void **state)
     const char *keys[] = { "k1", "empty", "nope", "other" };
     for (unsigned i = 0; i < N; i++)
         assert_true(fetcher_submit(i % 4, 1000 + i, keys[i % 4],
-                                   (uint8_t)strlen(keys[i % 4])));
+                                   (uint8_t)strlen(keys[i % 4]), false));
     wait_results(N);
     bool seen[N] = { false };
     pthread_mutex_lock(&R.lock);
@@ -328,6 +425,7 @@ main(void)
         cmocka_unit_test(test_disk_error_sets_failed),
         cmocka_unit_test(test_newer_in_memory_wins),
         cmocka_unit_test(test_many_each_once),
+        cmocka_unit_test(test_stream_outside_when_full),   /* fills memory */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

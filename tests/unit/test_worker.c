@@ -156,8 +156,11 @@ persist_committed_seq(unsigned worker)
 }
 
 bool
-persist_fetch(unsigned worker, uint64_t conn_id, const char *key, uint8_t nkey)
+persist_fetch(unsigned worker, uint64_t conn_id, const char *key, uint8_t nkey,
+              bool stream, bool optional)
 {
+    (void)stream;
+    (void)optional;
     pthread_mutex_lock(&fk_lock);
     fk.fetch_calls++;
     fk.fetch_worker = worker;
