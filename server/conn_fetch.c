@@ -153,8 +153,8 @@ conn_mget_wait(struct conn *c, const char *key, uint8_t nkey, bool stream,
     } else {
         why = "the fetch queue is full";
     }
-    log_error("connection %d: %.*s: giving up after %u fetch rounds: %s",
-              c->fd, (int)nkey, key, c->mget.tries, why);
+    log_error_limited("connection %d: %.*s: giving up after %u fetch rounds: %s",
+                      c->fd, (int)nkey, key, c->mget.tries, why);
     return CONN_PARK_FAIL;
 }
 
