@@ -630,6 +630,37 @@ class TextClient(_Conn):
                 replies.append(self.readline().decode(errors="replace"))
         return replies
 
+    def store_retrying(self, item, indexes, deadline, batch=256):
+        """Sets item(i) = (key, value[, flags]) for every i of indexes,
+        pipelined in batches; a write refused by backpressure (or anything
+        but STORED) is retried, whole rounds at a time with a 0.2 s pause
+        for the backlog to drain, until the monotonic `deadline`. Returns
+        (indexes never stored, {reply: count} of the refusals)."""
+        todo = list(indexes)
+        refused = {}
+        while todo and time.monotonic() < deadline:
+            failed = []
+            for start in range(0, len(todo), batch):
+                chunk = todo[start:start + batch]
+                cmds = []
+                for i in chunk:
+                    it = item(i)
+                    flags = it[2] if len(it) > 2 else 0
+                    cmds.append(self.store_cmd("set", it[0], it[1], flags, 0))
+                self.send(b"".join(cmds))
+                for i in chunk:
+                    r = self.readline().decode(errors="replace")
+                    if r != "STORED":
+                        failed.append(i)
+                        refused[r] = refused.get(r, 0) + 1
+                if time.monotonic() >= deadline:
+                    failed.extend(todo[start + batch:])
+                    break
+            todo = failed
+            if todo:
+                time.sleep(0.2)
+        return todo, refused
+
     def get_many(self, keys, batch=100):
         """Multi-gets in batches; {key(bytes): (flags, value)} for hits."""
         out = {}

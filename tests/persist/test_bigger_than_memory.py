@@ -40,29 +40,10 @@ def val(i):
 def write_all(t, c, deadline):
     """Pipelined sets; refused ones retried until the deadline. Returns the
     set of indexes never stored."""
-    todo = list(range(NKEYS))
-    refused = {}
-    rounds = 0
-    while todo and time.monotonic() < deadline:
-        rounds += 1
-        failed = []
-        for start in range(0, len(todo), 256):
-            chunk = todo[start:start + 256]
-            replies = c.set_many([(key(i), val(i)) for i in chunk],
-                                 batch=256)
-            for i, r in zip(chunk, replies):
-                if r != "STORED":
-                    failed.append(i)
-                    refused[r] = refused.get(r, 0) + 1
-            if time.monotonic() >= deadline:
-                failed.extend(todo[start + 256:])
-                break
-        todo = failed
-        if todo:
-            time.sleep(0.2)
+    todo, refused = c.store_retrying(lambda i: (key(i), val(i)),
+                                     range(NKEYS), deadline)
     if refused:
-        t.info("write replies other than STORED (retried): %s in %d rounds"
-               % (refused, rounds))
+        t.info("write replies other than STORED (retried): %s" % refused)
         unexpected = {r: n for r, n in refused.items()
                       if r != "SERVER_ERROR temporary failure"}
         t.check(not unexpected, "unexpected write replies: %s" % unexpected)

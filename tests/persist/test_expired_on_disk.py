@@ -67,18 +67,8 @@ def store_ttl_keys(t, c):
 
 def fill(t, c, prefix):
     v = b"f" * 1024
-    todo = list(range(FILL))
-    deadline = time.monotonic() + 60
-    while todo and time.monotonic() < deadline:
-        failed = []
-        for start in range(0, len(todo), 500):
-            chunk = todo[start:start + 500]
-            replies = c.set_many([("%s%06d" % (prefix, i), v) for i in chunk],
-                                 batch=500)
-            failed += [i for i, r in zip(chunk, replies) if r != "STORED"]
-        todo = failed
-        if todo:
-            time.sleep(0.2)
+    todo, _ = c.store_retrying(lambda i: ("%s%06d" % (prefix, i), v),
+                               range(FILL), time.monotonic() + 60, batch=500)
     t.check(not todo, "%d filler keys not stored in 60 s" % len(todo))
 
 

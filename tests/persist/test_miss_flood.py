@@ -64,17 +64,8 @@ def rss_kb(pid):
 
 
 def fill(t, c):
-    todo = list(range(NKEYS))
-    deadline = time.monotonic() + 60
-    while todo and time.monotonic() < deadline:
-        failed = []
-        for start in range(0, len(todo), 500):
-            chunk = todo[start:start + 500]
-            replies = c.set_many([(key(i), val(i)) for i in chunk], batch=500)
-            failed += [i for i, r in zip(chunk, replies) if r != "STORED"]
-        todo = failed
-        if todo:
-            time.sleep(0.2)   # backpressure: the disk catches up
+    todo, _ = c.store_retrying(lambda i: (key(i), val(i)), range(NKEYS),
+                               time.monotonic() + 60, batch=500)
     t.check(not todo, "%d keys could not be stored in 60 s" % len(todo))
 
 

@@ -100,17 +100,8 @@ class RssWatch:
 
 
 def write_all(t, c, deadline):
-    todo = list(range(NKEYS))
-    while todo and time.monotonic() < deadline:
-        failed = []
-        for i in todo:
-            r = c.set(key(i), val(i), flags=i)
-            if r != "STORED":
-                failed.append(i)
-        todo = failed
-        if todo:
-            time.sleep(0.2)   # backpressure: the backlog drains
-    return todo
+    return c.store_retrying(lambda i: (key(i), val(i), i), range(NKEYS),
+                            deadline, batch=8)[0]
 
 
 def read_text(c, with_cas):
