@@ -42,7 +42,8 @@ struct kvstore_record {
 };
 
 struct kvstore_options {
-    const char *path;       /* database file; its directory exists */
+    const char *path;       /* database file (sqlite) or directory (rocksdb);
+                               its parent directory exists */
     bool read_only;         /* fetcher handles */
     bool synchronous_full;  /* sqlite_synchronous = full (else normal) */
     uint64_t cache_kb;      /* page cache size hint, KiB (0 = engine default) */
@@ -62,7 +63,7 @@ typedef void (*kvstore_stat_fn)(void *ctx, const char *name, const char *value);
 
 struct kvstore_ops {
     unsigned api_version;   /* KVSTORE_API_VERSION */
-    const char *name;       /* "sqlite", "memory" */
+    const char *name;       /* "sqlite", "memory", "rocksdb" */
     bool persistent;        /* false: nothing survives a restart */
 
     int (*open)(struct kvstore **kv, const struct kvstore_options *opts);
@@ -109,6 +110,8 @@ struct kvstore_ops {
 
 extern const struct kvstore_ops kvstore_sqlite_ops;
 extern const struct kvstore_ops kvstore_memory_ops;
+/* Only when configure found librocksdb-dev (HAVE_ROCKSDB in config.h). */
+extern const struct kvstore_ops kvstore_rocksdb_ops;
 
 /* Finds an engine by name; NULL when unknown. */
 const struct kvstore_ops *kvstore_find(const char *name);

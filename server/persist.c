@@ -179,8 +179,10 @@ persist_setup(const struct config *cfg, unsigned nthreads, char *err,
     const struct kvstore_ops *ops = P.engine.ops;
     int rc = ops->open(&P.kv, &P.engine.opts);
     if (rc != MCKV_OK) {
+        /* last_error(NULL): why this thread's open() failed (kvstore.h) */
+        const char *why = ops->last_error(P.kv);
         snprintf(err, errlen, "db_path %s: %s", P.path,
-                 P.kv != NULL ? ops->last_error(P.kv) : mckv_strerror(rc));
+                 why != NULL && why[0] != '\0' ? why : mckv_strerror(rc));
         return -1;
     }
     int64_t cas_high = 0;
