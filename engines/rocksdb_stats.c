@@ -8,6 +8,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "engines/rocksdb_priv.h"
 #include "util/status.h"
@@ -29,7 +30,6 @@ rocks_stats(struct kvstore *kv, kvstore_stat_fn fn, void *ctx)
         { "estimate_num_keys", "rocksdb.estimate-num-keys" },
         { "sst_file_bytes", "rocksdb.total-sst-files-size" },
         { "memtable_bytes", "rocksdb.cur-size-all-mem-tables" },
-        { "l0_files", "rocksdb.num-files-at-level0" },
         { "running_compactions", "rocksdb.num-running-compactions" },
         { "running_flushes", "rocksdb.num-running-flushes" },
         { "pending_compaction_bytes", "rocksdb.estimate-pending-compaction-bytes" },
@@ -44,13 +44,18 @@ rocks_stats(struct kvstore *kv, kvstore_stat_fn fn, void *ctx)
     for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
         if (rocksdb_property_int_cf(rdb->db, rdb->cf_data, props[i].prop, &v) == 0)
             rocks_stat_u64(fn, ctx, props[i].name, v);
-    /* Files per level beyond 0: where the data sits. */
-    for (int level = 1; level <= 6; level++) {
-        char prop[48];
+    /* Files per level (a string property, not an int one): where the data
+     * sits; many level-0 files mean compaction is behind. */
+    for (int level = 0; level <= 6; level++) {
+        char prop[48], *text;
 
         snprintf(prop, sizeof(prop), "rocksdb.num-files-at-level%d", level);
         snprintf(name, sizeof(name), "l%d_files", level);
-        if (rocksdb_property_int_cf(rdb->db, rdb->cf_data, prop, &v) == 0 && v > 0)
+        if ((text = rocksdb_property_value_cf(rdb->db, rdb->cf_data, prop)) == NULL)
+            continue;
+        v = strtoull(text, NULL, 10);
+        rocksdb_free(text);
+        if (level == 0 || v > 0)
             rocks_stat_u64(fn, ctx, name, v);
     }
     rocks_stat_u64(fn, ctx, "block_cache_bytes", (uint64_t)rocksdb_cache_get_usage(rdb->block_cache));

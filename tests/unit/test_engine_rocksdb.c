@@ -228,6 +228,7 @@ test_stats(void **state)
     (void)stat_value(kv, "running_compactions");
     (void)stat_value(kv, "delayed_write_rate");
     assert_int_equal(stat_value(kv, "write_stopped"), 0);
+    assert_int_equal(stat_value(kv, "l0_files"), 0);       /* all in the memtable */
     assert_ptr_equal(kvstore_find("rocksdb"), &kvstore_rocksdb_ops);
     assert_true(kvstore_rocksdb_ops.persistent);
     ops->close(kv);
