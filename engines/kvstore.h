@@ -14,7 +14,10 @@
  * engine may already have rolled back after a disk error); deleting a
  * missing key is MCKV_OK. A failed open() leaves *kv NULL and
  * last_error(NULL) holds its reason for the calling thread. Read-only
- * handles open after the writer has created the database.
+ * handles open after the writer has created the database. Whether a read
+ * on the writer handle sees its own open transaction is the engine's
+ * (SQLite: yes; RocksDB: no, the batch is applied at commit): the server
+ * never reads through the writer while a transaction is open.
  *
  * Records hold absolute unix expiry times (0 = never) so a database stays
  * meaningful across restarts, and the CAS of the write, so CAS keeps growing
