@@ -12,6 +12,9 @@
 static const struct kvstore_ops *const kvstore_engines[] = {
     &kvstore_sqlite_ops,
     &kvstore_memory_ops,
+#ifdef HAVE_ROCKSDB
+    &kvstore_rocksdb_ops,
+#endif
 };
 
 const struct kvstore_ops *

@@ -17,7 +17,10 @@
  * engine may already have rolled back after a disk error); deleting a
  * missing key is MCKV_OK. A failed open() leaves *kv NULL and
  * last_error(NULL) holds its reason for the calling thread. Read-only
- * handles open after the writer has created the database.
+ * handles open after the writer has created the database. Whether a read
+ * on the writer handle sees its own open transaction is the engine's
+ * (SQLite: yes; RocksDB: no, the batch is applied at commit): the server
+ * never reads through the writer while a transaction is open.
  *
  * Records hold absolute unix expiry times (0 = never) so a database stays
  * meaningful across restarts, and the CAS of the write, so CAS keeps growing
@@ -45,7 +48,8 @@ struct kvstore_record {
 };
 
 struct kvstore_options {
-    const char *path;       /* database file; its directory exists */
+    const char *path;       /* database file (sqlite) or directory (rocksdb);
+                               its parent directory exists */
     bool read_only;         /* fetcher handles */
     bool synchronous_full;  /* sqlite_synchronous = full (else normal) */
     uint64_t cache_kb;      /* page cache size hint, KiB (0 = engine default) */
@@ -65,7 +69,7 @@ typedef void (*kvstore_stat_fn)(void *ctx, const char *name, const char *value);
 
 struct kvstore_ops {
     unsigned api_version;   /* KVSTORE_API_VERSION */
-    const char *name;       /* "sqlite", "memory" */
+    const char *name;       /* "sqlite", "memory", "rocksdb" */
     bool persistent;        /* false: nothing survives a restart */
 
     int (*open)(struct kvstore **kv, const struct kvstore_options *opts);
@@ -117,6 +121,8 @@ struct kvstore_ops {
 
 extern const struct kvstore_ops kvstore_sqlite_ops;
 extern const struct kvstore_ops kvstore_memory_ops;
+/* Only when configure found librocksdb-dev (HAVE_ROCKSDB in config.h). */
+extern const struct kvstore_ops kvstore_rocksdb_ops;
 
 /* Finds an engine by name; NULL when unknown. */
 const struct kvstore_ops *kvstore_find(const char *name);

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engines/sqlite_priv.h"
 #include "util/status.h"
@@ -248,6 +249,15 @@ sqlite_global_setup(void)
     sqlite3_initialize();
 }
 
+/* SQLite's own error for a directory is "unable to open database file". */
+static bool
+sqlite_path_is_dir(const char *path)
+{
+    struct stat sb;
+
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
 /* Opens a handle with an explicit tuning (the benchmark's entry point). */
 int
 sqlite_open_tuned(struct kvstore **out, const struct kvstore_options *opts,
@@ -275,6 +285,12 @@ sqlite_open_tuned(struct kvstore **out, const struct kvstore_options *opts,
     kv->tuning = t;
     kv->read_only = opts->read_only;
     flags |= opts->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite_path_is_dir(opts->path)) {
+        status = sqlite_fail_msg(kv, MCKV_EIO, sqlite_file_size(opts->path, "/CURRENT") > 0
+            ? "open: this is a RocksDB directory (engine = rocksdb), not an SQLite file"
+            : "open: this is a directory; engine = sqlite keeps one database file");
+        goto fail;
+    }
     if ((rc = sqlite3_open_v2(opts->path, &kv->db, flags, NULL)) != SQLITE_OK) {
         status = sqlite_fail(kv, rc, "open");
         goto fail;

@@ -64,7 +64,11 @@ static const char *
 str_choices(const char *name)
 {
     if (strcmp(name, "engine") == 0)
+#ifdef HAVE_ROCKSDB
+        return "sqlite|memory|rocksdb";
+#else
         return "sqlite|memory";
+#endif
     if (strcmp(name, "durability") == 0)
         return "async|sync";
     if (strcmp(name, "sqlite_synchronous") == 0)

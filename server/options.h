@@ -74,9 +74,10 @@
     X(large_pages, "cache", OPT_BOOL, "yes", 0, 1, 0, 0,                       \
       "back the item heap with transparent huge pages (glibc.malloc.hugetlb)") \
     X(engine, "persistence", OPT_STR, "sqlite", 0, 0, 0, 0,                   \
-      "storage engine: sqlite (persistent) or memory (a plain cache)")        \
+      "storage engine: sqlite (persistent), rocksdb (persistent, an LSM "     \
+      "for data far larger than memory; when built) or memory (a plain cache)") \
     X(db_path, "persistence", OPT_STR, "data/mckv.db", 0, 0, 0, 0,             \
-      "database file for engine = sqlite (its directory is created)")         \
+      "database file (sqlite) or directory (rocksdb); its parent is created") \
     X(durability, "persistence", OPT_STR, "async", 0, 0, 0, 0,                 \
       "async: reply once queued; sync: reply after the commit holding it")    \
     X(flush_interval_ms, "persistence", OPT_UINT, "100", 1, 60000, 0, 1,       \
@@ -86,7 +87,8 @@
     X(sqlite_synchronous, "persistence", OPT_STR, "normal", 0, 0, 0, 0,        \
       "SQLite synchronous pragma: normal or full")                            \
     X(sqlite_cache_mb, "persistence", OPT_UINT, "32", 1, 1048576, 0, 0,        \
-      "the flusher's SQLite page cache in MB (each fetcher has 8 MB)")        \
+      "the flusher's SQLite page cache in MB (each fetcher has 8 MB); "       \
+      "rocksdb: the block cache, shared by all")                             \
     X(fetchers, "persistence", OPT_UINT, "2", 1, 64, 0, 0,                     \
       "threads reading from disk (background fetches and warmup)")            \
     X(dirty_soft_limit_mb, "persistence", OPT_UINT, "64", 1, 1048576, 0, 1,    \

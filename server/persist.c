@@ -184,7 +184,9 @@ persist_setup(const struct config *cfg, unsigned nthreads, char *err,
     int rc = ops->open(&P.kv, &P.engine.opts);
     if (rc != MCKV_OK) {
         /* a failed open leaves P.kv NULL and its reason in last_error(NULL) */
-        snprintf(err, errlen, "db_path %s: %s", P.path, ops->last_error(NULL));
+        const char *why = ops->last_error(NULL);
+        snprintf(err, errlen, "db_path %s: %s", P.path,
+                 why != NULL && why[0] != '\0' ? why : mckv_strerror(rc));
         return -1;
     }
     int64_t cas_high = 0;

@@ -63,6 +63,8 @@ struct options {
     double duration;                /* seconds; 0: no time limit */
     double rate;                    /* ops/s; 0: closed loop */
     bool sequential;
+    bool shuffle;           /* --sequential over a fixed permutation */
+    bool tick;              /* a TICK line per second */
     uint64_t seed;
     unsigned stall_timeout;         /* seconds without any reply */
 };
@@ -107,6 +109,9 @@ struct worker {
     bool stopping;
     uint64_t watch_last_ops;
     unsigned watch_idle_s;
+    /* --tick: this second's replies and longest latency, taken (exchanged
+     * to 0) by the ticker thread; relaxed, they are only counters. */
+    _Atomic uint64_t tick_ops, tick_max_ns;
 };
 
 static struct options opt = {
@@ -355,7 +360,9 @@ issue_next(struct conn *c, uint64_t t_ns, uint64_t idx)
     bool is_get = (double)(rng_next(&w->rng) >> 11) * 0x1.0p-53 <
                   opt.get_ratio;
     uint32_t key;
-    if (opt.sequential)
+    if (opt.sequential && opt.shuffle)   /* a prime multiplier: a bijection */
+        key = (uint32_t)((idx % opt.keys) * 2654435761u % opt.keys);
+    else if (opt.sequential)
         key = (uint32_t)(idx % opt.keys);
     else
         key = (uint32_t)(((unsigned __int128)rng_next(&w->rng) * opt.keys)
@@ -455,7 +462,13 @@ complete(struct conn *c, enum outcome out)
         w->errors++;
     if (!phase_prefill) {
         uint64_t now = now_ns();
-        hist_record(&w->hist, now > s->t_ns ? now - s->t_ns : 0);
+        uint64_t lat = now > s->t_ns ? now - s->t_ns : 0;
+        hist_record(&w->hist, lat);
+        if (opt.tick) {
+            atomic_fetch_add_explicit(&w->tick_ops, 1, memory_order_relaxed);
+            if (lat > atomic_load_explicit(&w->tick_max_ns, memory_order_relaxed))
+                atomic_store_explicit(&w->tick_max_ns, lat, memory_order_relaxed);
+        }
     }
     if (w->stopping && w->inflight == 0)
         event_base_loopbreak(w->base);
@@ -706,9 +719,43 @@ struct phase_result {
     uint64_t ops, errors, misses;
 };
 
+/* --tick: once a second, the replies of that second and the longest of
+ * their latencies, over all workers (the longest is a worker's own max,
+ * which it may overwrite with a smaller one it sees later only if it raced
+ * the exchange: a tick, not a histogram). Stops at phase_done. */
+static _Atomic bool phase_done;
+
+static void *
+ticker_run(void *arg)
+{
+    struct worker *ws = arg;
+    struct timespec next;
+    unsigned sec = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    while (!atomic_load(&phase_done)) {
+        uint64_t ops = 0, max_ns = 0;
+
+        next.tv_sec++;
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+            ;
+        for (unsigned t = 0; t < opt.threads; t++) {
+            uint64_t m = atomic_exchange_explicit(&ws[t].tick_max_ns, 0, memory_order_relaxed);
+            ops += atomic_exchange_explicit(&ws[t].tick_ops, 0, memory_order_relaxed);
+            max_ns = m > max_ns ? m : max_ns;
+        }
+        printf("TICK sec=%u ops=%" PRIu64 " max_us=%.0f\n", ++sec, ops, (double)max_ns / 1e3);
+        fflush(stdout);
+    }
+    return NULL;
+}
+
 static struct phase_result
 run_phase(struct worker *ws, bool prefill, uint64_t limit)
 {
+    pthread_t ticker;
+    bool ticking = opt.tick && !prefill;
+
     phase_prefill = prefill;
     phase_limit = limit;
     phase_depth = opt.pipeline;
@@ -728,6 +775,9 @@ run_phase(struct worker *ws, bool prefill, uint64_t limit)
             exit(1);
         }
     }
+    atomic_store(&phase_done, false);
+    if (ticking && pthread_create(&ticker, NULL, ticker_run, ws) != 0)
+        ticking = false;
     struct phase_result r = { 0 };
     for (unsigned t = 0; t < opt.threads; t++) {
         pthread_join(ws[t].tid, NULL);
@@ -736,6 +786,10 @@ run_phase(struct worker *ws, bool prefill, uint64_t limit)
         r.misses += ws[t].misses;
     }
     r.seconds = (double)(now_ns() - phase_start_ns) / 1e9;
+    if (ticking) {
+        atomic_store(&phase_done, true);
+        pthread_join(ticker, NULL);
+    }
     return r;
 }
 
@@ -847,6 +901,9 @@ usage(FILE *f)
           "  --rate OPS        open loop at OPS requests/s over all\n"
           "                    connections; latency from the due time\n"
           "  --sequential      keys 0..K-1 in order instead of random\n"
+          "  --shuffle         with --sequential: each key once, in a\n"
+          "                    scrambled order (random keys, no repeats)\n"
+          "  --tick            print TICK sec= ops= max_us= every second\n"
           "  --seed N          random seed (1)\n"
           "  --timeout S       fail when no reply comes for S s (10)\n"
           "Prints PREFILL (with --prefill) and a final line:\n"
@@ -886,6 +943,8 @@ parse_options(int argc, char **argv)
         { "duration", required_argument, NULL, 'D' },
         { "rate", required_argument, NULL, 'r' },
         { "sequential", no_argument, NULL, 'S' },
+        { "shuffle", no_argument, NULL, 'X' },
+        { "tick", no_argument, NULL, 'K' },
         { "seed", required_argument, NULL, 's' },
         { "timeout", required_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'H' },
@@ -918,6 +977,8 @@ parse_options(int argc, char **argv)
         case 'D': opt.duration = parse_num(name, optarg, 0.001, 1e6); break;
         case 'r': opt.rate = parse_num(name, optarg, 1, 1e9); break;
         case 'S': opt.sequential = true; break;
+        case 'X': opt.shuffle = true; break;
+        case 'K': opt.tick = true; break;
         case 's': opt.seed = (uint64_t)parse_num(name, optarg, 0, 1e18); break;
         case 'T': opt.stall_timeout = (unsigned)parse_num(name, optarg, 1, 3600); break;
         case 'H': usage(stdout); exit(0);

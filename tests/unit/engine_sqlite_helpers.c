@@ -18,7 +18,8 @@
 #include "tests/unit/engine_sqlite_helpers.h"
 #include "util/status.h"
 
-const struct kvstore_ops *const ops = &kvstore_sqlite_ops;
+/* A binary testing another engine (test_engine_rocksdb.c) sets it first. */
+const struct kvstore_ops *ops = &kvstore_sqlite_ops;
 char test_dir[256];
 static unsigned test_seq;
 

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "engines/kvstore.h"
+#include "tests/unit/engine_contract.h"
 #include "tests/unit/engine_sqlite_helpers.h"
 #include "util/status.h"
 
@@ -287,5 +288,8 @@ main(void)
         cmocka_unit_test(test_memory_engine),
     };
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    /* The contract every persistent engine passes, then SQLite's own. */
+    int failed = engine_contract_run("engine contract: sqlite");
+
+    return failed + cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
