@@ -13,10 +13,11 @@
  * the last EVICT_TAIL_SEARCH of the LRU is reclaimed before a live one is
  * evicted. With the persistent engine a dirty item is never dropped (its
  * write is not on disk yet); the least recent clean value is ejected
- * instead: a stub keeps its key and metadata. A stub that reaches the
- * tail in its turn is dropped, and then the cache is no longer complete
- * (that key may be on disk: the filter of keys on disk, cache_filter.c,
- * tells the misses that cannot be).
+ * instead: a stub keeps its key and metadata. Stubs have an LRU of their
+ * own; once they hold half the memory, the least recent is dropped, and
+ * then the cache is no longer complete (that key may be on disk: the
+ * filter of keys on disk, cache_filter.c, tells the misses that cannot
+ * be). See eject_clean().
  *
  * evict_disabled (memcached -M): only dead items are reclaimed; a live one
  * is never evicted, so a full cache fails the allocation instead. With the
@@ -50,31 +51,37 @@ evict_setup(bool disabled)
     evict_disabled = disabled;
 }
 
-/* Persistent mode: the least recent clean item of the tail, ejected to a
- * stub when it has a value (true: done, the caller moves on); else `*out`
- * is the item to drop (NULL: only dirty items, nothing to free).
+/*
+ * Persistent mode: frees a value or drops a key. True when the least
+ * recent clean value was ejected to a stub (done, the caller moves on);
+ * else `*out` is the key-only item to drop (NULL: only dirty items,
+ * nothing to free).
  *
- * A stub at the tail is dropped like any clean item: stubs and values
- * share the LRU order. (Stubs used to be passed over for any clean value
- * up to EVICT_CLEAN_SEARCH items away, to keep the cache complete as long
- * as possible; once memory held mostly stubs, as in an ingest of 8M keys
- * under -m 1024, every allocation walked a thousand of them, and
- * shard_evict took 66 % of the server's CPU. Since the filter of keys on
- * disk answers the misses of an incomplete cache, keeping it complete is
- * worth much less.) Only dirty items are skipped, and those are the
- * newest under a flusher that keeps up. */
+ * Values and key-only items (stubs, tombstones) are in separate LRUs
+ * (cache_shard.c). While keys take at most half of the shard's bytes, a
+ * value goes first: it frees ten to a hundred times what a stub does, and
+ * the stubs keep the cache complete. Past half, the least recent key goes.
+ * (With one LRU, stubs were passed over for any clean value up to
+ * EVICT_CLEAN_SEARCH items away; once memory held mostly stubs, as in an
+ * ingest of 8M keys under -m 1024, every allocation walked a thousand of
+ * them and shard_evict took 66 % of the server's CPU.) Only dirty values
+ * are skipped, and those are the newest while the flusher keeps up.
+ */
 static bool
 eject_clean(struct shard *s, rel_time_t now, struct item **out, size_t *freed)
 {
     struct item *it = NULL;
+    bool keys_first = s->key_tail != NULL && s->key_bytes * 2 > s->st.bytes;
     unsigned looked = 0;
-    for (struct item *p = s->lru_tail; p != NULL && looked < EVICT_CLEAN_SEARCH;
-         p = p->lru_prev, looked++) {
+    for (struct item *p = keys_first ? NULL : s->lru_tail;
+         p != NULL && looked < EVICT_CLEAN_SEARCH; p = p->lru_prev, looked++) {
         if (p->dirty == 0) {
             it = p;
             break;
         }
     }
+    if (it == NULL)
+        it = s->key_tail;   /* dirty values only, or keys first */
     *out = it;
     if (it == NULL)
         return false;
@@ -106,7 +113,8 @@ shard_evict(struct shard *s, size_t need, size_t *freed_out)
     bool persistent = disk_persistent();
 
     shard_lock(s);
-    while (s->lru_tail != NULL && freed < need && n < EVICT_BATCH_MAX) {
+    while ((s->lru_tail != NULL || s->key_tail != NULL) && freed < need &&
+           n < EVICT_BATCH_MAX) {
         struct item *it = NULL;
         unsigned looked = 0;
         for (struct item *p = s->lru_tail; p != NULL && looked < EVICT_TAIL_SEARCH;

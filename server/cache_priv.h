@@ -92,8 +92,11 @@ struct shard {
                                   on demand, by more after cache_reserve) */
     uint32_t migrate_pos;      /* old buckets below this have moved */
     size_t table_bytes;        /* both bucket arrays */
-    struct item *lru_head;
+    struct item *lru_head;     /* items with a value */
     struct item *lru_tail;
+    struct item *key_head;     /* key-only items: stubs and tombstones, */
+    struct item *key_tail;     /* in an LRU of their own (cache_evict.c) */
+    size_t key_bytes;          /* bytes of the key-only items */
     struct shard_stats st;
     atomic_size_t lru_bytes;   /* st.bytes, readable without the lock */
     atomic_bool want_grow;     /* set under the lock, read by allocators */

@@ -71,6 +71,8 @@ shard_teardown(void)
         pthread_mutex_lock(&s->lock);
         while (s->lru_head != NULL)
             shard_unlink(s, s->lru_head);
+        while (s->key_head != NULL)
+            shard_unlink(s, s->key_head);
         free(s->buckets);
         free(s->old_buckets);
         free(s->retired);
@@ -161,37 +163,57 @@ hash_remove(struct shard *s, struct item *it)
     it->h_next = NULL;
 }
 
+/* Key-only items (stubs, tombstones) have an LRU of their own, so that
+ * eviction can choose between freeing a value and dropping a key without
+ * walking over the other kind (cache_evict.c). An item's kind does not
+ * change while it is linked. */
+static inline bool
+lru_keyonly(const struct item *it)
+{
+    return (it->iflags & (ITEM_STUB | ITEM_TOMBSTONE)) != 0;
+}
+
 static void
 lru_remove(struct shard *s, struct item *it)
 {
+    bool k = lru_keyonly(it);
+    struct item **head = k ? &s->key_head : &s->lru_head;
+    struct item **tail = k ? &s->key_tail : &s->lru_tail;
     if (it->lru_prev != NULL)
         it->lru_prev->lru_next = it->lru_next;
     else
-        s->lru_head = it->lru_next;
+        *head = it->lru_next;
     if (it->lru_next != NULL)
         it->lru_next->lru_prev = it->lru_prev;
     else
-        s->lru_tail = it->lru_prev;
+        *tail = it->lru_prev;
     it->lru_prev = NULL;
     it->lru_next = NULL;
+    if (k)
+        s->key_bytes -= item_usable(it);
 }
 
 static void
 lru_push_head(struct shard *s, struct item *it)
 {
+    bool k = lru_keyonly(it);
+    struct item **head = k ? &s->key_head : &s->lru_head;
+    struct item **tail = k ? &s->key_tail : &s->lru_tail;
     it->lru_prev = NULL;
-    it->lru_next = s->lru_head;
-    if (s->lru_head != NULL)
-        s->lru_head->lru_prev = it;
+    it->lru_next = *head;
+    if (*head != NULL)
+        (*head)->lru_prev = it;
     else
-        s->lru_tail = it;
-    s->lru_head = it;
+        *tail = it;
+    *head = it;
+    if (k)
+        s->key_bytes += item_usable(it);
 }
 
 void
 shard_lru_bump(struct shard *s, struct item *it)
 {
-    if (s->lru_head != it) {
+    if (s->lru_head != it && s->key_head != it) {
         lru_remove(s, it);
         lru_push_head(s, it);
     }
