@@ -286,9 +286,16 @@ sqlite_open_tuned(struct kvstore **out, const struct kvstore_options *opts,
     kv->read_only = opts->read_only;
     flags |= opts->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     if (sqlite_path_is_dir(opts->path)) {
-        status = sqlite_fail_msg(kv, MCKV_EIO, sqlite_file_size(opts->path, "/CURRENT") > 0
+        bool rocks = sqlite_file_size(opts->path, "/CURRENT") > 0;
+        status = sqlite_fail_msg(kv, MCKV_EIO, rocks
             ? "open: this is a RocksDB directory (engine = rocksdb), not an SQLite file"
-            : "open: this is a directory; engine = sqlite keeps one database file");
+            : "open: Is a directory; engine = sqlite keeps one database file");
+        if (!rocks) {
+            /* described as SQLite's own EISDIR would be: "db_path must
+             * name a file" */
+            kv->last_rc = SQLITE_CANTOPEN;
+            kv->last_errno = EISDIR;
+        }
         goto fail;
     }
     if ((rc = sqlite3_open_v2(opts->path, &kv->db, flags, NULL)) != SQLITE_OK) {
