@@ -40,6 +40,7 @@
 #include "server/cache.h"
 #include "server/engine_stats.h"
 #include "server/flusher.h"
+#include "server/flusher_batch.h"
 #include "server/persist_priv.h"
 #include "server/throttle.h"
 #include "util/hist.h"
@@ -85,6 +86,13 @@ static struct {
     bool started;
     atomic_bool stopping;
     int wake_fd;                  /* wakes the thread (flush_all, stop) */
+    /* The flusher is (about to be) blocked in its idle wait: only then does
+     * a worker's push write the ring's notify fd. The pair of full fences
+     * (worker: push, fence, load; flusher: store, fence, look at the rings)
+     * means either the flusher sees the record or the worker sees the flag. */
+    atomic_bool sleeping;
+    struct fbatch batch[2];       /* flusher only: filled while the other commits */
+    struct fbatch *filling;       /* the one records are popped into */
     _Atomic uint64_t flush_mark;  /* pending flush_all: cas_below */
     _Atomic int64_t flush_at_new; /* delayed flush_all to record (-1: none) */
 
@@ -96,6 +104,7 @@ static struct {
     _Atomic uint64_t drain_rate_bps;   /* bytes committed per second (EWMA) */
     _Atomic uint64_t drain_rate_ips;   /* writes committed per second (EWMA) */
     _Atomic uint64_t engine_errors, queue_overflows;
+    _Atomic uint64_t items_superseded; /* puts never written: a newer version won */
     struct hist commit_hist;           /* flusher thread writes */
 } F = { .wake_fd = -1, .flush_at_new = -1 };
 
@@ -155,7 +164,7 @@ static void
 queue_record(void *rec)
 {
     struct fqueue *q = &F.q[my_worker];
-    if (!ring_push(&q->ring, rec)) {
+    if (!ring_push_quiet(&q->ring, rec)) {
         /* the admission (throttle) keeps room, so this is a bug; never
          * block */
         atomic_fetch_add(&F.queue_overflows, 1);
@@ -164,6 +173,12 @@ queue_record(void *rec)
         drop_record(rec);
         return;
     }
+    /* Orders the push (the ring's tail store) before the read of the
+     * flusher's state; pairs with the fence in flusher_wait(). A flusher
+     * that is awake looks at the rings by itself: no system call here. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&F.sleeping, memory_order_relaxed))
+        ring_wake(&q->ring);
     uint64_t seq = atomic_load_explicit(&q->queued, memory_order_relaxed) + 1;
     atomic_store_explicit(&q->queued, seq, memory_order_relaxed);
     my_untaken_seq = seq;
@@ -262,8 +277,37 @@ ewma_update(_Atomic uint64_t *avg, uint64_t sample)
 }
 
 struct batch_result {
-    uint64_t bytes, puts, dels;
+    uint64_t bytes, puts, dels, skipped;
 };
+
+/* flusher thread: pops every ring into `b` until it is full. A put that a
+ * newer version of its key in `b` supersedes is dropped at once (its
+ * memory and dirty bytes go now, not after a commit that would skip it). */
+static void
+drain(struct fbatch *b)
+{
+    for (unsigned w = 0; w < F.nworkers; w++) {
+        void *rec;
+        while (!fbatch_full(b) && ring_pop(&F.q[w].ring, &rec)) {
+            b->drained[w]++;
+            if ((uintptr_t)rec & DEL_TAG) {
+                fbatch_add_del(b, rec);
+                continue;
+            }
+            struct item *drop = fbatch_add_put(b, rec);
+            if (drop != NULL) {
+                b->superseded++;
+                b->superseded_bytes += cache_item_total_size(drop);
+                drop_record(drop);
+            }
+        }
+    }
+}
+
+/* Records written between two looks at the rings while a batch is being
+ * written: a long transaction must not leave superseded values waiting in
+ * the rings (nor the rings filling) for its whole length. */
+#define FLUSHER_DRAIN_EVERY 256
 
 /* flusher thread: one transaction. MCKV_OK, or the error (rolled back). */
 static int
@@ -271,12 +315,14 @@ write_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
             struct batch_result *res)
 {
     const struct kvstore_ops *ops = F.engine->ops;
-    struct batch_result r = { 0, 0, 0 };
+    struct batch_result r = { 0, 0, 0, 0 };
     int rc = ops->begin(F.kv);
     if (rc == MCKV_OK && mark != 0)
         rc = ops->flush(F.kv, mark);
     for (size_t i = 0; i < n && rc == MCKV_OK; i++) {
         void *rec = batch[i];
+        if (i % FLUSHER_DRAIN_EVERY == FLUSHER_DRAIN_EVERY - 1)
+            drain(F.filling);   /* the next batch */
         if ((uintptr_t)rec & DEL_TAG) {
             struct del_rec *d = (void *)((uintptr_t)rec & ~(uintptr_t)DEL_TAG);
             if (cache_key_present(d->key, d->nkey))
@@ -286,8 +332,10 @@ write_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
             continue;
         }
         struct item *it = rec;
-        if (!cache_item_is_current(it))
-            continue;       /* replaced: the newer version has its record */
+        if (!cache_item_is_current(it)) {
+            r.skipped++;    /* replaced: the newer version has its record */
+            continue;
+        }
         if (mark != 0 && it->cas < mark)
             continue;       /* flushed */
         rel_time_t exp = atomic_load_explicit(&it->exptime, memory_order_relaxed);
@@ -325,21 +373,25 @@ flusher_wait(int timeout_ms)
     for (unsigned i = 0; i < F.nworkers; i++)
         fds[i] = (struct pollfd){ .fd = F.q[i].ring.notify_fd, .events = POLLIN };
     fds[F.nworkers] = (struct pollfd){ .fd = F.wake_fd, .events = POLLIN };
+    /* Seq_cst store, then the fence in ring_empty_fenced(): pairs with the
+     * worker's fence in queue_record() (a push after our look sees the
+     * flag and writes the notify fd). */
+    atomic_store(&F.sleeping, true);
+    bool idle = true;
+    for (unsigned i = 0; i < F.nworkers && idle; i++)
+        idle = ring_empty_fenced(&F.q[i].ring);
+    if (idle && atomic_load(&F.flush_mark) == 0 &&
+        atomic_load(&F.flush_at_new) < 0 && !atomic_load(&F.stopping))
+        poll(fds, F.nworkers + 1, timeout_ms);
+    atomic_store(&F.sleeping, false);
     for (unsigned i = 0; i < F.nworkers; i++)
-        if (!ring_empty_fenced(&F.q[i].ring))
-            return;
-    if (atomic_load(&F.flush_mark) != 0 || atomic_load(&F.flush_at_new) >= 0 ||
-        atomic_load(&F.stopping))
-        return;
-    poll(fds, F.nworkers + 1, timeout_ms);
+        ring_consume_notify(&F.q[i].ring);
 }
 
 static void
-consume_notifies(void)
+consume_wake(void)
 {
     uint64_t v;
-    for (unsigned i = 0; i < F.nworkers; i++)
-        ring_consume_notify(&F.q[i].ring);
     ssize_t r = read(F.wake_fd, &v, sizeof(v));
     (void)r;
 }
@@ -353,14 +405,15 @@ consume_notifies(void)
  * requests/s open loop (90/10, pipeline 1) the p99 reply was 1.2-1.3 ms
  * with 10 ms, 3.2-4.7 ms with 50 ms, 1.6-2.9 ms with 2 ms. Fewer, larger
  * transactions write each touched page once for more rows, and a worker's
- * ring stays non-empty, so its eventfd is written less often. Returns early
- * when batch_max writes are queued, when dirty bytes pass half the soft
- * limit (backpressure must not start because the flusher sat idle), on a
- * flush_all, and at shutdown. Sync durability commits at once: writers
- * wait for it.
+ * flusher is awake meanwhile, so no worker writes an eventfd. Records are
+ * popped into the batch as they come (superseded versions are dropped at
+ * once). Returns early when the batch is full (batch_max distinct keys),
+ * when dirty bytes pass half the soft limit (backpressure must not start
+ * because the flusher sat idle), on a flush_all, and at shutdown. Sync
+ * durability commits at once: writers wait for it.
  */
 static void
-flusher_gather(uint64_t since)
+flusher_gather(struct fbatch *b, uint64_t since)
 {
     if (F.sync)
         return;
@@ -374,12 +427,10 @@ flusher_gather(uint64_t since)
         uint64_t now = persist_now_us();
         if (now >= since + window)
             return;
-        size_t queued = 0;
-        for (unsigned w = 0; w < F.nworkers; w++)
-            queued += ring_size(&F.q[w].ring);
+        drain(b);
         int64_t dirty = atomic_load_explicit(&F.dirty_bytes, memory_order_relaxed);
         uint64_t soft = atomic_load_explicit(&F.soft_bytes, memory_order_relaxed);
-        if (queued >= F.batch_max || (dirty > 0 && (uint64_t)dirty > soft / 2))
+        if (fbatch_full(b) || (dirty > 0 && (uint64_t)dirty > soft / 2))
             return;
         uint64_t left_ms = (since + window - now + 999) / 1000;
         struct pollfd wake = { .fd = F.wake_fd, .events = POLLIN };
@@ -390,8 +441,13 @@ flusher_gather(uint64_t since)
 
 /* flusher thread: a commit of n records of `res`, dt us long */
 static void
-count_commit(size_t n, uint64_t mark, const struct batch_result *res, uint64_t dt)
+count_commit(const struct fbatch *b, uint64_t mark,
+             const struct batch_result *res, uint64_t dt)
 {
+    size_t n = b->n;
+    uint64_t drained = 0;
+    for (unsigned w = 0; w < F.nworkers; w++)
+        drained += b->drained[w];
     atomic_fetch_add(&F.commits, 1);
     atomic_fetch_add(&F.commit_us_total, dt);
     persist_atomic_max(&F.commit_us_max, dt);
@@ -401,28 +457,35 @@ count_commit(size_t n, uint64_t mark, const struct batch_result *res, uint64_t d
     atomic_fetch_add(&F.batch_items_total, n);
     atomic_fetch_add(&F.items_persisted, res->puts);
     atomic_fetch_add(&F.deletes_persisted, res->dels);
+    atomic_fetch_add(&F.items_superseded, res->skipped + b->superseded);
     if (mark != 0)
         atomic_fetch_add(&F.flushes_persisted, 1);
-    if (dt > 0 && res->bytes > 0)
-        ewma_update(&F.drain_rate_bps, res->bytes * 1000000u / dt);
+    /* The rates the backpressure law divides the backlog by: what a commit
+     * of this length retires, superseded versions included (they leave the
+     * backlog without a write). */
+    uint64_t retired = res->bytes + b->superseded_bytes;
+    if (dt > 0 && retired > 0)
+        ewma_update(&F.drain_rate_bps, retired * 1000000u / dt);
     if (dt > 0)
-        ewma_update(&F.drain_rate_ips, (uint64_t)n * 1000000u / dt);
+        ewma_update(&F.drain_rate_ips, drained * 1000000u / dt);
 }
 
 /* flusher thread: writes one batch until it commits (retrying with
  * backoff; more flush marks may join it meanwhile). False when it gave up
  * at shutdown. */
 static bool
-commit_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
+commit_batch(const struct fbatch *b, uint64_t mark, int64_t flush_at,
              uint64_t *stop_deadline)
 {
+    void **batch = b->recs;
+    size_t n = b->n;
     unsigned backoff_ms = FLUSHER_BACKOFF_MIN_MS;
     for (;;) {
         uint64_t t0 = persist_now_us();
         struct batch_result res;
         int rc = write_batch(batch, n, mark, flush_at, &res);
         if (rc == MCKV_OK) {
-            count_commit(n, mark, &res, persist_now_us() - t0);
+            count_commit(b, mark, &res, persist_now_us() - t0);
             return true;
         }
         log_error("persistence: commit of %zu writes failed: %s; retrying "
@@ -453,14 +516,14 @@ commit_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
 /* flusher thread: the batch is on disk (or given up): items clean, records
  * freed, every worker's committed sequence advanced. */
 static void
-finish_batch(void **batch, size_t n, const uint64_t *drained_now)
+finish_batch(struct fbatch *b)
 {
-    for (size_t i = 0; i < n; i++)
-        drop_record(batch[i]);
+    for (size_t i = 0; i < b->n; i++)
+        drop_record(b->recs[i]);
     for (unsigned w = 0; w < F.nworkers; w++) {
-        if (drained_now[w] == 0)
+        if (b->drained[w] == 0)
             continue;
-        F.q[w].drained += drained_now[w];
+        F.q[w].drained += b->drained[w];
         /* Release: the items' clean state is visible before a worker that
          * sees this count replies to a sync write. */
         atomic_store_explicit(&F.q[w].committed, F.q[w].drained,
@@ -468,41 +531,27 @@ finish_batch(void **batch, size_t n, const uint64_t *drained_now)
         if (F.sync && F.committed != NULL)
             F.committed(F.ctx, w);
     }
+    fbatch_reset(b);
 }
 
 static void *
 flusher_main(void *arg)
 {
     (void)arg;
-    void **batch = malloc(F.batch_max * sizeof(*batch));
-    uint64_t *drained_now = calloc(F.nworkers, sizeof(*drained_now));
     uint64_t stop_deadline = 0;
-    if (batch == NULL || drained_now == NULL) {
-        log_error("persistence: flusher out of memory");
-        free(batch);
-        free(drained_now);
-        return NULL;
-    }
     uint64_t batch_start = persist_now_us(), stats_at = 0;
     for (;;) {
         if (persist_now_us() - stats_at >= ENGINE_STATS_EVERY_US) {
             engine_stats_take(F.engine->ops, F.kv);
             stats_at = persist_now_us();
         }
-        flusher_gather(batch_start);
-        consume_notifies();
-        size_t n = 0;
-        for (unsigned w = 0; w < F.nworkers; w++) {
-            void *rec;
-            drained_now[w] = 0;
-            while (n < F.batch_max && ring_pop(&F.q[w].ring, &rec)) {
-                batch[n++] = rec;
-                drained_now[w]++;
-            }
-        }
+        struct fbatch *b = F.filling;
+        flusher_gather(b, batch_start);
+        consume_wake();
+        drain(b);
         uint64_t mark = atomic_exchange(&F.flush_mark, 0);
         int64_t flush_at = atomic_exchange(&F.flush_at_new, -1);
-        if (n == 0 && mark == 0 && flush_at < 0) {
+        if (b->n == 0 && mark == 0 && flush_at < 0) {
             bool empty = true;
             for (unsigned w = 0; w < F.nworkers; w++)
                 empty &= ring_empty_fenced(&F.q[w].ring);
@@ -514,12 +563,12 @@ flusher_main(void *arg)
             }
             continue;
         }
-        commit_batch(batch, n, mark, flush_at, &stop_deadline);
+        /* records that arrive while b is written go to the other batch */
+        F.filling = b == &F.batch[0] ? &F.batch[1] : &F.batch[0];
+        commit_batch(b, mark, flush_at, &stop_deadline);
         batch_start = persist_now_us();
-        finish_batch(batch, n, drained_now);
+        finish_batch(b);
     }
-    free(batch);
-    free(drained_now);
     return NULL;
 }
 
@@ -551,6 +600,14 @@ flusher_setup(const struct flusher_options *o, char *err, size_t errlen)
             return -1;
         }
     }
+    for (unsigned i = 0; i < 2; i++) {
+        if (fbatch_init(&F.batch[i], F.batch_max, o->nworkers) != 0) {
+            snprintf(err, errlen, "persistence: out of memory");
+            return -1;
+        }
+    }
+    F.filling = &F.batch[0];
+    atomic_store(&F.sleeping, false);
     F.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (F.wake_fd < 0) {
         snprintf(err, errlen, "persistence: eventfd: %s", strerror(errno));
@@ -594,6 +651,13 @@ flusher_teardown(void)
             drop_record(rec);
         ring_deinit(&F.q[i].ring);
     }
+    for (unsigned i = 0; i < 2; i++) {
+        /* left only by a flusher that gave up at shutdown: never written */
+        for (size_t j = 0; j < F.batch[i].n; j++)
+            drop_record(F.batch[i].recs[j]);
+        fbatch_deinit(&F.batch[i]);
+    }
+    F.filling = NULL;
     free(F.q);
     F.q = NULL;
     if (F.wake_fd >= 0)
@@ -629,6 +693,7 @@ flusher_counters(struct flusher_counters *out)
         .drain_writes_per_s = atomic_load(&F.drain_rate_ips),
         .engine_errors = atomic_load(&F.engine_errors),
         .queue_overflows = atomic_load(&F.queue_overflows),
+        .items_superseded = atomic_load(&F.items_superseded),
     };
 }
 

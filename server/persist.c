@@ -430,6 +430,7 @@ persist_stats(stats_emit_fn emit, void *ctx)
     emit_u64(emit, ctx, "dirty_bytes", f.dirty_bytes > 0 ? (uint64_t)f.dirty_bytes : 0);
     emit_u64(emit, ctx, "queue_depth", f.queue_depth);
     emit_u64(emit, ctx, "items_persisted", f.items_persisted);
+    emit_u64(emit, ctx, "items_superseded", f.items_superseded);
     emit_u64(emit, ctx, "deletes_persisted", f.deletes_persisted);
     emit_u64(emit, ctx, "flushes_persisted", f.flushes_persisted);
     emit_u64(emit, ctx, "commits", f.commits);
