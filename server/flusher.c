@@ -7,16 +7,22 @@
  * flush_all does not go through the rings: its CAS mark is a single atomic
  * the flusher reads (a flush may fire on any thread).
  *
- * Batches. The flusher drains every ring into one batch (at most
- * batch_max), writes it in one transaction and commits. The newest version
- * wins without a per-batch map: a put is written only while its item is
- * still the linked version of its key (an older one was replaced, and the
- * newer version has a record of its own, in this batch or a later one,
- * which commits later), and a delete only while no newer value exists in
- * memory. After the commit the items are marked clean and released, and
+ * Batches. The flusher pops the rings into a batch as records arrive (while
+ * it gathers, and every FLUSHER_DRAIN_EVERY rows while it writes the other
+ * batch), one put per key (server/flusher_batch.h: a version superseded
+ * before its write is released at once), at most batch_max records; then
+ * writes it in one transaction and commits. The newest version wins: a put
+ * is written only while its item is still the linked version of its key
+ * (an older one was replaced, and the newer version has a record of its
+ * own, in this batch or a later one, which commits later), and a delete
+ * only while no newer value exists in memory. After the commit the items are marked clean and released, and
  * each worker's committed sequence advances (sync durability waits on it).
  * A failed transaction is rolled back and retried with backoff, the
  * records kept: items stay dirty (never evicted) until the disk takes them.
+ *
+ * Wake-ups. A worker writes its ring's eventfd only while the flusher
+ * sleeps (F.sleeping): an awake flusher looks at the rings by itself, so
+ * under load a set costs the worker no system call.
  *
  * Engine statistics. The write handle belongs to this thread, so it takes a
  * snapshot of the engine's counters at most once a second
@@ -34,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "engines/kvstore.h"
@@ -48,13 +55,24 @@
 #include "util/ring.h"
 #include "util/status.h"
 
-#define FLUSHER_RING_SIZE 262144
+/* Records per worker ring (8 bytes each, touched only as used). A ring
+ * fills while the flusher is inside one COMMIT call, which writes every
+ * page the batch dirtied: with one row per key over 100k keys that is up
+ * to ~110 MB, seconds on a busy machine; a quarter of a 256k ring (where
+ * the queue term of backpressure starts) filled in that time and delayed
+ * writers by up to a second. */
+#define FLUSHER_RING_SIZE (1u << 20)
 #define FLUSHER_BACKOFF_MIN_MS 50
 #define FLUSHER_BACKOFF_MAX_MS 5000
 #define FLUSHER_STOP_GIVE_UP_US (30u * 1000000u)
 #define FLUSHER_GATHER_MAX_MS 10  /* longest gather before a commit */
 #define FLUSHER_GATHER_STEP_MS 2  /* how often a gathering flusher looks */
 #define DEL_TAG 1u
+/* Async: the flusher's nice value. On a contended CPU the workers run first;
+ * backpressure (dirty bytes past the soft limit) gives the flusher what it
+ * needs, and a flusher that runs less often writes larger batches, which
+ * cost less per set. Sync keeps nice 0: its writers wait for commits. */
+#define FLUSHER_NICE_ASYNC 10
 
 struct del_rec {
     uint8_t nkey;
@@ -68,6 +86,7 @@ struct fqueue {
     _Atomic uint64_t queued;
     _Atomic uint64_t committed; /* records committed (flusher writes) */
     uint64_t drained;           /* records popped (flusher only) */
+    void *held;                 /* popped, waiting for room in a batch */
 };
 
 static struct {
@@ -98,6 +117,7 @@ static struct {
 
     atomic_int_fast64_t dirty_items;
     atomic_int_fast64_t dirty_bytes;
+    _Atomic uint64_t committing_bytes;   /* of dirty_bytes: in the commit under way */
     _Atomic uint64_t items_persisted, deletes_persisted, flushes_persisted;
     _Atomic uint64_t commits, commit_us_total, commit_us_max;
     _Atomic uint64_t batch_last, batch_max_seen, batch_items_total;
@@ -236,6 +256,8 @@ flusher_throttle_input(struct throttle_input *in)
     int64_t dirty = atomic_load_explicit(&F.dirty_bytes, memory_order_relaxed);
     *in = (struct throttle_input){
         .dirty_bytes = dirty > 0 ? (uint64_t)dirty : 0,
+        .committing_bytes = atomic_load_explicit(&F.committing_bytes,
+                                                 memory_order_relaxed),
         .soft_bytes = atomic_load_explicit(&F.soft_bytes, memory_order_relaxed),
         .hard_bytes = atomic_load_explicit(&F.hard_bytes, memory_order_relaxed),
         .drain_bytes_per_s = atomic_load_explicit(&F.drain_rate_bps,
@@ -286,22 +308,8 @@ struct batch_result {
 static void
 drain(struct fbatch *b)
 {
-    for (unsigned w = 0; w < F.nworkers; w++) {
-        void *rec;
-        while (!fbatch_full(b) && ring_pop(&F.q[w].ring, &rec)) {
-            b->drained[w]++;
-            if ((uintptr_t)rec & DEL_TAG) {
-                fbatch_add_del(b, rec);
-                continue;
-            }
-            struct item *drop = fbatch_add_put(b, rec);
-            if (drop != NULL) {
-                b->superseded++;
-                b->superseded_bytes += cache_item_total_size(drop);
-                drop_record(drop);
-            }
-        }
-    }
+    for (unsigned w = 0; w < F.nworkers; w++)
+        fbatch_pop_ring(b, &F.q[w].ring, w, &F.q[w].held, drop_record);
 }
 
 /* Records written between two looks at the rings while a batch is being
@@ -379,7 +387,7 @@ flusher_wait(int timeout_ms)
     atomic_store(&F.sleeping, true);
     bool idle = true;
     for (unsigned i = 0; i < F.nworkers && idle; i++)
-        idle = ring_empty_fenced(&F.q[i].ring);
+        idle = F.q[i].held == NULL && ring_empty_fenced(&F.q[i].ring);
     if (idle && atomic_load(&F.flush_mark) == 0 &&
         atomic_load(&F.flush_at_new) < 0 && !atomic_load(&F.stopping))
         poll(fds, F.nworkers + 1, timeout_ms);
@@ -538,6 +546,10 @@ static void *
 flusher_main(void *arg)
 {
     (void)arg;
+    /* per thread on Linux; a failure only leaves the default */
+    if (!F.sync && setpriority(PRIO_PROCESS, (id_t)gettid(), FLUSHER_NICE_ASYNC) != 0)
+        log_info("persistence: flusher nice %d: %s", FLUSHER_NICE_ASYNC,
+                 strerror(errno));
     uint64_t stop_deadline = 0;
     uint64_t batch_start = persist_now_us(), stats_at = 0;
     for (;;) {
@@ -554,7 +566,7 @@ flusher_main(void *arg)
         if (b->n == 0 && mark == 0 && flush_at < 0) {
             bool empty = true;
             for (unsigned w = 0; w < F.nworkers; w++)
-                empty &= ring_empty_fenced(&F.q[w].ring);
+                empty &= F.q[w].held == NULL && ring_empty_fenced(&F.q[w].ring);
             if (empty && atomic_load(&F.stopping))
                 break;
             if (empty) {
@@ -565,9 +577,16 @@ flusher_main(void *arg)
         }
         /* records that arrive while b is written go to the other batch */
         F.filling = b == &F.batch[0] ? &F.batch[1] : &F.batch[0];
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < b->n; i++)
+            if (((uintptr_t)b->recs[i] & DEL_TAG) == 0)
+                bytes += cache_item_total_size(b->recs[i]);
+        atomic_store_explicit(&F.committing_bytes, bytes, memory_order_relaxed);
         commit_batch(b, mark, flush_at, &stop_deadline);
         batch_start = persist_now_us();
         finish_batch(b);
+        /* after the batch's dirty bytes went: never counted twice over */
+        atomic_store_explicit(&F.committing_bytes, 0, memory_order_relaxed);
     }
     return NULL;
 }
@@ -647,6 +666,8 @@ flusher_teardown(void)
 {
     for (unsigned i = 0; F.q != NULL && i < F.nworkers; i++) {
         void *rec;
+        if (F.q[i].held != NULL)
+            drop_record(F.q[i].held);
         while (ring_pop(&F.q[i].ring, &rec))   /* never written */
             drop_record(rec);
         ring_deinit(&F.q[i].ring);

@@ -19,6 +19,7 @@
 
 #include "server/cache.h"
 #include "server/flusher_batch.h"
+#include "util/ring.h"
 
 int
 fbatch_init(struct fbatch *b, size_t cap, unsigned nworkers)
@@ -82,30 +83,80 @@ same_key(const struct item *a, const struct item *b)
            memcmp(item_key(a), item_key(b), a->nkey) == 0;
 }
 
-struct item *
-fbatch_add_put(struct fbatch *b, struct item *it)
+/* fbatch_add_put(), but a put of a key the batch does not hold yet is not
+ * taken when the batch is full: returns false. */
+static bool
+try_add_put(struct fbatch *b, struct item *it, struct item **drop)
 {
+    *drop = NULL;
     uint32_t s = it->hv & b->mask;
     for (; b->slots[s] != 0; s = (s + 1) & b->mask) {
         struct item *old = b->recs[b->slots[s] - 1];
-        if (old == it)
-            return it;   /* queued again (touch): one record is enough */
+        if (old == it) {
+            *drop = it;   /* queued again (touch): one record is enough */
+            return true;
+        }
         if (!same_key(old, it))
             continue;
         /* Two versions of one key: at most one is linked. Keep the linked
          * one; when neither is, either will be skipped at write time. */
-        if (!cache_item_is_current(it))
-            return it;
+        if (!cache_item_is_current(it)) {
+            *drop = it;
+            return true;
+        }
         b->recs[b->slots[s] - 1] = it;
-        return old;
+        *drop = old;
+        return true;
     }
+    if (fbatch_full(b))
+        return false;
     b->slots[s] = (uint32_t)(b->n + 1);
     b->recs[b->n++] = it;
-    return NULL;
+    return true;
+}
+
+struct item *
+fbatch_add_put(struct fbatch *b, struct item *it)
+{
+    struct item *drop;
+    bool taken = try_add_put(b, it, &drop);
+    (void)taken;   /* callers check fbatch_full() first */
+    return drop;
 }
 
 void
 fbatch_add_del(struct fbatch *b, void *rec)
 {
     b->recs[b->n++] = rec;
+}
+
+void
+fbatch_pop_ring(struct fbatch *b, struct ring *r, unsigned w, void **held,
+                void (*drop)(void *rec))
+{
+    for (;;) {
+        void *rec = *held;
+        *held = NULL;
+        if (rec == NULL && !ring_pop(r, &rec))
+            return;
+        struct item *old = NULL;
+        bool taken;
+        if ((uintptr_t)rec & 1u) {
+            taken = !fbatch_full(b);
+            if (taken)
+                fbatch_add_del(b, rec);
+        } else {
+            taken = try_add_put(b, rec, &old);
+        }
+        if (!taken) {
+            *held = rec;   /* needs a place: the next batch's first */
+            return;
+        }
+        b->drained[w]++;
+        if (old != NULL) {
+            b->superseded++;
+            b->superseded_bytes += cache_item_total_size(old);
+            drop(old);
+        }
+    }
 }

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 struct item;
+struct ring;
 
 struct fbatch {
     void **recs;          /* records: an item, or a tagged delete record */
@@ -53,4 +54,13 @@ static inline bool fbatch_full(const struct fbatch *b) { return b->n >= b->cap; 
 struct item *fbatch_add_put(struct fbatch *b, struct item *it);
 /* Adds a delete record (tagged pointer, flusher.c's). */
 void fbatch_add_del(struct fbatch *b, void *rec);
+/* Pops worker `w`'s ring into the batch until the ring is empty or a
+ * record needs a place the full batch does not have (a put of a key the
+ * batch holds never does: a full batch goes on merging), counting
+ * drained[w]; records tagged in their low bit are deletes. Superseded puts
+ * go to drop(), counted in superseded(_bytes). *held is the ring's record
+ * popped but not taken (NULL: none): tried first, and left there when the
+ * batch is full. */
+void fbatch_pop_ring(struct fbatch *b, struct ring *r, unsigned w, void **held,
+                     void (*drop)(void *rec));
 #endif
