@@ -526,12 +526,12 @@ commit_batch(const struct fbatch *b, uint64_t mark, int64_t flush_at,
 static void
 finish_batch(struct fbatch *b)
 {
-    for (size_t i = 0; i < b->n; i++)
-        drop_record(b->recs[i]);
+    fbatch_reset(b, drop_record);   /* items clean, records freed */
     for (unsigned w = 0; w < F.nworkers; w++) {
         if (b->drained[w] == 0)
             continue;
         F.q[w].drained += b->drained[w];
+        b->drained[w] = 0;
         /* Release: the items' clean state is visible before a worker that
          * sees this count replies to a sync write. */
         atomic_store_explicit(&F.q[w].committed, F.q[w].drained,
@@ -539,7 +539,6 @@ finish_batch(struct fbatch *b)
         if (F.sync && F.committed != NULL)
             F.committed(F.ctx, w);
     }
-    fbatch_reset(b);
 }
 
 static void *

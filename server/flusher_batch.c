@@ -51,7 +51,7 @@ fbatch_deinit(struct fbatch *b)
 }
 
 void
-fbatch_reset(struct fbatch *b)
+fbatch_reset(struct fbatch *b, void (*drop)(void *rec))
 {
     /* Clearing the used slots only: a batch of a few records must not pay
      * for a map sized for the largest one. */
@@ -71,9 +71,11 @@ fbatch_reset(struct fbatch *b)
     } else {
         memset(b->slots, 0, ((size_t)b->mask + 1) * sizeof(*b->slots));
     }
+    /* only now: the map was cleared through the items' hashes */
+    for (size_t i = 0; drop != NULL && i < b->n; i++)
+        drop(b->recs[i]);
     b->n = 0;
     b->superseded = b->superseded_bytes = 0;
-    memset(b->drained, 0, b->nworkers * sizeof(*b->drained));
 }
 
 static bool

@@ -41,8 +41,10 @@ struct fbatch {
 /* Room for `cap` records from `nworkers` rings. 0, or -1 (out of memory). */
 int fbatch_init(struct fbatch *b, size_t cap, unsigned nworkers);
 void fbatch_deinit(struct fbatch *b);
-/* Empties the batch (its records must have been handed back already). */
-void fbatch_reset(struct fbatch *b);
+/* Hands every record to drop() (NULL: they were handed back already), then
+ * empties the batch; drained[] is left to the caller (it publishes it after
+ * the records are dropped, then zeroes it). */
+void fbatch_reset(struct fbatch *b, void (*drop)(void *rec));
 
 static inline bool fbatch_full(const struct fbatch *b) { return b->n >= b->cap; }
 

@@ -601,7 +601,7 @@ test_sleeping_flusher_is_woken(void **state)
     start_with(true, 600000);
     run();
     for (int i = 0; i < 3; i++) {
-        char key[8];
+        char key[16];
         snprintf(key, sizeof(key), "k%d", i);
         set(key, "v");
         wait_committed(flusher_take_write_seq());
