@@ -40,7 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "engines/kvstore.h"
@@ -68,11 +67,6 @@
 #define FLUSHER_GATHER_MAX_MS 10  /* longest gather before a commit */
 #define FLUSHER_GATHER_STEP_MS 2  /* how often a gathering flusher looks */
 #define DEL_TAG 1u
-/* Async: the flusher's nice value. On a contended CPU the workers run first;
- * backpressure (dirty bytes past the soft limit) gives the flusher what it
- * needs, and a flusher that runs less often writes larger batches, which
- * cost less per set. Sync keeps nice 0: its writers wait for commits. */
-#define FLUSHER_NICE_ASYNC 10
 
 struct del_rec {
     uint8_t nkey;
@@ -545,10 +539,6 @@ static void *
 flusher_main(void *arg)
 {
     (void)arg;
-    /* per thread on Linux; a failure only leaves the default */
-    if (!F.sync && setpriority(PRIO_PROCESS, (id_t)gettid(), FLUSHER_NICE_ASYNC) != 0)
-        log_info("persistence: flusher nice %d: %s", FLUSHER_NICE_ASYNC,
-                 strerror(errno));
     uint64_t stop_deadline = 0;
     uint64_t batch_start = persist_now_us(), stats_at = 0;
     for (;;) {
