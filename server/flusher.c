@@ -15,8 +15,9 @@
  * is written only while its item is still the linked version of its key
  * (an older one was replaced, and the newer version has a record of its
  * own, in this batch or a later one, which commits later), and a delete
- * only while no newer value exists in memory. After the commit the items are marked clean and released, and
- * each worker's committed sequence advances (sync durability waits on it).
+ * only while no newer value exists in memory. After the commit the items
+ * are marked clean and released, and each worker's committed sequence
+ * advances (sync durability waits on it).
  * A failed transaction is rolled back and retried with backoff, the
  * records kept: items stay dirty (never evicted) until the disk takes them.
  *
@@ -54,12 +55,9 @@
 #include "util/ring.h"
 #include "util/status.h"
 
-/* Records per worker ring (8 bytes each, touched only as used). A ring
- * fills while the flusher is inside one COMMIT call, which writes every
- * page the batch dirtied: with one row per key over 100k keys that is up
- * to ~110 MB, seconds on a busy machine; a quarter of a 256k ring (where
- * the queue term of backpressure starts) filled in that time and delayed
- * writers by up to a second. */
+/* Per worker ring, 8 bytes a record, touched as used. Rings fill during one
+ * COMMIT call (a batch of 100k keys: ~110 MB of pages, seconds on a busy
+ * machine); a quarter of 256k (the throttle's queue term) delayed by 1 s. */
 #define FLUSHER_RING_SIZE (1u << 20)
 #define FLUSHER_BACKOFF_MIN_MS 50
 #define FLUSHER_BACKOFF_MAX_MS 5000
@@ -99,10 +97,9 @@ static struct {
     bool started;
     atomic_bool stopping;
     int wake_fd;                  /* wakes the thread (flush_all, stop) */
-    /* The flusher is (about to be) blocked in its idle wait: only then does
-     * a worker's push write the ring's notify fd. The pair of full fences
-     * (worker: push, fence, load; flusher: store, fence, look at the rings)
-     * means either the flusher sees the record or the worker sees the flag. */
+    /* In (or entering) its idle wait: only then does a push write the
+     * ring's eventfd. Full fences on both sides (worker: push, fence, load;
+     * flusher: store, fence, look): one of them sees the other. */
     atomic_bool sleeping;
     struct fbatch batch[2];       /* flusher only: filled while the other commits */
     struct fbatch *filling;       /* the one records are popped into */
@@ -296,9 +293,8 @@ struct batch_result {
     uint64_t bytes, puts, dels, skipped;
 };
 
-/* flusher thread: pops every ring into `b` until it is full. A put that a
- * newer version of its key in `b` supersedes is dropped at once (its
- * memory and dirty bytes go now, not after a commit that would skip it). */
+/* flusher thread: pops every ring into `b` (fbatch_pop_ring: superseded
+ * versions are dropped at once, not after a commit that would skip them). */
 static void
 drain(struct fbatch *b)
 {
@@ -306,9 +302,8 @@ drain(struct fbatch *b)
         fbatch_pop_ring(b, &F.q[w].ring, w, &F.q[w].held, drop_record);
 }
 
-/* Records written between two looks at the rings while a batch is being
- * written: a long transaction must not leave superseded values waiting in
- * the rings (nor the rings filling) for its whole length. */
+/* Rows written between two looks at the rings during a write: a long
+ * transaction must not leave the rings filling for its whole length. */
 #define FLUSHER_DRAIN_EVERY 256
 
 /* flusher thread: one transaction. MCKV_OK, or the error (rolled back). */
