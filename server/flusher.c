@@ -7,14 +7,17 @@
  * flush_all does not go through the rings: its CAS mark is a single atomic
  * the flusher reads (a flush may fire on any thread).
  *
- * Batches. The flusher drains every ring into one batch (at most
- * batch_max), writes it in one transaction and commits. The newest version
- * wins without a per-batch map: a put is written only while its item is
- * still the linked version of its key (an older one was replaced, and the
- * newer version has a record of its own, in this batch or a later one,
- * which commits later), and a delete only while no newer value exists in
- * memory. After the commit the items are marked clean and released, and
- * each worker's committed sequence advances (sync durability waits on it).
+ * Batches. The flusher pops the rings into a batch as records arrive (while
+ * it gathers, and every FLUSHER_DRAIN_EVERY rows while it writes the other
+ * batch), one put per key (server/flusher_batch.h: a version superseded
+ * before its write is released at once), at most batch_max records; then
+ * writes it in one transaction and commits. The newest version wins: a put
+ * is written only while its item is still the linked version of its key
+ * (an older one was replaced, and the newer version has a record of its
+ * own, in this batch or a later one, which commits later), and a delete
+ * only while no newer value exists in memory. After the commit the items
+ * are marked clean and released, and each worker's committed sequence
+ * advances (sync durability waits on it).
  * A failed transaction is rolled back and retried with backoff, the
  * records kept: items stay dirty (never evicted) until the disk takes them.
  * Once the engine is damaged (server/engine_health.h: this thread's own
@@ -22,6 +25,10 @@
  * it holds stays dirty in memory until shutdown, when it is given up at
  * once (retrying a damaged file cannot succeed), and writes are refused
  * at admission meanwhile, so nothing more queues up.
+ *
+ * Wake-ups. A worker writes its ring's eventfd only while the flusher
+ * sleeps (F.sleeping): an awake flusher looks at the rings by itself, so
+ * under load a set costs the worker no system call.
  *
  * Engine statistics. The write handle belongs to this thread, so it takes a
  * snapshot of the engine's counters at most once a second
@@ -48,6 +55,7 @@
 #include "server/engine_stats.h"
 #include "server/expiry.h"
 #include "server/flusher.h"
+#include "server/flusher_batch.h"
 #include "server/persist_priv.h"
 #include "server/throttle.h"
 #include "util/hist.h"
@@ -55,7 +63,10 @@
 #include "util/ring.h"
 #include "util/status.h"
 
-#define FLUSHER_RING_SIZE 262144
+/* Per worker ring, 8 bytes a record, touched as used. Rings fill during one
+ * COMMIT call (a batch of 100k keys: ~110 MB of pages, seconds on a busy
+ * machine); a quarter of 256k (the throttle's queue term) delayed by 1 s. */
+#define FLUSHER_RING_SIZE (1u << 20)
 #define FLUSHER_BACKOFF_MIN_MS 50
 #define FLUSHER_BACKOFF_MAX_MS 5000
 #define FLUSHER_STOP_GIVE_UP_US (30u * 1000000u)
@@ -76,6 +87,7 @@ struct fqueue {
     _Atomic uint64_t queued;
     _Atomic uint64_t committed; /* records committed (flusher writes) */
     uint64_t drained;           /* records popped (flusher only) */
+    void *held;                 /* popped, waiting for room in a batch */
 };
 
 static struct {
@@ -94,17 +106,25 @@ static struct {
     bool started;
     atomic_bool stopping;
     int wake_fd;                  /* wakes the thread (flush_all, stop) */
+    /* In (or entering) its idle wait: only then does a push write the
+     * ring's eventfd. Full fences on both sides (worker: push, fence, load;
+     * flusher: store, fence, look): one of them sees the other. */
+    atomic_bool sleeping;
+    struct fbatch batch[2];       /* flusher only: filled while the other commits */
+    struct fbatch *filling;       /* the one records are popped into */
     _Atomic uint64_t flush_mark;  /* pending flush_all: cas_below */
     _Atomic int64_t flush_at_new; /* delayed flush_all to record (-1: none) */
 
     atomic_int_fast64_t dirty_items;
     atomic_int_fast64_t dirty_bytes;
+    _Atomic uint64_t committing_bytes;   /* of dirty_bytes: in the commit under way */
     _Atomic uint64_t items_persisted, deletes_persisted, flushes_persisted;
     _Atomic uint64_t commits, commit_us_total, commit_us_max;
     _Atomic uint64_t batch_last, batch_max_seen, batch_items_total;
     _Atomic uint64_t drain_rate_bps;   /* bytes committed per second (EWMA) */
     _Atomic uint64_t drain_rate_ips;   /* writes committed per second (EWMA) */
     _Atomic uint64_t engine_errors, queue_overflows;
+    _Atomic uint64_t items_superseded; /* puts never written: a newer version won */
     struct hist commit_hist;           /* flusher thread writes */
 } F = { .wake_fd = -1, .flush_at_new = -1 };
 
@@ -164,7 +184,7 @@ static void
 queue_record(void *rec)
 {
     struct fqueue *q = &F.q[my_worker];
-    if (!ring_push(&q->ring, rec)) {
+    if (!ring_push_quiet(&q->ring, rec)) {
         /* the admission (throttle) keeps room, so this is a bug; never
          * block */
         atomic_fetch_add(&F.queue_overflows, 1);
@@ -173,6 +193,12 @@ queue_record(void *rec)
         drop_record(rec);
         return;
     }
+    /* Orders the push (the ring's tail store) before the read of the
+     * flusher's state; pairs with the fence in flusher_wait(). A flusher
+     * that is awake looks at the rings by itself: no system call here. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&F.sleeping, memory_order_relaxed))
+        ring_wake(&q->ring);
     uint64_t seq = atomic_load_explicit(&q->queued, memory_order_relaxed) + 1;
     atomic_store_explicit(&q->queued, seq, memory_order_relaxed);
     my_untaken_seq = seq;
@@ -230,6 +256,8 @@ flusher_throttle_input(struct throttle_input *in)
     int64_t dirty = atomic_load_explicit(&F.dirty_bytes, memory_order_relaxed);
     *in = (struct throttle_input){
         .dirty_bytes = dirty > 0 ? (uint64_t)dirty : 0,
+        .committing_bytes = atomic_load_explicit(&F.committing_bytes,
+                                                 memory_order_relaxed),
         .soft_bytes = atomic_load_explicit(&F.soft_bytes, memory_order_relaxed),
         .hard_bytes = atomic_load_explicit(&F.hard_bytes, memory_order_relaxed),
         .drain_bytes_per_s = atomic_load_explicit(&F.drain_rate_bps,
@@ -271,7 +299,7 @@ ewma_update(_Atomic uint64_t *avg, uint64_t sample)
 }
 
 struct batch_result {
-    uint64_t bytes, puts, dels, purged;
+    uint64_t bytes, puts, dels, skipped, purged;
 };
 
 struct purge_buf {
@@ -324,13 +352,26 @@ purge_expired(uint64_t *purged)
     return rc;
 }
 
+/* flusher thread: pops every ring into `b` (fbatch_pop_ring: superseded
+ * versions are dropped at once, not after a commit that would skip them). */
+static void
+drain(struct fbatch *b)
+{
+    for (unsigned w = 0; w < F.nworkers; w++)
+        fbatch_pop_ring(b, &F.q[w].ring, w, &F.q[w].held, drop_record);
+}
+
+/* Rows written between two looks at the rings during a write: a long
+ * transaction must not leave the rings filling for its whole length. */
+#define FLUSHER_DRAIN_EVERY 256
+
 /* flusher thread: one transaction. MCKV_OK, or the error (rolled back). */
 static int
 write_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
             struct batch_result *res)
 {
     const struct kvstore_ops *ops = F.engine->ops;
-    struct batch_result r = { 0, 0, 0, 0 };
+    struct batch_result r = { 0 };
     int rc = ops->begin(F.kv);
     if (rc == MCKV_OK && mark != 0)
         rc = ops->flush(F.kv, mark);
@@ -338,6 +379,8 @@ write_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
         rc = purge_expired(&r.purged);
     for (size_t i = 0; i < n && rc == MCKV_OK; i++) {
         void *rec = batch[i];
+        if (i % FLUSHER_DRAIN_EVERY == FLUSHER_DRAIN_EVERY - 1)
+            drain(F.filling);   /* the next batch */
         if ((uintptr_t)rec & DEL_TAG) {
             struct del_rec *d = (void *)((uintptr_t)rec & ~(uintptr_t)DEL_TAG);
             if (cache_key_present(d->key, d->nkey))
@@ -347,8 +390,10 @@ write_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
             continue;
         }
         struct item *it = rec;
-        if (!cache_item_is_current(it))
-            continue;       /* replaced: the newer version has its record */
+        if (!cache_item_is_current(it)) {
+            r.skipped++;    /* replaced: the newer version has its record */
+            continue;
+        }
         if (mark != 0 && it->cas < mark)
             continue;       /* flushed */
         rel_time_t exp = atomic_load_explicit(&it->exptime, memory_order_relaxed);
@@ -386,21 +431,25 @@ flusher_wait(int timeout_ms)
     for (unsigned i = 0; i < F.nworkers; i++)
         fds[i] = (struct pollfd){ .fd = F.q[i].ring.notify_fd, .events = POLLIN };
     fds[F.nworkers] = (struct pollfd){ .fd = F.wake_fd, .events = POLLIN };
+    /* Seq_cst store, then the fence in ring_empty_fenced(): pairs with the
+     * worker's fence in queue_record() (a push after our look sees the
+     * flag and writes the notify fd). */
+    atomic_store(&F.sleeping, true);
+    bool idle = true;
+    for (unsigned i = 0; i < F.nworkers && idle; i++)
+        idle = F.q[i].held == NULL && ring_empty_fenced(&F.q[i].ring);
+    if (idle && atomic_load(&F.flush_mark) == 0 &&
+        atomic_load(&F.flush_at_new) < 0 && !atomic_load(&F.stopping))
+        poll(fds, F.nworkers + 1, timeout_ms);
+    atomic_store(&F.sleeping, false);
     for (unsigned i = 0; i < F.nworkers; i++)
-        if (!ring_empty_fenced(&F.q[i].ring))
-            return;
-    if (atomic_load(&F.flush_mark) != 0 || atomic_load(&F.flush_at_new) >= 0 ||
-        atomic_load(&F.stopping))
-        return;
-    poll(fds, F.nworkers + 1, timeout_ms);
+        ring_consume_notify(&F.q[i].ring);
 }
 
 static void
-consume_notifies(void)
+consume_wake(void)
 {
     uint64_t v;
-    for (unsigned i = 0; i < F.nworkers; i++)
-        ring_consume_notify(&F.q[i].ring);
     ssize_t r = read(F.wake_fd, &v, sizeof(v));
     (void)r;
 }
@@ -414,14 +463,15 @@ consume_notifies(void)
  * requests/s open loop (90/10, pipeline 1) the p99 reply was 1.2-1.3 ms
  * with 10 ms, 3.2-4.7 ms with 50 ms, 1.6-2.9 ms with 2 ms. Fewer, larger
  * transactions write each touched page once for more rows, and a worker's
- * ring stays non-empty, so its eventfd is written less often. Returns early
- * when batch_max writes are queued, when dirty bytes pass half the soft
- * limit (backpressure must not start because the flusher sat idle), on a
- * flush_all, and at shutdown. Sync durability commits at once: writers
- * wait for it.
+ * flusher is awake meanwhile, so no worker writes an eventfd. Records are
+ * popped into the batch as they come (superseded versions are dropped at
+ * once). Returns early when the batch is full (batch_max distinct keys),
+ * when dirty bytes pass half the soft limit (backpressure must not start
+ * because the flusher sat idle), on a flush_all, and at shutdown. Sync
+ * durability commits at once: writers wait for it.
  */
 static void
-flusher_gather(uint64_t since)
+flusher_gather(struct fbatch *b, uint64_t since)
 {
     if (F.sync)
         return;
@@ -435,12 +485,10 @@ flusher_gather(uint64_t since)
         uint64_t now = persist_now_us();
         if (now >= since + window)
             return;
-        size_t queued = 0;
-        for (unsigned w = 0; w < F.nworkers; w++)
-            queued += ring_size(&F.q[w].ring);
+        drain(b);
         int64_t dirty = atomic_load_explicit(&F.dirty_bytes, memory_order_relaxed);
         uint64_t soft = atomic_load_explicit(&F.soft_bytes, memory_order_relaxed);
-        if (queued >= F.batch_max || (dirty > 0 && (uint64_t)dirty > soft / 2))
+        if (fbatch_full(b) || (dirty > 0 && (uint64_t)dirty > soft / 2))
             return;
         uint64_t left_ms = (since + window - now + 999) / 1000;
         struct pollfd wake = { .fd = F.wake_fd, .events = POLLIN };
@@ -451,8 +499,13 @@ flusher_gather(uint64_t since)
 
 /* flusher thread: a commit of n records of `res`, dt us long */
 static void
-count_commit(size_t n, uint64_t mark, const struct batch_result *res, uint64_t dt)
+count_commit(const struct fbatch *b, uint64_t mark,
+             const struct batch_result *res, uint64_t dt)
 {
+    size_t n = b->n;
+    uint64_t drained = 0;
+    for (unsigned w = 0; w < F.nworkers; w++)
+        drained += b->drained[w];
     atomic_fetch_add(&F.commits, 1);
     atomic_fetch_add(&F.commit_us_total, dt);
     persist_atomic_max(&F.commit_us_max, dt);
@@ -463,12 +516,17 @@ count_commit(size_t n, uint64_t mark, const struct batch_result *res, uint64_t d
     atomic_fetch_add(&F.items_persisted, res->puts);
     atomic_fetch_add(&F.deletes_persisted, res->dels);
     expiry_count_purged(res->purged);
+    atomic_fetch_add(&F.items_superseded, res->skipped + b->superseded);
     if (mark != 0)
         atomic_fetch_add(&F.flushes_persisted, 1);
-    if (dt > 0 && res->bytes > 0)
-        ewma_update(&F.drain_rate_bps, res->bytes * 1000000u / dt);
+    /* The rates the backpressure law divides the backlog by: what a commit
+     * of this length retires, superseded versions included (they leave the
+     * backlog without a write). */
+    uint64_t retired = res->bytes + b->superseded_bytes;
+    if (dt > 0 && retired > 0)
+        ewma_update(&F.drain_rate_bps, retired * 1000000u / dt);
     if (dt > 0)
-        ewma_update(&F.drain_rate_ips, (uint64_t)n * 1000000u / dt);
+        ewma_update(&F.drain_rate_ips, drained * 1000000u / dt);
 }
 
 /* flusher thread: the engine is damaged; holds the batch (its items stay
@@ -480,7 +538,9 @@ hold_damaged_batch(size_t n)
     while (!atomic_load(&F.stopping)) {
         struct pollfd pfd = { .fd = F.wake_fd, .events = POLLIN };
         poll(&pfd, 1, (int)(ENGINE_STATS_EVERY_US / 1000));
-        consume_notifies();
+        consume_wake();
+        for (unsigned i = 0; i < F.nworkers; i++)
+            ring_consume_notify(&F.q[i].ring);
         engine_stats_take(F.engine->ops, F.kv);
     }
     log_error_limited("persistence: the database is damaged: %zu writes are "
@@ -492,9 +552,11 @@ hold_damaged_batch(size_t n)
  * backoff; more flush marks may join it meanwhile). False when it gave up
  * at shutdown, or the engine is damaged. */
 static bool
-commit_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
+commit_batch(const struct fbatch *b, uint64_t mark, int64_t flush_at,
              uint64_t *stop_deadline)
 {
+    void **batch = b->recs;
+    size_t n = b->n;
     unsigned backoff_ms = FLUSHER_BACKOFF_MIN_MS;
     for (;;) {
         if (engine_health_damaged())
@@ -503,7 +565,7 @@ commit_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
         struct batch_result res;
         int rc = write_batch(batch, n, mark, flush_at, &res);
         if (rc == MCKV_OK) {
-            count_commit(n, mark, &res, persist_now_us() - t0);
+            count_commit(b, mark, &res, persist_now_us() - t0);
             return true;
         }
         if (engine_health_report(rc, "flusher", F.engine->ops->last_error(F.kv)))
@@ -536,14 +598,14 @@ commit_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
 /* flusher thread: the batch is on disk (or given up): items clean, records
  * freed, every worker's committed sequence advanced. */
 static void
-finish_batch(void **batch, size_t n, const uint64_t *drained_now)
+finish_batch(struct fbatch *b)
 {
-    for (size_t i = 0; i < n; i++)
-        drop_record(batch[i]);
+    fbatch_reset(b, drop_record);   /* items clean, records freed */
     for (unsigned w = 0; w < F.nworkers; w++) {
-        if (drained_now[w] == 0)
+        if (b->drained[w] == 0)
             continue;
-        F.q[w].drained += drained_now[w];
+        F.q[w].drained += b->drained[w];
+        b->drained[w] = 0;
         /* Release: the items' clean state is visible before a worker that
          * sees this count replies to a sync write. */
         atomic_store_explicit(&F.q[w].committed, F.q[w].drained,
@@ -557,38 +619,23 @@ static void *
 flusher_main(void *arg)
 {
     (void)arg;
-    void **batch = malloc(F.batch_max * sizeof(*batch));
-    uint64_t *drained_now = calloc(F.nworkers, sizeof(*drained_now));
     uint64_t stop_deadline = 0;
-    if (batch == NULL || drained_now == NULL) {
-        log_error("persistence: flusher out of memory");
-        free(batch);
-        free(drained_now);
-        return NULL;
-    }
     uint64_t batch_start = persist_now_us(), stats_at = 0;
     for (;;) {
         if (persist_now_us() - stats_at >= ENGINE_STATS_EVERY_US) {
             engine_stats_take(F.engine->ops, F.kv);
             stats_at = persist_now_us();
         }
-        flusher_gather(batch_start);
-        consume_notifies();
-        size_t n = 0;
-        for (unsigned w = 0; w < F.nworkers; w++) {
-            void *rec;
-            drained_now[w] = 0;
-            while (n < F.batch_max && ring_pop(&F.q[w].ring, &rec)) {
-                batch[n++] = rec;
-                drained_now[w]++;
-            }
-        }
+        struct fbatch *b = F.filling;
+        flusher_gather(b, batch_start);
+        consume_wake();
+        drain(b);
         uint64_t mark = atomic_exchange(&F.flush_mark, 0);
         int64_t flush_at = atomic_exchange(&F.flush_at_new, -1);
-        if (n == 0 && mark == 0 && flush_at < 0 && !expiry_pending()) {
+        if (b->n == 0 && mark == 0 && flush_at < 0 && !expiry_pending()) {
             bool empty = true;
             for (unsigned w = 0; w < F.nworkers; w++)
-                empty &= ring_empty_fenced(&F.q[w].ring);
+                empty &= F.q[w].held == NULL && ring_empty_fenced(&F.q[w].ring);
             if (empty && atomic_load(&F.stopping))
                 break;
             if (empty) {
@@ -597,12 +644,19 @@ flusher_main(void *arg)
             }
             continue;
         }
-        commit_batch(batch, n, mark, flush_at, &stop_deadline);
+        /* records that arrive while b is written go to the other batch */
+        F.filling = b == &F.batch[0] ? &F.batch[1] : &F.batch[0];
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < b->n; i++)
+            if (((uintptr_t)b->recs[i] & DEL_TAG) == 0)
+                bytes += cache_item_total_size(b->recs[i]);
+        atomic_store_explicit(&F.committing_bytes, bytes, memory_order_relaxed);
+        commit_batch(b, mark, flush_at, &stop_deadline);
         batch_start = persist_now_us();
-        finish_batch(batch, n, drained_now);
+        finish_batch(b);
+        /* after the batch's dirty bytes went: never counted twice over */
+        atomic_store_explicit(&F.committing_bytes, 0, memory_order_relaxed);
     }
-    free(batch);
-    free(drained_now);
     return NULL;
 }
 
@@ -634,6 +688,14 @@ flusher_setup(const struct flusher_options *o, char *err, size_t errlen)
             return -1;
         }
     }
+    for (unsigned i = 0; i < 2; i++) {
+        if (fbatch_init(&F.batch[i], F.batch_max, o->nworkers) != 0) {
+            snprintf(err, errlen, "persistence: out of memory");
+            return -1;
+        }
+    }
+    F.filling = &F.batch[0];
+    atomic_store(&F.sleeping, false);
     F.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (F.wake_fd < 0) {
         snprintf(err, errlen, "persistence: eventfd: %s", strerror(errno));
@@ -673,10 +735,19 @@ flusher_teardown(void)
 {
     for (unsigned i = 0; F.q != NULL && i < F.nworkers; i++) {
         void *rec;
+        if (F.q[i].held != NULL)
+            drop_record(F.q[i].held);
         while (ring_pop(&F.q[i].ring, &rec))   /* never written */
             drop_record(rec);
         ring_deinit(&F.q[i].ring);
     }
+    for (unsigned i = 0; i < 2; i++) {
+        /* left only by a flusher that gave up at shutdown: never written */
+        for (size_t j = 0; j < F.batch[i].n; j++)
+            drop_record(F.batch[i].recs[j]);
+        fbatch_deinit(&F.batch[i]);
+    }
+    F.filling = NULL;
     free(F.q);
     F.q = NULL;
     if (F.wake_fd >= 0)
@@ -712,6 +783,7 @@ flusher_counters(struct flusher_counters *out)
         .drain_writes_per_s = atomic_load(&F.drain_rate_ips),
         .engine_errors = atomic_load(&F.engine_errors),
         .queue_overflows = atomic_load(&F.queue_overflows),
+        .items_superseded = atomic_load(&F.items_superseded),
     };
 }
 

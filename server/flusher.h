@@ -86,6 +86,8 @@ struct flusher_counters {
     uint64_t batch_last, batch_max, batch_items_total;
     uint64_t drain_bytes_per_s, drain_writes_per_s;
     uint64_t engine_errors, queue_overflows;
+    uint64_t items_superseded;   /* puts never written: a newer version of
+                                    the key was queued before them */
 };
 /* Any thread: a snapshot (each counter exact, not all at one instant). */
 void flusher_counters(struct flusher_counters *out);

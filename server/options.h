@@ -82,16 +82,17 @@
       "async: reply once queued; sync: reply after the commit holding it")    \
     X(flush_interval_ms, "persistence", OPT_UINT, "100", 1, 60000, 0, 1,       \
       "the oldest an unpersisted write may get in async mode (ms)")           \
-    X(batch_max_items, "persistence", OPT_UINT, "10000", 1, 1000000, 0, 0,     \
-      "most writes committed in one transaction")                             \
+    X(batch_max_items, "persistence", OPT_UINT, "100000", 1, 1000000, 0, 0,    \
+      "most keys committed in one transaction")                               \
     X(sqlite_synchronous, "persistence", OPT_STR, "normal", 0, 0, 0, 0,        \
       "SQLite synchronous pragma: normal or full")                            \
-    X(sqlite_cache_mb, "persistence", OPT_UINT, "32", 1, 1048576, 0, 0,        \
-      "the flusher's SQLite page cache in MB (each fetcher has 8 MB); "       \
-      "rocksdb: the block cache, shared by all")                             \
+    X(sqlite_cache_mb, "persistence", OPT_UINT, "0", 0, 1048576, 0, 0,         \
+      "the flusher's SQLite page cache in MB; 0: memory_limit / 8, "          \
+      "at least 32 (each fetcher has 8 MB); rocksdb: the block cache"         \
+      ", shared by all")                                                      \
     X(fetchers, "persistence", OPT_UINT, "2", 1, 64, 0, 0,                     \
       "threads reading from disk (background fetches and warmup)")            \
-    X(dirty_soft_limit_mb, "persistence", OPT_UINT, "64", 1, 1048576, 0, 1,    \
+    X(dirty_soft_limit_mb, "persistence", OPT_UINT, "128", 1, 1048576, 0, 1,   \
       "unpersisted MB past which write replies are slowed down "              \
       "(at most half the hard limit)")              \
     X(dirty_hard_limit_mb, "persistence", OPT_UINT, "256", 1, 1048576, 0, 1,   \

@@ -125,6 +125,18 @@ effective_limits(uint64_t soft_mb, uint64_t hard_mb, uint64_t memory_mb,
         *soft = *hard / 2;
 }
 
+/* The writer's page cache: sqlite_cache_mb, or by default an eighth of
+ * memory_limit (at least 32 MB). Pages outside it cost the flusher a pread
+ * each: with 100k keys of 1 KiB (a 120 MB file) and a write-heavy load, 32
+ * MB left it reading most pages it updated (docs/benchmarks.md). */
+static uint64_t
+writer_cache_mb(const struct config *cfg)
+{
+    if (cfg->sqlite_cache_mb != 0)
+        return cfg->sqlite_cache_mb;
+    return cfg->memory_limit / 8 > 32 ? cfg->memory_limit / 8 : 32;
+}
+
 /* flusher thread: a commit advanced `worker`'s committed sequence */
 static void
 post_commit(void *ctx, unsigned worker)
@@ -178,7 +190,7 @@ persist_setup(const struct config *cfg, unsigned nthreads, char *err,
     P.engine.opts = (struct kvstore_options){
         .path = P.path,
         .synchronous_full = strcmp(cfg->sqlite_synchronous, "full") == 0,
-        .cache_kb = cfg->sqlite_cache_mb * 1024,   /* the writer's */
+        .cache_kb = writer_cache_mb(cfg) * 1024,
     };
     const struct kvstore_ops *ops = P.engine.ops;
     int rc = ops->open(&P.kv, &P.engine.opts);
@@ -446,6 +458,7 @@ persist_stats(stats_emit_fn emit, void *ctx)
     emit_u64(emit, ctx, "dirty_bytes", f.dirty_bytes > 0 ? (uint64_t)f.dirty_bytes : 0);
     emit_u64(emit, ctx, "queue_depth", f.queue_depth);
     emit_u64(emit, ctx, "items_persisted", f.items_persisted);
+    emit_u64(emit, ctx, "items_superseded", f.items_superseded);
     emit_u64(emit, ctx, "deletes_persisted", f.deletes_persisted);
     emit_u64(emit, ctx, "flushes_persisted", f.flushes_persisted);
     emit_u64(emit, ctx, "commits", f.commits);

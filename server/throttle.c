@@ -13,6 +13,12 @@
  * just past the soft point with delays of milliseconds; a stalled flusher
  * (a checkpoint) makes the backlog, and with it the delay, grow smoothly
  * rather than at once.
+ *
+ * The batch being committed is not backlog to wait for: it leaves in one
+ * step at its commit. Counting it made the excess swing by a whole batch
+ * (tens of MB once batches hold one row per key, up to 100k keys), and the
+ * delays with it: replies waited hundreds of ms while the flusher was
+ * about to retire the excess.
  */
 #include <config.h>
 
@@ -32,6 +38,12 @@ throttle_decide(const struct throttle_input *in, uint32_t *delay_ms)
         qsoft = (size_t)(THROTTLE_QUEUE_SOFT * (double)in->queue_capacity);
     }
     uint64_t excess = in->dirty_bytes > soft ? in->dirty_bytes - soft : 0;
+    if (hard > soft && (double)excess / (double)(hard - soft) >= 1.0)
+        return THROTTLE_REFUSE;
+    /* what is left past the soft point once the commit under way is in */
+    uint64_t waiting = in->committing_bytes < in->dirty_bytes
+                       ? in->dirty_bytes - in->committing_bytes : 0;
+    excess = waiting > soft ? waiting - soft : 0;
     if (hard > soft && (double)excess / (double)(hard - soft) > pressure)
         pressure = (double)excess / (double)(hard - soft);
     if (pressure >= 1.0)

@@ -80,6 +80,19 @@ ring_push(struct ring *r, void *entry)
     return true;
 }
 
+bool
+ring_push_quiet(struct ring *r, void *entry)
+{
+    ring_tsan_release(r);
+    return ck_ring_enqueue_spsc(&r->ring, r->slots, entry);
+}
+
+void
+ring_wake(struct ring *r)
+{
+    ring_notify(r);
+}
+
 static void
 ring_notify(struct ring *r)
 {

@@ -35,6 +35,15 @@ void ring_deinit(struct ring *r);
 /* Producer thread only. Returns false when the ring is full (nothing queued). */
 bool ring_push(struct ring *r, void *entry);
 
+/* Producer thread only: like ring_push() but never writes the notify fd
+ * and has no fence. For a consumer that says by other means when it needs
+ * a wake-up (the flusher: only while it sleeps); the producer then orders
+ * its push before reading that state and calls ring_wake(). */
+bool ring_push_quiet(struct ring *r, void *entry);
+
+/* Any thread: writes the notify fd (the consumer's poll wakes up). */
+void ring_wake(struct ring *r);
+
 /* Any number of producer threads (the ring is then MPSC). Always writes the
  * notify fd: with several producers the "size == 1" test of ring_push()
  * could be passed by none of them. Use for rare events only. */

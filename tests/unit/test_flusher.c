@@ -18,7 +18,11 @@
  * with its records kept and its items dirty, until the disk takes them;
  * a commit that finds the engine damaged (MCKV_ECORRUPT) is not retried
  * and nothing more is written; async durability writes everything by the
- * stop.
+ * stop; a version overwritten
+ * before the flusher wrote it is released before the commit of its batch;
+ * a worker writes no eventfd while the flusher is awake, and one that
+ * sleeps is woken by a write (its idle wait is made longer than the test's
+ * guard). write() is wrapped to count the test thread's calls.
  */
 #include <config.h>
 
@@ -42,6 +46,7 @@
 #include "server/persist_priv.h"
 #include "server/throttle.h"
 #include "util/status.h"
+#include <unistd.h>
 
 #define MB ((size_t)1024 * 1024)
 #define MAX_ROWS 64
@@ -74,6 +79,9 @@ static struct {
     unsigned commits, rollbacks, puts;
     unsigned fail_commits;       /* fail this many commits from now */
     int fail_status;             /* with this (0: MCKV_EIO) */
+    bool gate;                   /* commits wait while true ... */
+    unsigned gate_passes;        /* ... unless passes are left */
+    unsigned commits_entered;    /* commit() calls so far */
     uint64_t committed_seq;      /* as the committed callback saw it */
 } E = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
@@ -151,6 +159,12 @@ stub_commit(struct kvstore *kv)
 {
     (void)kv;
     pthread_mutex_lock(&E.lock);
+    E.commits_entered++;
+    pthread_cond_broadcast(&E.cond);
+    while (E.gate && E.gate_passes == 0)
+        pthread_cond_wait(&E.cond, &E.lock);
+    if (E.gate)
+        E.gate_passes--;
     if (E.fail_commits > 0) {
         E.fail_commits--;
         int status = E.fail_status != 0 ? E.fail_status : MCKV_EIO;
@@ -246,11 +260,48 @@ wait_rollbacks(unsigned n)
     pthread_mutex_unlock(&E.lock);
 }
 
+/* write() as the test thread (a worker) calls it: the eventfd wake-ups */
+static _Thread_local unsigned my_writes;
+ssize_t __real_write(int fd, const void *buf, size_t n);
+ssize_t __wrap_write(int fd, const void *buf, size_t n);
+ssize_t
+__wrap_write(int fd, const void *buf, size_t n)
+{
+    my_writes++;
+    return __real_write(fd, buf, n);
+}
+
+/* Waits until the stub's commit() has been entered `n` times in all. */
 static void
-start(bool sync)
+wait_commits_entered(unsigned n)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += WAIT_GUARD_S;
+    pthread_mutex_lock(&E.lock);
+    while (E.commits_entered < n)
+        assert_int_equal(pthread_cond_timedwait(&E.cond, &E.lock, &deadline), 0);
+    pthread_mutex_unlock(&E.lock);
+}
+
+/* Commits wait (closed) or go (open); `passes` lets that many through. */
+static void
+gate(bool closed, unsigned passes)
+{
+    pthread_mutex_lock(&E.lock);
+    E.gate = closed;
+    E.gate_passes = passes;
+    pthread_cond_broadcast(&E.cond);
+    pthread_mutex_unlock(&E.lock);
+}
+
+static void
+start_with(bool sync, uint32_t flush_interval_ms)
 {
     pthread_mutex_lock(&E.lock);
     E.nrows = E.ntxn = 0;
+    E.gate = false;
+    E.gate_passes = E.commits_entered = 0;
     E.commits = E.rollbacks = E.puts = E.fail_commits = 0;
     E.fail_status = 0;
     E.committed_seq = 0;
@@ -264,13 +315,19 @@ start(bool sync)
     engine_health_setup("(stub)", NULL);   /* not damaged */
     struct flusher_options fo = {
         .engine = &engine, .kv = (struct kvstore *)&E, .nworkers = 1,
-        .batch_max = 1000, .sync = sync, .flush_interval_ms = 20,
+        .batch_max = 1000, .sync = sync, .flush_interval_ms = flush_interval_ms,
         .soft_bytes = 16 * MB, .hard_bytes = 32 * MB,
         .committed = on_committed,
     };
     char err[128];
     assert_int_equal(flusher_setup(&fo, err, sizeof(err)), 0);
     flusher_bind_worker(0);
+}
+
+static void
+start(bool sync)
+{
+    start_with(sync, 20);
 }
 
 static void
@@ -524,6 +581,85 @@ test_throttle_input(void **state)
     stop();
 }
 
+/* A version overwritten before the flusher wrote it is dropped when the
+ * flusher pops its successor: clean and released before the commit of
+ * the batch they met in (it used to wait for that commit). */
+static void
+test_superseded_released_before_commit(void **state)
+{
+    (void)state;
+    start(false);
+    gate(true, 0);
+    run();
+    set("a", "1");
+    wait_commits_entered(1);   /* the flusher is in the commit of [a] */
+    set("x", "v0");
+    enum cache_miss why;
+    struct item *v0 = cache_get("x", 1, &why);
+    assert_non_null(v0);
+    set("x", "v1");
+    gate(true, 1);             /* [a] commits; the next batch holds x */
+    wait_commits_entered(2);
+    /* the flusher wrote v0's state before it entered commit() (E.lock
+     * orders it before our read) */
+    assert_int_equal(v0->dirty, 0);
+    struct flusher_counters fc;
+    flusher_counters(&fc);
+    assert_int_equal(fc.dirty_items, 1);   /* v1 alone */
+    assert_true(fc.items_superseded >= 1);
+    pthread_mutex_lock(&E.lock);
+    assert_int_equal(E.ntxn, 1);           /* one put of x */
+    assert_string_equal(E.txn[0].value, "v1");
+    pthread_mutex_unlock(&E.lock);
+    gate(false, 0);
+    flusher_stop();
+    assert_string_equal(row_value("x", NULL), "v1");
+    cache_item_release(v0);
+    flusher_teardown();
+    cache_teardown();
+}
+
+/* While the flusher is awake (here: in a commit) a write costs the worker
+ * no system call: the flusher looks at the rings by itself. */
+static void
+test_awake_flusher_costs_no_wakeup(void **state)
+{
+    (void)state;
+    start(false);
+    gate(true, 0);
+    run();
+    set("a", "1");
+    wait_commits_entered(1);
+    unsigned before = my_writes;
+    set("b", "2");
+    set("c", "3");
+    assert_int_equal(my_writes - before, 0);
+    gate(false, 0);
+    flusher_stop();
+    assert_string_equal(row_value("b", NULL), "2");
+    assert_string_equal(row_value("c", NULL), "3");
+    flusher_teardown();
+    cache_teardown();
+}
+
+/* A sleeping flusher is woken by the write itself, not by its timeout:
+ * its idle wait here is ten minutes, past the test's guard. */
+static void
+test_sleeping_flusher_is_woken(void **state)
+{
+    (void)state;
+    start_with(true, 600000);
+    run();
+    for (int i = 0; i < 3; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        set(key, "v");
+        wait_committed(flusher_take_write_seq());
+    }
+    assert_string_equal(row_value("k2", NULL), "v");
+    stop();
+}
+
 int
 main(void)
 {
@@ -535,6 +671,9 @@ main(void)
         cmocka_unit_test(test_async_written_by_stop),
         cmocka_unit_test(test_damaged_engine_is_not_written),
         cmocka_unit_test(test_throttle_input),
+        cmocka_unit_test(test_superseded_released_before_commit),
+        cmocka_unit_test(test_awake_flusher_costs_no_wakeup),
+        cmocka_unit_test(test_sleeping_flusher_is_woken),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
