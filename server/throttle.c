@@ -13,12 +13,6 @@
  * just past the soft point with delays of milliseconds; a stalled flusher
  * (a checkpoint) makes the backlog, and with it the delay, grow smoothly
  * rather than at once.
- *
- * The batch being committed is not backlog to wait for: it leaves in one
- * step at its commit. Counting it made the excess swing by a whole batch
- * (tens of MB once batches hold one row per key, up to 100k keys), and the
- * delays with it: replies waited hundreds of ms while the flusher was
- * about to retire the excess.
  */
 #include <config.h>
 
@@ -37,13 +31,13 @@ throttle_decide(const struct throttle_input *in, uint32_t *delay_ms)
                    (THROTTLE_QUEUE_HARD - THROTTLE_QUEUE_SOFT);
         qsoft = (size_t)(THROTTLE_QUEUE_SOFT * (double)in->queue_capacity);
     }
+    /* Every dirty byte counts, the batch being committed too: the hard
+     * limit counts it (dirty values cannot leave memory), so a law that
+     * did not would admit writes without delay until the hard limit
+     * refused them (tried: with batches of up to 100k rows an ingest of
+     * 300k x 1 KiB under -m 256 had 2.6M writes refused and sent again,
+     * and 1.4 s replies, against none refused and 178 ms before). */
     uint64_t excess = in->dirty_bytes > soft ? in->dirty_bytes - soft : 0;
-    if (hard > soft && (double)excess / (double)(hard - soft) >= 1.0)
-        return THROTTLE_REFUSE;
-    /* what is left past the soft point once the commit under way is in */
-    uint64_t waiting = in->committing_bytes < in->dirty_bytes
-                       ? in->dirty_bytes - in->committing_bytes : 0;
-    excess = waiting > soft ? waiting - soft : 0;
     if (hard > soft && (double)excess / (double)(hard - soft) > pressure)
         pressure = (double)excess / (double)(hard - soft);
     if (pressure >= 1.0)

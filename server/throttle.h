@@ -24,9 +24,8 @@
 
 struct throttle_input {
     uint64_t dirty_bytes;          /* in memory, not committed (all writers) */
-    /* Of dirty_bytes, those in the transaction being written: they leave
-     * at its commit, all at once, so they delay nobody; they still count
-     * for the hard limit (dirty values cannot leave memory). */
+    /* Of dirty_bytes, those in the transaction being written (for stats;
+     * the law counts them like the rest, see throttle.c). */
     uint64_t committing_bytes;
     uint64_t soft_bytes;           /* delays start past this */
     uint64_t hard_bytes;           /* writes are refused at this */
@@ -47,8 +46,7 @@ enum throttle_verdict { THROTTLE_ADMIT, THROTTLE_DELAY, THROTTLE_REFUSE };
  * At pressure >= 1: REFUSE. At pressure <= 0 (below both soft points):
  * ADMIT with no delay. Between: DELAY by the time the flusher needs to drain
  * the backlog past the soft points at its measured rates, the larger of
- * (dirty - committing - soft) / byte rate and (queue_len - soft fill) /
- * write rate (ADMIT when both are 0: the excess is being committed), at
+ * (dirty - soft) / byte rate and (queue_len - soft fill) / write rate, at
  * least 1 ms and at most THROTTLE_MAX_MS. *delay_ms is set in every case
  * (0 unless DELAY). Any thread; reads nothing but `in`.
  */

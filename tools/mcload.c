@@ -64,6 +64,7 @@ struct options {
     double rate;                    /* ops/s; 0: closed loop */
     bool sequential;
     bool shuffle;           /* --sequential over a fixed permutation */
+    bool retry;             /* a refused set is sent again (ingests) */
     bool tick;              /* a TICK line per second */
     uint64_t seed;
     unsigned stall_timeout;         /* seconds without any reply */
@@ -78,6 +79,7 @@ struct hist {
 struct slot {
     uint64_t t_ns;                  /* send (or due) time */
     bool is_get;
+    uint32_t key;                   /* for --retry */
 };
 
 struct worker;
@@ -105,6 +107,7 @@ struct worker {
     uint64_t rng;
     struct hist hist;
     uint64_t ops, errors, misses;   /* this phase */
+    uint64_t retries;               /* --retry: refused sets sent again */
     unsigned inflight;
     bool stopping;
     uint64_t watch_last_ops;
@@ -320,6 +323,7 @@ issue(struct conn *c, uint64_t t_ns, bool is_get, uint32_t key)
     struct slot *s = &c->ring[(c->head + c->count) % ring_cap];
     s->t_ns = t_ns;
     s->is_get = is_get;
+    s->key = key;
     c->count++;
     c->w->inflight++;
 }
@@ -452,10 +456,22 @@ complete(struct conn *c, enum outcome out)
     if (c->count == 0)
         die_conn(c, "reply without a request in flight");
     struct slot *s = &c->ring[c->head];
+    struct slot done = *s;
     c->head = (c->head + 1) % ring_cap;
     c->count--;
     w->inflight--;
     w->ops++;
+    /* (after --requests ran out too: every key is to be stored; not
+     * after --duration ended) */
+    if (out == OUT_ERROR && opt.retry && !done.is_get &&
+        !(w->stopping && opt.duration > 0)) {
+        /* refused (backpressure): the same key again, at the end of the
+         * pipeline, so an ingest stores every key; its latency counts
+         * from the first send */
+        w->retries++;
+        issue(c, done.t_ns, false, done.key);
+        return;
+    }
     if (out == OUT_MISS)
         w->misses++;
     else if (out == OUT_ERROR)
@@ -716,7 +732,7 @@ worker_run(void *arg)
 
 struct phase_result {
     double seconds;
-    uint64_t ops, errors, misses;
+    uint64_t ops, errors, misses, retries;
 };
 
 /* --tick: once a second, the replies of that second and the longest of
@@ -784,6 +800,7 @@ run_phase(struct worker *ws, bool prefill, uint64_t limit)
         r.ops += ws[t].ops;
         r.errors += ws[t].errors;
         r.misses += ws[t].misses;
+        r.retries += ws[t].retries;
     }
     r.seconds = (double)(now_ns() - phase_start_ns) / 1e9;
     if (ticking) {
@@ -903,12 +920,14 @@ usage(FILE *f)
           "  --sequential      keys 0..K-1 in order instead of random\n"
           "  --shuffle         with --sequential: each key once, in a\n"
           "                    scrambled order (random keys, no repeats)\n"
+          "  --retry           send a refused set again (counted as retries=,\n"
+          "                    not errors=): an ingest stores every key\n"
           "  --tick            print TICK sec= ops= max_us= every second\n"
           "  --seed N          random seed (1)\n"
           "  --timeout S       fail when no reply comes for S s (10)\n"
           "Prints PREFILL (with --prefill) and a final line:\n"
           "RESULT ops= seconds= ops_per_sec= p50_us= p99_us= p999_us= "
-          "max_us= errors= misses=\n", f);
+          "max_us= errors= misses= retries=\n", f);
 }
 
 static double
@@ -944,6 +963,7 @@ parse_options(int argc, char **argv)
         { "rate", required_argument, NULL, 'r' },
         { "sequential", no_argument, NULL, 'S' },
         { "shuffle", no_argument, NULL, 'X' },
+        { "retry", no_argument, NULL, 'Y' },
         { "tick", no_argument, NULL, 'K' },
         { "seed", required_argument, NULL, 's' },
         { "timeout", required_argument, NULL, 'T' },
@@ -978,6 +998,7 @@ parse_options(int argc, char **argv)
         case 'r': opt.rate = parse_num(name, optarg, 1, 1e9); break;
         case 'S': opt.sequential = true; break;
         case 'X': opt.shuffle = true; break;
+        case 'Y': opt.retry = true; break;
         case 'K': opt.tick = true; break;
         case 's': opt.seed = (uint64_t)parse_num(name, optarg, 0, 1e18); break;
         case 'T': opt.stall_timeout = (unsigned)parse_num(name, optarg, 1, 3600); break;
@@ -1046,12 +1067,12 @@ main(int argc, char **argv)
     }
     printf("RESULT ops=%" PRIu64 " seconds=%.3f ops_per_sec=%.0f "
            "p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
-           "errors=%" PRIu64 " misses=%" PRIu64 "\n",
+           "errors=%" PRIu64 " misses=%" PRIu64 " retries=%" PRIu64 "\n",
            r.ops, r.seconds, r.seconds > 0 ? (double)r.ops / r.seconds : 0.0,
            (double)hist_quantile(all, 0.50) / 1e3,
            (double)hist_quantile(all, 0.99) / 1e3,
            (double)hist_quantile(all, 0.999) / 1e3,
-           (double)all->max / 1e3, r.errors, r.misses);
+           (double)all->max / 1e3, r.errors, r.misses, r.retries);
     for (unsigned t = 0; t < opt.threads; t++)
         worker_teardown(&ws[t]);
     free(ws);

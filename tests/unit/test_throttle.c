@@ -182,23 +182,20 @@ test_no_queue_bytes_only(void **state)
     assert_int_equal(ms, 500);
 }
 
-/* The transaction being written leaves at its commit: it delays nobody,
- * but counts for the hard limit. */
+/* The transaction being written counts like any dirty byte: the hard
+ * limit counts it, and a law that did not would admit writes without
+ * delay until the hard limit refused them. */
 static void
-test_committing_batch_delays_nobody(void **state)
+test_committing_batch_counts(void **state)
 {
     (void)state;
     struct throttle_input in = base_input();
     uint32_t ms;
     in.dirty_bytes = in.soft_bytes + 8 * (uint64_t)MB;
     in.committing_bytes = 8 * (uint64_t)MB;
-    assert_int_equal(decide(&in, &ms), THROTTLE_ADMIT);
-    assert_int_equal(ms, 0);
-    /* what waits past it is delayed as before: 4 MB at 16 MB/s */
-    in.committing_bytes = 4 * (uint64_t)MB;
+    /* 8 MB past the soft point at 16 MB/s, committing or not */
     assert_int_equal(decide(&in, &ms), THROTTLE_DELAY);
-    assert_int_equal(ms, 250);
-    /* at the hard limit, refused whatever is being committed */
+    assert_int_equal(ms, 500);
     in.dirty_bytes = in.hard_bytes;
     in.committing_bytes = in.hard_bytes;
     assert_int_equal(decide(&in, &ms), THROTTLE_REFUSE);
@@ -217,7 +214,7 @@ main(void)
         cmocka_unit_test(test_unknown_rate_uses_floor),
         cmocka_unit_test(test_queue_fill),
         cmocka_unit_test(test_no_queue_bytes_only),
-        cmocka_unit_test(test_committing_batch_delays_nobody),
+        cmocka_unit_test(test_committing_batch_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
