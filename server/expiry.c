@@ -9,9 +9,14 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "engines/kvstore.h"
+#include "server/cache.h"
 #include "server/expiry.h"
+#include "util/status.h"
 
 static struct {
     pthread_mutex_t lock;
@@ -58,6 +63,52 @@ expiry_take(struct expiry_hint *out, size_t max)
     atomic_store_explicit(&X.pending, X.n, memory_order_relaxed);
     pthread_mutex_unlock(&X.lock);
     return n;
+}
+
+struct purge_buf {
+    char *p;
+    size_t cap;
+};
+
+/* get()'s value space for a purge check: one buffer, reused */
+static char *
+purge_alloc(void *ctx, const struct kvstore_record *rec)
+{
+    struct purge_buf *b = ctx;
+    if (rec->vlen + 1 > b->cap) {
+        char *p = realloc(b->p, rec->vlen + 1);
+        if (p == NULL)
+            return NULL;
+        b->p = p;
+        b->cap = rec->vlen + 1;
+    }
+    return b->p;
+}
+
+int
+expiry_purge(const struct kvstore_ops *ops, struct kvstore *kv, size_t max,
+             uint64_t *purged)
+{
+    /* the flusher's alone: one thread, so static buffers */
+    static struct expiry_hint hints[EXPIRY_PURGE_MAX];
+    static struct purge_buf buf;
+    size_t n = expiry_take(hints, max < EXPIRY_PURGE_MAX ? max : EXPIRY_PURGE_MAX);
+    int64_t now = (int64_t)time(NULL);
+    int rc = MCKV_OK;
+    for (size_t i = 0; i < n && rc == MCKV_OK; i++) {
+        const struct expiry_hint *h = &hints[i];
+        if (cache_key_present(h->key, h->nkey))
+            continue;   /* a version in memory: its own write decides */
+        struct kvstore_record rec;
+        if (ops->get(kv, h->key, h->nkey, purge_alloc, &buf, &rec) != MCKV_OK)
+            continue;   /* a hint: the next read of the row leaves another */
+        if (rec.cas != h->cas || rec.exptime == 0 || rec.exptime > now)
+            continue;   /* rewritten since */
+        rc = ops->del(kv, h->key, h->nkey);
+        if (rc == MCKV_OK)
+            (*purged)++;
+    }
+    return rc;
 }
 
 void

@@ -42,6 +42,20 @@ bool expiry_hint(const char *key, uint8_t nkey, uint64_t cas);
 bool expiry_pending(void);
 /* Flusher: moves up to max hints to out; returns how many. */
 size_t expiry_take(struct expiry_hint *out, size_t max);
+#define EXPIRY_PURGE_MAX 256   /* hints one expiry_purge() takes at most */
+
+struct kvstore;
+struct kvstore_ops;
+/*
+ * Flusher, in its open transaction before the batch's own writes: takes
+ * up to `max` hints and deletes each row that still has the hint's CAS,
+ * is still expired, and whose key has no version in memory (a newer
+ * write is never undone). Adds the rows deleted to *purged. MCKV_OK, or
+ * the error of a delete (the transaction is then rolled back; the hints
+ * taken are lost, as hints may be).
+ */
+int expiry_purge(const struct kvstore_ops *ops, struct kvstore *kv, size_t max,
+                 uint64_t *purged);
 /* Flusher: n expired rows were deleted. */
 void expiry_count_purged(uint64_t n);
 

@@ -302,56 +302,6 @@ struct batch_result {
     uint64_t bytes, puts, dels, skipped, purged;
 };
 
-struct purge_buf {
-    char *p;
-    size_t cap;
-};
-
-/* get()'s value space for a purge check: one buffer, reused */
-static char *
-purge_alloc(void *ctx, const struct kvstore_record *rec)
-{
-    struct purge_buf *b = ctx;
-    if (rec->vlen + 1 > b->cap) {
-        char *p = realloc(b->p, rec->vlen + 1);
-        if (p == NULL)
-            return NULL;
-        b->p = p;
-        b->cap = rec->vlen + 1;
-    }
-    return b->p;
-}
-
-/* flusher thread, in the open transaction before the batch's writes:
- * deletes the expired rows the fetchers and the warmup met (expiry.h),
- * each only if the row is still the one they read and no version of the
- * key is in memory. A hint whose check fails to read is dropped: it is a
- * hint, the next read of the row leaves another. */
-static int
-purge_expired(uint64_t *purged)
-{
-    static struct expiry_hint hints[FLUSHER_PURGES_MAX];
-    static struct purge_buf buf;
-    const struct kvstore_ops *ops = F.engine->ops;
-    size_t n = expiry_take(hints, FLUSHER_PURGES_MAX);
-    int64_t now = (int64_t)time(NULL);
-    int rc = MCKV_OK;
-    for (size_t i = 0; i < n && rc == MCKV_OK; i++) {
-        const struct expiry_hint *h = &hints[i];
-        if (cache_key_present(h->key, h->nkey))
-            continue;   /* a version in memory: its own write decides */
-        struct kvstore_record rec;
-        if (ops->get(F.kv, h->key, h->nkey, purge_alloc, &buf, &rec) != MCKV_OK)
-            continue;
-        if (rec.cas != h->cas || rec.exptime == 0 || rec.exptime > now)
-            continue;   /* rewritten since */
-        rc = ops->del(F.kv, h->key, h->nkey);
-        if (rc == MCKV_OK)
-            (*purged)++;
-    }
-    return rc;
-}
-
 /* flusher thread: pops every ring into `b` (fbatch_pop_ring: superseded
  * versions are dropped at once, not after a commit that would skip them). */
 static void
@@ -376,7 +326,7 @@ write_batch(void **batch, size_t n, uint64_t mark, int64_t flush_at,
     if (rc == MCKV_OK && mark != 0)
         rc = ops->flush(F.kv, mark);
     if (rc == MCKV_OK && expiry_pending())
-        rc = purge_expired(&r.purged);
+        rc = expiry_purge(ops, F.kv, FLUSHER_PURGES_MAX, &r.purged);
     for (size_t i = 0; i < n && rc == MCKV_OK; i++) {
         void *rec = batch[i];
         if (i % FLUSHER_DRAIN_EVERY == FLUSHER_DRAIN_EVERY - 1)
