@@ -217,9 +217,8 @@ contract_reopen(void **state)
     ops->close(kv);
 }
 
-/* 1000 rows "k00000".. with value length 100 + n % 50 and flags n. */
-static void
-load_numbered(struct kvstore *kv, unsigned n, unsigned per_batch)
+void
+engine_contract_load_numbered(struct kvstore *kv, unsigned n, unsigned per_batch)
 {
     char key[16], value[160];
 
@@ -251,7 +250,7 @@ contract_scan_chunks(void **state)
     (void)state;
     assert_int_equal(ops->scan(kv, &cursor, 10, count_row, &c), MCKV_ENOTFOUND);
     assert_int_equal(ops->scan(kv, &cursor, 0, count_row, &c), MCKV_EINVAL);
-    load_numbered(kv, 1000, 333);
+    engine_contract_load_numbered(kv, 1000, 333);
     assert_int_equal(ops->begin(kv), MCKV_OK);
     assert_int_equal(ops->del(kv, "k00500", 6), MCKV_OK);
     assert_int_equal(ops->del(kv, "k00501", 6), MCKV_OK);
@@ -380,7 +379,7 @@ contract_reader_threads(void **state)
     (void)state;
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_create(&t[i], NULL, reader_main, &a[i]), 0);
-    load_numbered(w, 3000, 100);
+    engine_contract_load_numbered(w, 3000, 100);
     for (int i = 0; i < 2; i++)
         a[i].done = true;
     for (int i = 0; i < 2; i++) {

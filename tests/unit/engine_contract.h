@@ -16,6 +16,12 @@
 extern const struct CMUnitTest engine_contract_tests[];
 extern const size_t engine_contract_ntests;
 
+struct kvstore;
+/* Writes n rows "k00000".. (value length 100 + i % 50, flags i, CAS
+ * i + 1) through the helpers' `ops`, per_batch rows per transaction. */
+void engine_contract_load_numbered(struct kvstore *kv, unsigned n,
+                                   unsigned per_batch);
+
 /* Runs the group under `name` (test_dir set up and removed around it). */
 int engine_contract_run(const char *name);
 

@@ -3,9 +3,10 @@
  * engines/memory.c, engines/kvstore.c), through the kvstore_ops tables only:
  * the writer's side and the engine table.
  *
- * SQLite: put/get/del/commit/rollback, update of an existing key, meta,
- * flush(cas_below), reopen keeps data, stats. Memory engine: accepts writes,
- * finds nothing. The other topics have their own binaries:
+ * The kvstore.h contract every persistent engine passes (put/get/del,
+ * commit/rollback, update, flush(cas_below), reopen, scans, readers) runs
+ * first, from engine_contract.c; then SQLite's own: meta, stats. Memory
+ * engine: accepts writes, finds nothing. The other topics have their own binaries:
  * test_engine_sqlite_read.c (scans, readers beside the writer),
  * test_engine_sqlite_fault.c (foreign files, bad paths, a full disk) and
  * test_engine_sqlite_ckpt.c (the checkpointer); engine_sqlite_helpers.c
@@ -29,92 +30,6 @@
 #include "util/status.h"
 
 static void
-test_put_get_commit(void **state)
-{
-    char path[300];
-    struct kvstore *kv = open_kv(new_path(path, sizeof(path)), false);
-    struct kvstore_record empty = make_rec("empty", "", 7, 3);
-    struct got g = { .fail = true };
-    struct kvstore_record r;
-
-    (void)state;
-    assert_int_equal(ops->begin(kv), MCKV_OK);
-    assert_int_equal(ops->begin(kv), MCKV_EINVAL);   /* already open */
-    put(kv, "alpha", "one", 1, 1);
-    put(kv, "beta", "two two", 0xffffffffu, 2);
-    assert_int_equal(ops->put(kv, &empty), MCKV_OK);
-    assert_int_equal(ops->commit(kv), MCKV_OK);
-    assert_int_equal(ops->commit(kv), MCKV_EINVAL);  /* nothing open */
-
-    assert_int_equal(get_check(kv, "alpha", "one", 1), MCKV_OK);
-    assert_int_equal(get_check(kv, "beta", "two two", 0xffffffffu), MCKV_OK);
-    assert_int_equal(get_check(kv, "empty", "", 7), MCKV_OK);
-    assert_int_equal(get_check(kv, "gamma", "", 0), MCKV_ENOTFOUND);
-    assert_int_equal(get_check(kv, "alph", "", 0), MCKV_ENOTFOUND);
-    /* The alloc callback failing is ENOMEM, and the handle still works. */
-    assert_int_equal(ops->get(kv, "alpha", 5, got_alloc, &g, &r), MCKV_ENOMEM);
-    assert_int_equal(g.allocs, 1);
-    assert_int_equal(get_check(kv, "alpha", "one", 1), MCKV_OK);
-    ops->close(kv);
-}
-
-static void
-test_rollback(void **state)
-{
-    char path[300];
-    struct kvstore *kv = open_kv(new_path(path, sizeof(path)), false);
-
-    (void)state;
-    assert_int_equal(ops->rollback(kv), MCKV_OK);    /* nothing open: fine */
-    assert_int_equal(ops->begin(kv), MCKV_OK);
-    put(kv, "kept", "1", 0, 1);
-    assert_int_equal(ops->commit(kv), MCKV_OK);
-    assert_int_equal(ops->begin(kv), MCKV_OK);
-    put(kv, "dropped", "2", 0, 2);
-    put(kv, "kept", "changed", 0, 3);
-    assert_int_equal(ops->del(kv, "kept", 4), MCKV_OK);
-    assert_int_equal(ops->set_meta(kv, "cas", 99), MCKV_OK);
-    assert_int_equal(ops->rollback(kv), MCKV_OK);
-    assert_int_equal(get_check(kv, "dropped", "", 0), MCKV_ENOTFOUND);
-    assert_int_equal(get_check(kv, "kept", "1", 0), MCKV_OK);
-    int64_t v;
-    assert_int_equal(ops->get_meta(kv, "cas", &v), MCKV_ENOTFOUND);
-    /* A new transaction works after the rollback. */
-    assert_int_equal(ops->begin(kv), MCKV_OK);
-    put(kv, "dropped", "2", 0, 2);
-    assert_int_equal(ops->commit(kv), MCKV_OK);
-    assert_int_equal(get_check(kv, "dropped", "2", 0), MCKV_OK);
-    ops->close(kv);
-}
-
-static void
-test_update_and_del(void **state)
-{
-    char path[300];
-    struct kvstore *kv = open_kv(new_path(path, sizeof(path)), false);
-    struct count c = { 0 };
-
-    (void)state;
-    assert_int_equal(ops->begin(kv), MCKV_OK);
-    put(kv, "k", "short", 1, 1);
-    put(kv, "other", "x", 0, 2);
-    assert_int_equal(ops->commit(kv), MCKV_OK);
-    assert_int_equal(ops->begin(kv), MCKV_OK);
-    put(kv, "k", "a much longer value than before", 2, 3);
-    assert_int_equal(ops->commit(kv), MCKV_OK);
-    assert_int_equal(get_check(kv, "k", "a much longer value than before", 2), MCKV_OK);
-    assert_int_equal(scan_all(kv, 10, &c), 2);   /* updated in place, not added */
-
-    assert_int_equal(ops->begin(kv), MCKV_OK);
-    assert_int_equal(ops->del(kv, "k", 1), MCKV_OK);
-    assert_int_equal(ops->del(kv, "never-there", 11), MCKV_OK);
-    assert_int_equal(ops->commit(kv), MCKV_OK);
-    assert_int_equal(get_check(kv, "k", "", 0), MCKV_ENOTFOUND);
-    assert_int_equal(get_check(kv, "other", "x", 0), MCKV_OK);
-    ops->close(kv);
-}
-
-static void
 test_meta(void **state)
 {
     char path[300];
@@ -135,60 +50,6 @@ test_meta(void **state)
     assert_int_equal(ops->commit(kv), MCKV_OK);
     assert_int_equal(ops->get_meta(kv, "cas", &v), MCKV_OK);
     assert_true(v == INT64_MAX);
-    ops->close(kv);
-}
-
-static void
-test_flush_cas_below(void **state)
-{
-    char path[300], key[16];
-    struct kvstore *kv = open_kv(new_path(path, sizeof(path)), false);
-    struct count c = { 0 };
-
-    (void)state;
-    assert_int_equal(ops->begin(kv), MCKV_OK);
-    for (unsigned i = 1; i <= 10; i++) {
-        snprintf(key, sizeof(key), "key%u", i);
-        put(kv, key, "v", i, i);
-    }
-    assert_int_equal(ops->commit(kv), MCKV_OK);
-    assert_int_equal(ops->begin(kv), MCKV_OK);
-    assert_int_equal(ops->flush(kv, 6), MCKV_OK);
-    assert_int_equal(ops->commit(kv), MCKV_OK);
-    for (unsigned i = 1; i <= 10; i++) {
-        snprintf(key, sizeof(key), "key%u", i);
-        assert_int_equal(get_check(kv, key, "v", i), i < 6 ? MCKV_ENOTFOUND : MCKV_OK);
-    }
-    assert_int_equal(scan_all(kv, 3, &c), 5);
-    assert_int_equal(ops->begin(kv), MCKV_OK);
-    assert_int_equal(ops->flush(kv, UINT64_MAX), MCKV_OK);   /* everything */
-    assert_int_equal(ops->commit(kv), MCKV_OK);
-    c.rows = 0;
-    assert_int_equal(scan_all(kv, 3, &c), 0);
-    ops->close(kv);
-}
-
-static void
-test_reopen(void **state)
-{
-    char path[300];
-    struct kvstore *kv = open_kv(new_path(path, sizeof(path)), false);
-    int64_t v;
-
-    (void)state;
-    assert_int_equal(ops->begin(kv), MCKV_OK);
-    put(kv, "persist", "me", 5, 77);
-    assert_int_equal(ops->set_meta(kv, "cas", 77), MCKV_OK);
-    assert_int_equal(ops->commit(kv), MCKV_OK);
-    ops->close(kv);
-
-    kv = open_kv(path, false);
-    assert_int_equal(get_check(kv, "persist", "me", 5), MCKV_OK);
-    assert_int_equal(ops->get_meta(kv, "cas", &v), MCKV_OK);
-    assert_int_equal(v, 77);
-    ops->close(kv);
-    kv = open_kv(path, true);
-    assert_int_equal(get_check(kv, "persist", "me", 5), MCKV_OK);
     ops->close(kv);
 }
 
@@ -278,12 +139,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_put_get_commit),
-        cmocka_unit_test(test_rollback),
-        cmocka_unit_test(test_update_and_del),
         cmocka_unit_test(test_meta),
-        cmocka_unit_test(test_flush_cas_below),
-        cmocka_unit_test(test_reopen),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_memory_engine),
     };
