@@ -29,9 +29,11 @@
 #ifndef MCKV_ENGINES_KVSTORE_H
 #define MCKV_ENGINES_KVSTORE_H
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define KVSTORE_API_VERSION 2
 
@@ -66,6 +68,16 @@ typedef bool (*kvstore_scan_fn)(void *ctx, const struct kvstore_record *rec);
 
 /* Called by stats() for each engine statistic. */
 typedef void (*kvstore_stat_fn)(void *ctx, const char *name, const char *value);
+
+/* For engines' stats(): reports an unsigned counter through fn. */
+static inline void
+kvstore_stat_u64(kvstore_stat_fn fn, void *ctx, const char *name, uint64_t v)
+{
+    char buf[24];
+
+    snprintf(buf, sizeof(buf), "%" PRIu64, v);
+    fn(ctx, name, buf);
+}
 
 struct kvstore_ops {
     unsigned api_version;   /* KVSTORE_API_VERSION */

@@ -13,15 +13,6 @@
 #include "engines/rocksdb_priv.h"
 #include "util/status.h"
 
-static void
-rocks_stat_u64(kvstore_stat_fn fn, void *ctx, const char *name, uint64_t v)
-{
-    char buf[24];
-
-    snprintf(buf, sizeof(buf), "%" PRIu64, v);
-    fn(ctx, name, buf);
-}
-
 /* Thread owning the handle (the properties are RocksDB's, thread-safe). */
 void
 rocks_stats(struct kvstore *kv, kvstore_stat_fn fn, void *ctx)
@@ -43,7 +34,7 @@ rocks_stats(struct kvstore *kv, kvstore_stat_fn fn, void *ctx)
     fn(ctx, "engine", "rocksdb");
     for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
         if (rocksdb_property_int_cf(rdb->db, rdb->cf_data, props[i].prop, &v) == 0)
-            rocks_stat_u64(fn, ctx, props[i].name, v);
+            kvstore_stat_u64(fn, ctx, props[i].name, v);
     /* Files per level (a string property, not an int one): where the data
      * sits; many level-0 files mean compaction is behind. */
     for (int level = 0; level <= 6; level++) {
@@ -56,17 +47,17 @@ rocks_stats(struct kvstore *kv, kvstore_stat_fn fn, void *ctx)
         v = strtoull(text, NULL, 10);
         rocksdb_free(text);
         if (level == 0 || v > 0)
-            rocks_stat_u64(fn, ctx, name, v);
+            kvstore_stat_u64(fn, ctx, name, v);
     }
-    rocks_stat_u64(fn, ctx, "block_cache_bytes", (uint64_t)rocksdb_cache_get_usage(rdb->block_cache));
-    rocks_stat_u64(fn, ctx, "flush_epoch",
+    kvstore_stat_u64(fn, ctx, "block_cache_bytes", (uint64_t)rocksdb_cache_get_usage(rdb->block_cache));
+    kvstore_stat_u64(fn, ctx, "flush_epoch",
                    atomic_load_explicit(&rdb->flush_epoch, memory_order_acquire));
-    rocks_stat_u64(fn, ctx, "filtered_rows",
+    kvstore_stat_u64(fn, ctx, "filtered_rows",
                    atomic_load_explicit(&rdb->filtered_rows, memory_order_relaxed));
     if (!kv->read_only) {
-        rocks_stat_u64(fn, ctx, "commits", kv->commits);
-        rocks_stat_u64(fn, ctx, "rollbacks", kv->rollbacks);
-        rocks_stat_u64(fn, ctx, "write_us", kv->write_us);
-        rocks_stat_u64(fn, ctx, "write_max_us", kv->write_max_us);
+        kvstore_stat_u64(fn, ctx, "commits", kv->commits);
+        kvstore_stat_u64(fn, ctx, "rollbacks", kv->rollbacks);
+        kvstore_stat_u64(fn, ctx, "write_us", kv->write_us);
+        kvstore_stat_u64(fn, ctx, "write_max_us", kv->write_max_us);
     }
 }

@@ -13,15 +13,6 @@
 #include "engines/sqlite_priv.h"
 #include "util/status.h"
 
-static void
-sqlite_stat_u64(kvstore_stat_fn fn, void *ctx, const char *name, uint64_t v)
-{
-    char buf[24];
-
-    snprintf(buf, sizeof(buf), "%" PRIu64, v);
-    fn(ctx, name, buf);
-}
-
 uint64_t
 sqlite_file_size(const char *path, const char *suffix)
 {
@@ -56,27 +47,27 @@ sqlite_stats(struct kvstore *kv, kvstore_stat_fn fn, void *ctx)
     fn(ctx, "layout", kv->tuning->name);
     for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++)
         if (sqlite_query(kv, pragmas[i].sql, &v, NULL, 0) == MCKV_OK)
-            sqlite_stat_u64(fn, ctx, pragmas[i].name, (uint64_t)v);
+            kvstore_stat_u64(fn, ctx, pragmas[i].name, (uint64_t)v);
     for (size_t i = 0; i < sizeof(dbstat) / sizeof(dbstat[0]); i++) {
         int cur = 0, high = 0;
 
         if (sqlite3_db_status(kv->db, dbstat[i].op, &cur, &high, 0) == SQLITE_OK)
-            sqlite_stat_u64(fn, ctx, dbstat[i].name, (uint64_t)cur);
+            kvstore_stat_u64(fn, ctx, dbstat[i].name, (uint64_t)cur);
     }
-    sqlite_stat_u64(fn, ctx, "db_file_bytes", sqlite_file_size(kv->path, ""));
-    sqlite_stat_u64(fn, ctx, "wal_file_bytes", sqlite_file_size(kv->path, "-wal"));
+    kvstore_stat_u64(fn, ctx, "db_file_bytes", sqlite_file_size(kv->path, ""));
+    kvstore_stat_u64(fn, ctx, "wal_file_bytes", sqlite_file_size(kv->path, "-wal"));
     if (!kv->read_only) {
-        sqlite_stat_u64(fn, ctx, "wal_pages", (uint64_t)kv->wal_frames);
-        sqlite_stat_u64(fn, ctx, "commits", kv->commits);
-        sqlite_stat_u64(fn, ctx, "rollbacks", kv->rollbacks);
-        sqlite_stat_u64(fn, ctx, "checkpoints", kv->checkpoints);
-        sqlite_stat_u64(fn, ctx, "checkpoint_errors", kv->checkpoint_errors);
-        sqlite_stat_u64(fn, ctx, "checkpoint_us", kv->checkpoint_us);
-        sqlite_stat_u64(fn, ctx, "checkpoint_max_us", kv->checkpoint_max_us);
-        sqlite_stat_u64(fn, ctx, "checkpoints_capped", kv->checkpoints_capped);
-        sqlite_stat_u64(fn, ctx, "checkpoint_waits", kv->checkpoint_waits);
-        sqlite_stat_u64(fn, ctx, "wal_pages_max", (uint64_t)kv->wal_frames_max);
-        sqlite_stat_u64(fn, ctx, "wal_restarts", kv->wal_gen);
+        kvstore_stat_u64(fn, ctx, "wal_pages", (uint64_t)kv->wal_frames);
+        kvstore_stat_u64(fn, ctx, "commits", kv->commits);
+        kvstore_stat_u64(fn, ctx, "rollbacks", kv->rollbacks);
+        kvstore_stat_u64(fn, ctx, "checkpoints", kv->checkpoints);
+        kvstore_stat_u64(fn, ctx, "checkpoint_errors", kv->checkpoint_errors);
+        kvstore_stat_u64(fn, ctx, "checkpoint_us", kv->checkpoint_us);
+        kvstore_stat_u64(fn, ctx, "checkpoint_max_us", kv->checkpoint_max_us);
+        kvstore_stat_u64(fn, ctx, "checkpoints_capped", kv->checkpoints_capped);
+        kvstore_stat_u64(fn, ctx, "checkpoint_waits", kv->checkpoint_waits);
+        kvstore_stat_u64(fn, ctx, "wal_pages_max", (uint64_t)kv->wal_frames_max);
+        kvstore_stat_u64(fn, ctx, "wal_restarts", kv->wal_gen);
     }
     if (kv->ckptr != NULL) {
         struct sqlite_ckptr *c = kv->ckptr;
@@ -88,9 +79,9 @@ sqlite_stats(struct kvstore *kv, kvstore_stat_fn fn, void *ctx)
         bg[2] = c->us;
         bg[3] = c->max_us;
         pthread_mutex_unlock(&c->lock);
-        sqlite_stat_u64(fn, ctx, "bg_checkpoints", bg[0]);
-        sqlite_stat_u64(fn, ctx, "bg_checkpoint_errors", bg[1]);
-        sqlite_stat_u64(fn, ctx, "bg_checkpoint_us", bg[2]);
-        sqlite_stat_u64(fn, ctx, "bg_checkpoint_max_us", bg[3]);
+        kvstore_stat_u64(fn, ctx, "bg_checkpoints", bg[0]);
+        kvstore_stat_u64(fn, ctx, "bg_checkpoint_errors", bg[1]);
+        kvstore_stat_u64(fn, ctx, "bg_checkpoint_us", bg[2]);
+        kvstore_stat_u64(fn, ctx, "bg_checkpoint_max_us", bg[3]);
     }
 }
