@@ -252,6 +252,10 @@ parse_subopts(struct config *cfg, const char *list, struct notes *nt,
         }
         switch (so->action) {
         case COMPAT_KEY:
+            /* a unit suffix: memcached's number means kilobytes */
+            if (so->value != NULL &&
+                strlen(value) + strlen(so->value) < sizeof(value))
+                strcat(value, so->value);
             if (set_named(cfg, so->key, value, label, err, errlen) < 0)
                 return MCKV_EINVAL;
             break;

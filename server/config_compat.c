@@ -46,8 +46,10 @@ const struct compat_opt compat_flags[] = {
       "SASL authentication is not supported" },
     { NULL, 'Y', true, COMPAT_REFUSE, NULL, NULL,
       "ASCII authentication is not supported" },
+#ifndef HAVE_TLS
     { NULL, 'Z', false, COMPAT_REFUSE, NULL, NULL,
       "TLS is not supported" },
+#endif
 };
 const unsigned compat_flags_count =
     sizeof(compat_flags) / sizeof(compat_flags[0]);
@@ -143,6 +145,22 @@ const struct compat_opt compat_subopts[] = {
         "memcached 1.6 no longer uses it either"),
     SUB("read_buf_mem_limit", true, COMPAT_NOTICE, NULL,
         "mckv bounds each connection's buffers by item_size_max instead"),
+#ifdef HAVE_TLS
+    /* the keys of options.h's TLS section; memcached's ssl_wbuf_size is
+     * in kilobytes (the `value` of a COMPAT_KEY is a suffix) */
+    SUB("ssl_chain_cert", true, COMPAT_KEY, "ssl_chain_cert", NULL),
+    SUB("ssl_key", true, COMPAT_KEY, "ssl_key", NULL),
+    SUB("ssl_verify_mode", true, COMPAT_KEY, "ssl_verify_mode", NULL),
+    SUB("ssl_keyformat", true, COMPAT_KEY, "ssl_keyformat", NULL),
+    SUB("ssl_ciphers", true, COMPAT_KEY, "ssl_ciphers", NULL),
+    SUB("ssl_ca_cert", true, COMPAT_KEY, "ssl_ca_cert", NULL),
+    { "ssl_wbuf_size", 0, true, COMPAT_KEY, "ssl_wbuf_size", "k", NULL },
+    { "ssl_session_cache", 0, false, COMPAT_SET, "ssl_session_cache", "yes",
+      NULL },
+    SUB("ssl_kernel_tls", false, COMPAT_NOTICE, NULL,
+        "mckv does not hand TLS records to the kernel"),
+    SUB("ssl_min_version", true, COMPAT_KEY, "ssl_min_version", NULL),
+#else
     SUB("ssl_chain_cert", true, COMPAT_NOTICE, NULL, WHY_TLS),
     SUB("ssl_key", true, COMPAT_NOTICE, NULL, WHY_TLS),
     SUB("ssl_verify_mode", true, COMPAT_NOTICE, NULL, WHY_TLS),
@@ -153,6 +171,7 @@ const struct compat_opt compat_subopts[] = {
     SUB("ssl_session_cache", false, COMPAT_NOTICE, NULL, WHY_TLS),
     SUB("ssl_kernel_tls", false, COMPAT_NOTICE, NULL, WHY_TLS),
     SUB("ssl_min_version", true, COMPAT_NOTICE, NULL, WHY_TLS),
+#endif
     SUB("proxy_config", true, COMPAT_REFUSE, NULL, WHY_PROXY),
     SUB("proxy_uring", false, COMPAT_NOTICE, NULL, WHY_PROXY),
     /* memcached's test harness adds it to every start */

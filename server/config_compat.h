@@ -30,7 +30,7 @@ struct compat_opt {
     bool has_arg;              /* flag: takes an argument; -o: must have =V */
     enum compat_action action;
     const char *key;           /* COMPAT_SET, COMPAT_KEY */
-    const char *value;         /* COMPAT_SET */
+    const char *value;         /* COMPAT_SET; COMPAT_KEY: a unit suffix */
     const char *why;           /* COMPAT_SILENT, _NOTICE, _REFUSE */
 };
 

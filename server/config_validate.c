@@ -64,5 +64,13 @@ config_validate(const struct config *cfg, char *err, size_t errlen)
                        " MB)", cfg->item_size_max, cfg->memory_limit);
         return MCKV_EINVAL;
     }
+#ifdef HAVE_TLS
+    /* memcached fails later, at "Error loading the certificate chain" */
+    if (cfg->ssl_enabled && cfg->ssl_chain_cert[0] == '\0') {
+        config_set_err(err, errlen, "ssl_enabled: needs ssl_chain_cert "
+                       "(-o ssl_chain_cert=FILE)");
+        return MCKV_EINVAL;
+    }
+#endif
     return MCKV_OK;
 }

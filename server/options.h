@@ -28,7 +28,8 @@
 
 #define MCKV_OPTIONS(X)                                                        \
     X(listen, "server", OPT_STR, "127.0.0.1", 0, 0, 'l', 0,                    \
-      "address to listen on (IPv4 or IPv6 literal, or a host name)")           \
+      "address to listen on (IPv4 or IPv6 literal, or a host name); a "       \
+      "list as memcached -l: [notls:]HOST[:PORT],...")                        \
     X(port, "server", OPT_UINT, "11211", 1, 65535, 'p', 0,                     \
       "TCP port to listen on")                                                 \
     X(udp_port, "server", OPT_UINT, "0", 0, 0, 'U', 0,                         \
@@ -113,7 +114,42 @@
     X(memory_lock, "process", OPT_BOOL, "no", 0, 1, 'k', 0,                    \
       "lock every page in memory with mlockall(2)")                          \
     X(core_dumps, "process", OPT_BOOL, "no", 0, 1, 'r', 0,                     \
-      "raise the core file size limit to its maximum")
+      "raise the core file size limit to its maximum")                      \
+    MCKV_OPTIONS_TLS(X)
+
+/* TLS keys (memcached -Z and its -o ssl_* names), only in a TLS build, so
+ * that `-h` mentions enable-ssl (what memcached's t/ looks for) only when
+ * the server has it. Names and units are memcached's `stats settings`. */
+#ifdef HAVE_TLS
+#define MCKV_OPTIONS_TLS(X)                                                    \
+    X(ssl_enabled, "tls", OPT_BOOL, "no", 0, 1, 'Z', 0,                        \
+      "TLS on every listener except notls: ones (-Z, --enable-ssl)")         \
+    X(ssl_chain_cert, "tls", OPT_STR, "", 0, 0, 0, 0,                          \
+      "server certificate chain, PEM (-o ssl_chain_cert)")                   \
+    X(ssl_key, "tls", OPT_STR, "", 0, 0, 0, 0,                                 \
+      "server private key (empty: in ssl_chain_cert; -o ssl_key)")           \
+    X(ssl_keyformat, "tls", OPT_UINT, "1", 1, 2, 0, 0,                         \
+      "private key format: 1 PEM, 2 DER (-o ssl_keyformat)")                 \
+    X(ssl_verify_mode, "tls", OPT_UINT, "0", 0, 3, 0, 0,                       \
+      "client certificates: 0 none, 1 request, 2 require, 3 once "           \
+      "(-o ssl_verify_mode)")                                                \
+    X(ssl_ciphers, "tls", OPT_STR, "", 0, 0, 0, 0,                             \
+      "OpenSSL cipher list for TLS 1.2 and below (empty: OpenSSL's "         \
+      "default; -o ssl_ciphers)")                                            \
+    X(ssl_ca_cert, "tls", OPT_STR, "", 0, 0, 0, 0,                             \
+      "PEM file of the CAs client certificates are checked against "         \
+      "(-o ssl_ca_cert)")                                                    \
+    X(ssl_wbuf_size, "tls", OPT_SIZE, "16k", 1024, 16777216, 0, 0,             \
+      "per-connection TLS output buffer in bytes (-o ssl_wbuf_size takes "   \
+      "kilobytes, as memcached)")                                            \
+    X(ssl_session_cache, "tls", OPT_BOOL, "no", 0, 1, 0, 0,                    \
+      "server-side session cache for resumption (-o ssl_session_cache)")     \
+    X(ssl_min_version, "tls", OPT_UINT, "2", 0, 3, 0, 0,                       \
+      "oldest protocol accepted: 0 TLS 1.0, 1 TLS 1.1, 2 TLS 1.2, "          \
+      "3 TLS 1.3 (-o ssl_min_version)")
+#else
+#define MCKV_OPTIONS_TLS(X)
+#endif
 
 enum opt_type { OPT_STR, OPT_UINT, OPT_SIZE, OPT_MB, OPT_BOOL, OPT_OCTAL };
 

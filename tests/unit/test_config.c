@@ -186,6 +186,11 @@ test_each_renders_all_keys(void **state)
         "dirty_hard_limit_mb=256", "engine_delay_us=0", "verbosity=1",
         "log_file=", "daemonize=no", "user=", "pid_file=", "memory_lock=no",
         "core_dumps=no",
+#ifdef HAVE_TLS
+        "ssl_enabled=no", "ssl_chain_cert=", "ssl_key=", "ssl_keyformat=1",
+        "ssl_verify_mode=0", "ssl_ciphers=", "ssl_ca_cert=",
+        "ssl_wbuf_size=16384", "ssl_session_cache=no", "ssl_min_version=2",
+#endif
     };
     struct each_ctx e = { 0 };
     char *argv[] = { "mckvd", "-l", "::1", "-p", "2222", "-m", "16",

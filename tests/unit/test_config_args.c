@@ -338,7 +338,11 @@ test_help_lists_every_key(void **state)
     assert_null(strcasestr(text, "sasl"));
     assert_null(strcasestr(text, "ext_path"));
     assert_null(strcasestr(text, "proxy_config"));
+#ifdef HAVE_TLS
+    assert_non_null(strcasestr(text, "enable-ssl"));   /* -Z, TLS build */
+#else
     assert_null(strcasestr(text, "enable-ssl"));
+#endif
     assert_null(strcasestr(text, "no_drop_privileges"));
     /* and this one is */
     assert_non_null(strstr(text, "unix-socket"));

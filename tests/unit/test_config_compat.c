@@ -303,7 +303,8 @@ test_suboptions(void **state)
         const struct compat_opt *so = &compat_subopts[i];
         char opt[96];
         snprintf(opt, sizeof(opt), "%s%s", so->name,
-                 !so->has_arg ? "" : so->action == COMPAT_KEY ? "=12" : "=1");
+                 !so->has_arg ? "" : so->action == COMPAT_KEY &&
+                 strncmp(so->name, "ssl_", 4) != 0 ? "=12" : "=1");
         char *argv[] = { "mckvd", "-o", opt, NULL };
         enum config_action want = so->action == COMPAT_REFUSE
                                   ? CONFIG_EXIT_ERROR : CONFIG_RUN;
@@ -347,12 +348,31 @@ test_memcached_other_flags(void **state)
         assert_string_equal(f->err, "option -S: SASL authentication is not"
                             " supported");
     }
+#ifdef HAVE_TLS
+    {
+        /* memcached's TLS command line sets the TLS keys */
+        char *argv[] = { "mckvd", "--enable-ssl", "-o",
+                         "ssl_chain_cert=/c.pem,ssl_key=/k.pem,ssl_verify_mode=2,"
+                         "ssl_wbuf_size=32,ssl_session_cache,ssl_min_version=3,"
+                         "ssl_ca_cert=/ca.pem,ssl_kernel_tls", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_true(f->cfg.ssl_enabled);
+        assert_string_equal(f->cfg.ssl_chain_cert, "/c.pem");
+        assert_string_equal(f->cfg.ssl_key, "/k.pem");
+        assert_string_equal(f->cfg.ssl_ca_cert, "/ca.pem");
+        assert_int_equal(f->cfg.ssl_verify_mode, 2);
+        assert_int_equal(f->cfg.ssl_wbuf_size, 32768);
+        assert_true(f->cfg.ssl_session_cache);
+        assert_int_equal(f->cfg.ssl_min_version, 3);
+    }
+#else
     {
         char *argv[] = { "mckvd", "--enable-ssl", NULL };
         assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
         assert_string_equal(f->err, "option --enable-ssl: TLS is not"
                             " supported");
     }
+#endif
     {
         char *argv[] = { "mckvd", "-Y", "/etc/auth", NULL };
         assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
