@@ -490,6 +490,10 @@ proto_text_parse_req(struct text_req *req, const char *buf, size_t len,
         }
     } else if (proto_lex_is(cmd, "replace")) {
         req->cmd = TEXT_REPLACE;
+    } else if (proto_lex_is(cmd, "refresh_certs")) {
+        req->cmd = TEXT_REFRESH_CERTS;
+        parse_stats(req, &ln);
+        rc = PARSE_OK;
     } else if (proto_lex_is(cmd, "prepend")) {
         req->cmd = TEXT_PREPEND;
     } else if (proto_lex_is(cmd, "bget")) {

@@ -30,7 +30,7 @@ enum text_cmd {
     TEXT_FLUSH_ALL, TEXT_STATS, TEXT_VERSION, TEXT_VERBOSITY, TEXT_QUIT,
     /* administration: req->arg holds the arguments, as for stats */
     TEXT_SHUTDOWN, TEXT_CACHE_MEMLIMIT, TEXT_LRU_CRAWLER, TEXT_SLABS, TEXT_LRU,
-    TEXT_DEBUGTIME,
+    TEXT_DEBUGTIME, TEXT_REFRESH_CERTS,
     /* meta commands */
     TEXT_MG, TEXT_MS, TEXT_MD, TEXT_MA, TEXT_MN, TEXT_ME,
 };

@@ -120,6 +120,8 @@ conn_destroy(struct conn **cp)
     event_free(c->wev);
     if (c->throttle_ev != NULL)
         event_free(c->throttle_ev);
+    if (c->io != NULL)
+        c->io->destroy(c);
     close(c->fd);
     for (unsigned i = c->seg_head; i < c->nsegs; i++)
         if (c->segs[i].it != NULL)
@@ -198,31 +200,6 @@ conn_throttle(struct conn *c, uint32_t ms)
         c->throttle_ms = ms;
 }
 
-void
-conn_out_mark(struct conn *c, struct conn_out_mark *m)
-{
-    m->wlen = c->wlen;
-    m->nsegs = c->nsegs;
-    m->out_pending = c->out_pending;
-}
-
-void
-conn_out_rewind(struct conn *c, const struct conn_out_mark *m)
-{
-    for (unsigned i = m->nsegs; i < c->nsegs; i++)
-        if (c->segs[i].it != NULL)
-            cache_item_release(c->segs[i].it);
-    c->nsegs = m->nsegs;
-    c->wlen = m->wlen;
-    c->out_pending = m->out_pending;
-    /* a merged trailing segment may have grown past the mark */
-    if (c->nsegs > c->seg_head) {
-        struct out_seg *last = &c->segs[c->nsegs - 1];
-        if (last->it == NULL && last->off + last->len > c->wlen)
-            last->len = (uint32_t)(c->wlen - last->off);
-    }
-}
-
 static const char *
 conn_state_name(int state)
 {
@@ -263,96 +240,6 @@ conn_stats(const struct conn *c, uint32_t now, stats_emit_fn emit, void *ctx)
     emit(ctx, name, value);
 }
 
-/* ---- output ---- */
-
-static bool
-conn_seg_push(struct conn *c, struct item *it, uint32_t off, uint32_t len)
-{
-    if (len == 0)
-        return true;
-    if (it == NULL && c->nsegs > c->seg_head) {
-        struct out_seg *last = &c->segs[c->nsegs - 1];
-        if (last->it == NULL && last->off + last->len == off) {
-            last->len += len;
-            c->out_pending += len;
-            return true;
-        }
-    }
-    if (c->nsegs == c->segs_cap) {
-        unsigned cap = c->segs_cap * 2;
-        struct out_seg *s = realloc(c->segs, cap * sizeof(*s));
-        if (s == NULL)
-            return false;
-        c->segs = s;
-        c->segs_cap = cap;
-    }
-    c->segs[c->nsegs++] = (struct out_seg){ .it = it, .off = off, .len = len };
-    c->out_pending += len;
-    return true;
-}
-
-char *
-conn_out_reserve(struct conn *c, size_t n)
-{
-    if (c->wlen + n > c->wsize) {
-        size_t size = c->wsize;
-        while (size < c->wlen + n)
-            size *= 2;
-        char *b = realloc(c->wbuf, size);
-        if (b == NULL)
-            return NULL;
-        c->wbuf = b;
-        c->wsize = size;
-    }
-    return c->wbuf + c->wlen;
-}
-
-void
-conn_out_commit(struct conn *c, size_t used)
-{
-    if (conn_seg_push(c, NULL, (uint32_t)c->wlen, (uint32_t)used))
-        c->wlen += used;
-}
-
-bool
-conn_out_copy(struct conn *c, const void *p, size_t n)
-{
-    char *dst = conn_out_reserve(c, n);
-    if (dst == NULL)
-        return false;
-    memcpy(dst, p, n);
-    size_t before = c->wlen;
-    conn_out_commit(c, n);
-    return c->wlen == before + n;
-}
-
-bool
-conn_out_line(struct conn *c, const char *line)
-{
-    size_t n = strlen(line);
-    char *dst = conn_out_reserve(c, n + 2);
-    if (dst == NULL)
-        return false;
-    memcpy(dst, line, n);
-    dst[n] = '\r';
-    dst[n + 1] = '\n';
-    size_t before = c->wlen;
-    conn_out_commit(c, n + 2);
-    return c->wlen == before + n + 2;
-}
-
-bool
-conn_out_item(struct conn *c, struct item *it, const char *p, size_t n)
-{
-    uint32_t off = (uint32_t)(p - it->data);
-    atomic_fetch_add_explicit(&it->refcount, 1, memory_order_relaxed);
-    if (!conn_seg_push(c, it, off, (uint32_t)n)) {
-        cache_item_release(it);
-        return false;
-    }
-    return true;
-}
-
 /* Writes queued output. Returns 0 (all written or the socket is full) or -1
  * when the connection is broken. */
 static int
@@ -370,7 +257,8 @@ conn_flush(struct conn *c)
             niov++;
         }
         struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)niov };
-        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        ssize_t n = c->io != NULL ? c->io->writev(c, iov, niov)
+                                  : sendmsg(c->fd, &msg, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -434,7 +322,9 @@ conn_read(struct conn *c)
         c->rsize = size;
     }
     for (;;) {
-        ssize_t n = read(c->fd, c->rbuf + c->rend, c->rsize - c->rend);
+        ssize_t n = c->io != NULL
+                    ? c->io->read(c, c->rbuf + c->rend, c->rsize - c->rend)
+                    : read(c->fd, c->rbuf + c->rend, c->rsize - c->rend);
         if (n > 0) {
             c->rend += (size_t)n;
             STAT_ADD(c->owner->stats, bytes_read, n);
@@ -568,7 +458,8 @@ conn_set_events(struct conn *c)
     bool want_read = !c->close_after_write && c->out_pending < CONN_OUT_HIGH &&
                      c->fetch_pending == 0 && !held && c->dump.kind == 0 &&
                      !c->mget.active;
-    bool want_write = c->out_pending > 0 && !held;
+    bool want_write = (c->out_pending > 0 && !held) ||
+                      (c->io_read_on_write && want_read);
     if (want_read != c->rev_on) {
         if (want_read)
             event_add(c->rev, NULL);
@@ -593,6 +484,42 @@ conn_close(struct conn *c)
     conn_destroy(&c);
 }
 
+/* The transport's handshake, before anything is read or written: true
+ * when the event is over (closed, or waiting for the socket); false when
+ * it is done and the event goes on, as a read (input may be buffered). */
+static bool
+conn_io_handshake(struct conn *c, short *what)
+{
+    int wait = c->io->handshake(c);
+    if (wait < 0) {
+        conn_close(c);
+        return true;
+    }
+    if (wait == 0) {
+        c->io_ready = true;
+        if (!c->rev_on && event_add(c->rev, NULL) == 0)
+            c->rev_on = true;
+        *what |= EV_READ;
+        return false;
+    }
+    bool on_read = (wait & EV_READ) != 0, on_write = (wait & EV_WRITE) != 0;
+    if (on_read != c->rev_on) {
+        if (on_read)
+            event_add(c->rev, NULL);
+        else
+            event_del(c->rev);
+        c->rev_on = on_read;
+    }
+    if (on_write != c->wev_on) {
+        if (on_write)
+            event_add(c->wev, NULL);
+        else
+            event_del(c->wev);
+        c->wev_on = on_write;
+    }
+    return true;
+}
+
 void
 conn_event(int fd, short what, void *arg)
 {
@@ -600,6 +527,12 @@ conn_event(int fd, short what, void *arg)
     (void)fd;
     bool eof = false;
 
+    if (c->io != NULL && !c->io_ready && conn_io_handshake(c, &what))
+        return;
+    if (c->io_read_on_write && (what & EV_WRITE)) {
+        c->io_read_on_write = false;
+        what |= EV_READ;
+    }
     /* after a yield, the buffered requests first */
     if ((what & EV_READ) && c->rev_on && !c->yielded) {
         ssize_t n = conn_read(c);
@@ -659,8 +592,9 @@ conn_event(int fd, short what, void *arg)
     }
     conn_set_events(c);
     /* yielded: run again once the worker's other ready events have run
-     * (EV_READ: the read is skipped while c->yielded holds) */
-    if (c->yielded)
+     * (EV_READ: the read is skipped while c->yielded holds). Input the
+     * transport decrypted already brings no socket event: the same. */
+    if (c->yielded || (c->rev_on && c->io != NULL && c->io->pending(c)))
         event_active(c->rev, EV_READ, 0);
 }
 

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "server/stats.h"
 
@@ -150,6 +152,31 @@ struct conn_mget {
     uint8_t tries;            /* fetches asked for the key at `cursor` */
 };
 
+/*
+ * A transport other than the plain socket (TLS: server/conn_tls.c), set on
+ * a connection right after conn_create(). A plain connection has none and
+ * reads and writes the socket directly. Every function runs on the
+ * owner's thread.
+ */
+struct conn_io {
+    /* Before any read or write: 0 once the transport is ready (at once,
+     * after a handshake); EV_READ or EV_WRITE: call again when the socket
+     * is ready for that; -1: close the connection. */
+    int (*handshake)(struct conn *c);
+    /* As read(2): bytes, 0 at the end of the stream, -1 with errno
+     * (EAGAIN: nothing now; io_read_on_write set: retry once writable). */
+    ssize_t (*read)(struct conn *c, void *buf, size_t n);
+    /* As sendmsg(2) over iov, returning how many leading bytes are gone;
+     * -1 with errno EAGAIN when the socket is full. The bytes offered
+     * after an EAGAIN start with the same bytes as before. */
+    ssize_t (*writev)(struct conn *c, const struct iovec *iov, int niov);
+    /* True while input sits decrypted inside the transport: no socket
+     * event will come for it. */
+    bool (*pending)(const struct conn *c);
+    /* From conn_destroy(), before the socket closes. */
+    void (*destroy)(struct conn *c);
+};
+
 struct out_seg {
     struct item *it;     /* NULL: bytes live in wbuf at `off` */
     uint32_t off;        /* offset into wbuf, or into it->data */
@@ -163,6 +190,10 @@ struct conn {
     struct event *rev;        /* EV_READ, added while we accept input */
     struct event *wev;        /* EV_WRITE, added while output is blocked */
     bool rev_on, wev_on;
+    const struct conn_io *io; /* NULL: the plain socket */
+    void *io_state;           /* the transport's */
+    bool io_ready;            /* its handshake is done */
+    bool io_read_on_write;    /* a read waits for the socket to be writable */
     enum conn_proto proto;
     bool close_after_write;   /* quit, fatal error, shutdown */
     bool closing;

@@ -20,6 +20,7 @@
 #include "server/cache.h"
 #include "server/conn.h"
 #include "server/front.h"
+#include "server/tls.h"
 #include "util/log.h"
 
 static bool
@@ -141,6 +142,23 @@ do_lru_crawler(struct conn *c, const char **w, const size_t *n, unsigned nw)
     return CONN_REQ_OK;
 }
 
+/* Worker thread: refresh_certs, memcached's: a new TLS context from the
+ * configured files for connections accepted from now on (tls.h). A
+ * server built without TLS does not know the command, as memcached. */
+static void
+do_refresh_certs(struct conn *c)
+{
+#ifdef HAVE_TLS
+    char err[512];
+    if (tls_refresh(err, sizeof(err)))
+        conn_out_line(c, "OK");
+    else
+        conn_out_line(c, err);
+#else
+    conn_out_line(c, "ERROR");
+#endif
+}
+
 enum conn_req
 front_admin(struct conn *c, const struct text_req *req)
 {
@@ -165,6 +183,9 @@ front_admin(struct conn *c, const struct text_req *req)
         break;
     case TEXT_DEBUGTIME:
         do_debugtime(c, w, n, nw);
+        break;
+    case TEXT_REFRESH_CERTS:
+        do_refresh_certs(c);
         break;
     default:   /* lru: memcached's segmented LRU tuning, none here */
         conn_out_line(c, "ERROR");

@@ -415,6 +415,7 @@ front_text(struct conn *c, size_t *need)
         return CONN_REQ_CLOSE;
     case TEXT_SHUTDOWN: case TEXT_CACHE_MEMLIMIT: case TEXT_LRU_CRAWLER:
     case TEXT_SLABS: case TEXT_LRU: case TEXT_DEBUGTIME:
+    case TEXT_REFRESH_CERTS:
         if (front_admin(c, &req) == CONN_REQ_CLOSE)
             return CONN_REQ_CLOSE;
         break;

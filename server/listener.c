@@ -4,6 +4,11 @@
  * "ERROR Too many open connections" and is closed. When the process runs out
  * of file descriptors, accepting pauses for a second instead of spinning.
  *
+ * TCP: listen is memcached's -l list, comma-separated entries of
+ * [notls:]HOST[:PORT] (PORT defaults to port, -p); with ssl_enabled (-Z)
+ * every one but the notls: ones is TLS, and the worker that takes a
+ * connection from it wraps it in TLS (conn_tls.c).
+ *
  * With unix_socket set (memcached -s) the one listener is that UNIX domain
  * socket and there is no TCP one, as in memcached: a stale socket file is
  * replaced, the file gets unix_mask's mode (bound under the matching
@@ -33,10 +38,11 @@
 #include "server/worker.h"
 #include "util/log.h"
 
-#define LISTENER_MAX 8
+#define LISTENER_MAX 32
 
 static struct {
     int fds[LISTENER_MAX];
+    bool tls[LISTENER_MAX];   /* its connections speak TLS */
     struct event *evs[LISTENER_MAX];
     unsigned n;
     struct event *pause_timer;
@@ -68,8 +74,8 @@ listener_resume(int fd, short what, void *arg)
 static void
 listener_accept(int lfd, short what, void *arg)
 {
+    bool tls = lst.tls[(intptr_t)arg];
     (void)what;
-    (void)arg;
     for (int batch = 0; batch < 64; batch++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -99,12 +105,24 @@ listener_accept(int lfd, short what, void *arg)
         if (lst.unix_path[0] == '\0')
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         atomic_fetch_add(&global_stats.total_connections, 1);
-        if (!workers_dispatch(fd)) {
+        if (!workers_dispatch(fd, tls)) {
             log_error_limited("accept: every worker queue is full; closing connection");
             close(fd);
             atomic_fetch_sub(&global_stats.curr_connections, 1);
         }
     }
+}
+
+/* With ssl_enabled (-Z), TCP listeners are TLS unless notls:. */
+static bool
+listener_tls_wanted(const struct config *cfg)
+{
+#ifdef HAVE_TLS
+    return cfg->ssl_enabled;
+#else
+    (void)cfg;
+    return false;
+#endif
 }
 
 /* main thread: the -s listener. 0, or -1 with err. */
@@ -145,30 +163,20 @@ listener_setup_unix(const struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-int
-listener_setup(struct event_base *base, const struct config *cfg, char *err,
-               size_t errlen)
+/* main thread: listens on host:port (every address it resolves to). 0, or
+ * -1 with err. */
+static int
+listener_setup_tcp(struct event_base *base, const struct config *cfg,
+                   const char *host, const char *port, bool tls, char *err,
+                   size_t errlen)
 {
-    lst.max_connections = cfg->max_connections;
-    if (cfg->unix_socket[0] != '\0') {
-        if (listener_setup_unix(cfg, err, errlen) != 0)
-            return -1;
-        lst.evs[0] = event_new(base, lst.fds[0], EV_READ | EV_PERSIST,
-                               listener_accept, NULL);
-        lst.pause_timer = evtimer_new(base, listener_resume, NULL);
-        listener_enable(true);
-        return 0;
-    }
-    char port[16];
-    snprintf(port, sizeof(port), "%u", (unsigned)cfg->port);
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE };
     struct addrinfo *res = NULL;
-    const char *host = cfg->listen[0] != '\0' ? cfg->listen : NULL;
-    int gai = getaddrinfo(host, port, &hints, &res);
+    unsigned before = lst.n;
+    int gai = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &res);
     if (gai != 0) {
-        snprintf(err, errlen, "listen %s:%s: %s", cfg->listen, port,
-                 gai_strerror(gai));
+        snprintf(err, errlen, "listen %s:%s: %s", host, port, gai_strerror(gai));
         return -1;
     }
     for (struct addrinfo *ai = res; ai != NULL && lst.n < LISTENER_MAX;
@@ -183,23 +191,110 @@ listener_setup(struct event_base *base, const struct config *cfg, char *err,
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
             listen(fd, (int)cfg->backlog) != 0) {
-            snprintf(err, errlen, "listen %s:%s: %s", cfg->listen, port,
+            snprintf(err, errlen, "listen %s:%s: %s", host, port,
                      strerror(errno));
             close(fd);
             freeaddrinfo(res);
-            listener_close();
             return -1;
         }
         lst.fds[lst.n] = fd;
+        lst.tls[lst.n] = tls;
         lst.evs[lst.n] = event_new(base, fd, EV_READ | EV_PERSIST,
-                                   listener_accept, NULL);
+                                   listener_accept, (void *)(intptr_t)lst.n);
         lst.n++;
     }
     freeaddrinfo(res);
-    if (lst.n == 0) {
-        snprintf(err, errlen, "listen %s:%s: no usable address", cfg->listen, port);
+    if (lst.n == before) {
+        snprintf(err, errlen, "listen %s:%s: no usable address", host, port);
         return -1;
     }
+    return 0;
+}
+
+/* One entry of memcached's -l list: [notls:]HOST[:PORT], an IPv6 HOST in
+ * brackets when it has a port ([::1]:11211). 0, or -1 with err. */
+static int
+listener_parse_entry(const char *entry, size_t len, unsigned default_port,
+                     char *host, size_t hostlen, char *port, size_t portlen,
+                     bool *notls, char *err, size_t errlen)
+{
+    *notls = len >= 6 && memcmp(entry, "notls:", 6) == 0;
+    if (*notls) {
+        entry += 6;
+        len -= 6;
+    }
+    const char *end = entry + len, *colon = NULL;
+    if (len > 0 && entry[0] == '[') {              /* [v6]:port */
+        const char *close_br = memchr(entry, ']', len);
+        if (close_br == NULL)
+            goto bad;
+        if (close_br + 1 < end && close_br[1] == ':')
+            colon = close_br + 1;
+        else if (close_br + 1 != end)
+            goto bad;
+        entry++;
+        len = (size_t)(close_br - entry);
+    } else {
+        const char *c1 = memchr(entry, ':', len);
+        /* one colon: a port; several: an IPv6 literal without one */
+        if (c1 != NULL && memchr(c1 + 1, ':', (size_t)(end - c1 - 1)) == NULL) {
+            colon = c1;
+            len = (size_t)(c1 - entry);
+        }
+    }
+    if (len >= hostlen)
+        goto bad;
+    memcpy(host, entry, len);
+    host[len] = '\0';
+    if (colon != NULL) {
+        size_t plen = (size_t)(end - colon - 1);
+        if (plen == 0 || plen >= portlen ||
+            strspn(colon + 1, "0123456789") < plen)
+            goto bad;
+        memcpy(port, colon + 1, plen);
+        port[plen] = '\0';
+    } else {
+        snprintf(port, portlen, "%u", default_port);
+    }
+    return 0;
+bad:
+    snprintf(err, errlen, "listen %.*s: not [notls:]HOST[:PORT]",
+             (int)(end - entry), entry);
+    return -1;
+}
+
+int
+listener_setup(struct event_base *base, const struct config *cfg, char *err,
+               size_t errlen)
+{
+    lst.max_connections = cfg->max_connections;
+    if (cfg->unix_socket[0] != '\0') {
+        if (listener_setup_unix(cfg, err, errlen) != 0)
+            return -1;
+        lst.evs[0] = event_new(base, lst.fds[0], EV_READ | EV_PERSIST,
+                               listener_accept, (void *)(intptr_t)0);
+        lst.pause_timer = evtimer_new(base, listener_resume, NULL);
+        listener_enable(true);
+        return 0;
+    }
+    /* memcached's -l: a comma-separated list; with -Z every listener is
+     * TLS but the notls: ones */
+    const char *list = cfg->listen;
+    do {
+        size_t len = strcspn(list, ",");
+        char host[256], port[16];
+        bool notls = false;
+        if (listener_parse_entry(list, len, (unsigned)cfg->port, host,
+                                 sizeof(host), port, sizeof(port), &notls,
+                                 err, errlen) != 0 ||
+            listener_setup_tcp(base, cfg, host, port,
+                               listener_tls_wanted(cfg) && !notls, err,
+                               errlen) != 0) {
+            listener_close();
+            return -1;
+        }
+        list += len;
+    } while (*list++ == ',');
     lst.pause_timer = evtimer_new(base, listener_resume, NULL);
     listener_enable(true);
     return 0;

@@ -11,8 +11,10 @@
 struct event_base;
 struct config;
 
-/* Main thread: binds and listens on cfg->listen:cfg->port, or on the UNIX
- * socket cfg->unix_socket instead when set. 0, or -1 with one line in err
+/* Main thread: binds and listens on each entry of cfg->listen (memcached's
+ * -l list, [notls:]HOST[:PORT], PORT defaulting to cfg->port; TLS with
+ * ssl_enabled unless notls:), or on the UNIX socket cfg->unix_socket
+ * instead when set. 0, or -1 with one line in err
  * ("listen 127.0.0.1:11211: Address already in use"). */
 int listener_setup(struct event_base *base, const struct config *cfg,
                    char *err, size_t errlen);

@@ -36,11 +36,13 @@
 
 #include "server/cache.h"
 #include "server/config.h"
+#include "server/conn_tls.h"
 #include "server/daemon.h"
 #include "server/listener.h"
 #include "server/persist.h"
 #include "server/process.h"
 #include "server/stats.h"
+#include "server/tls.h"
 #include "server/worker.h"
 #include "util/log.h"
 
@@ -371,6 +373,15 @@ main(int argc, char **argv)
         fprintf(stderr, "mckvd: cannot install signal handlers\n");
         goto out;
     }
+    /* -Z: the certificate and key are read now, as the starting user
+     * (often the only one that may read the key); a bad one stops here */
+    if (tls_setup(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mckvd: %s\n", err);
+        goto out;
+    }
+#ifdef HAVE_TLS
+    conn_tls_setup(cfg.ssl_wbuf_size);
+#endif
     /* -u: a TCP port may need root to be bound, so root goes after it; a
      * UNIX socket does not, and is made by the user so that it owns it
      * (memcached's order too) */
@@ -433,9 +444,13 @@ main(int argc, char **argv)
                  (unsigned)cfg.threads, (unsigned long)cfg.memory_limit,
                  (unsigned long)cfg.item_size_max);
     else
-        log_info("mckvd %s started: listening on %s:%u, %u threads, %lu MB, "
-                 "item_size_max %lu", PACKAGE_VERSION, cfg.listen,
-                 (unsigned)cfg.port, (unsigned)cfg.threads,
+        /* a -l list gives its own ports: -p is their default */
+        log_info("mckvd %s started: listening on %s%s%u%s%s, %u threads, "
+                 "%lu MB, item_size_max %lu", PACKAGE_VERSION, cfg.listen,
+                 strchr(cfg.listen, ',') != NULL ? " (port " : ":",
+                 (unsigned)cfg.port,
+                 strchr(cfg.listen, ',') != NULL ? ")" : "",
+                 tls_enabled() ? ", TLS" : "", (unsigned)cfg.threads,
                  (unsigned long)cfg.memory_limit,
                  (unsigned long)cfg.item_size_max);
     /* -d: the parent exits 0 now; stdio goes to /dev/null unless -v */
@@ -451,6 +466,7 @@ out:
         persist_stop();
     workers_free();
     listener_close();
+    tls_teardown();   /* after the workers: no connection uses it now */
     if (clock_ev != NULL)
         event_free(clock_ev);
     if (sigterm_ev != NULL)

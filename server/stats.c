@@ -209,18 +209,48 @@ static const char *const mc_defaults_tail[][2] = {
     { "watcher_logbuf_size", "262144" }, { "worker_logbuf_size", "65536" },
     { "read_buf_mem_limit", "0" }, { "track_sizes", "no" },
     { "inline_ascii_response", "no" },
+};
+#ifndef HAVE_TLS
+static const char *const mc_defaults_ssl[][2] = {
     { "ssl_enabled", "no" }, { "ssl_chain_cert", "(null)" },
     { "ssl_key", "(null)" }, { "ssl_verify_mode", "0" },
     { "ssl_keyformat", "1" }, { "ssl_ciphers", "NULL" },
     { "ssl_ca_cert", "NULL" }, { "ssl_wbuf_size", "16384" },
     { "ssl_session_cache", "no" }, { "ssl_kernel_tls", "no" },
     { "ssl_min_version", "tlsv1.2" },
+};
+#endif
+static const char *const mc_defaults_end[][2] = {
     { "num_napi_ids", "(null)" }, { "memory_file", "(null)" },
 };
 
 #define MC_DEFAULTS(so, table) \
     for (size_t i_ = 0; i_ < sizeof(table) / sizeof(table[0]); i_++) \
         mc_str(so, table[i_][0], table[i_][1])
+
+#ifdef HAVE_TLS
+/* The TLS keys under memcached's names and in its formats: an unset path
+ * is "(null)" or "NULL" as memcached prints each. */
+static void
+settings_tls(struct settings_out *so, const struct config *c)
+{
+    static const char *const versions[] = {
+        "tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3",
+    };
+    mc_bool(so, "ssl_enabled", c->ssl_enabled);
+    mc_str(so, "ssl_chain_cert",
+           c->ssl_chain_cert[0] != '\0' ? c->ssl_chain_cert : "(null)");
+    mc_str(so, "ssl_key", c->ssl_key[0] != '\0' ? c->ssl_key : "(null)");
+    mc_u64(so, "ssl_verify_mode", c->ssl_verify_mode);
+    mc_u64(so, "ssl_keyformat", c->ssl_keyformat);
+    mc_str(so, "ssl_ciphers", c->ssl_ciphers[0] != '\0' ? c->ssl_ciphers : "NULL");
+    mc_str(so, "ssl_ca_cert", c->ssl_ca_cert[0] != '\0' ? c->ssl_ca_cert : "NULL");
+    mc_u64(so, "ssl_wbuf_size", c->ssl_wbuf_size);
+    mc_bool(so, "ssl_session_cache", c->ssl_session_cache);
+    mc_str(so, "ssl_kernel_tls", "no");
+    mc_str(so, "ssl_min_version", versions[c->ssl_min_version & 3]);
+}
+#endif
 
 static void
 settings_mckv_key(void *ctx, const char *name, const char *value)
@@ -284,6 +314,12 @@ stats_settings(stats_emit_fn emit, void *ctx)
     MC_DEFAULTS(&so, mc_defaults_lru);
     mc_u64(&so, "idle_timeout", c->idle_timeout);
     MC_DEFAULTS(&so, mc_defaults_tail);
+#ifdef HAVE_TLS
+    settings_tls(&so, c);
+#else
+    MC_DEFAULTS(&so, mc_defaults_ssl);
+#endif
+    MC_DEFAULTS(&so, mc_defaults_end);
     config_each(c, settings_mckv_key, &so);
 }
 

@@ -36,6 +36,7 @@
 #include "server/cache.h"
 #include "server/config.h"
 #include "server/conn.h"
+#include "server/conn_tls.h"
 #include "server/fetcher.h"
 #include "server/front.h"
 #include "server/persist.h"
@@ -106,7 +107,7 @@ worker_conn_closed(struct conn_owner *o, struct conn *c)
 
 /* worker thread: a connection for an accepted fd */
 static void
-worker_accept(struct worker *w, int fd)
+worker_accept(struct worker *w, int fd, bool tls)
 {
     uint64_t id = ++w->last_conn_id;
     struct conn *c = conn_create(&w->owner, fd, id);
@@ -115,6 +116,11 @@ worker_accept(struct worker *w, int fd)
     worker_conn_add(w, c);
     if (idmap_put(&w->conn_ids, id, c) != MCKV_OK) {
         log_error_limited("worker %u: cannot set up a connection: out of memory", w->id);
+        conn_destroy(&c);
+        return;
+    }
+    if (tls && conn_tls_start(c) != 0) {
+        log_error_limited("worker %u: cannot set up a TLS connection", w->id);
         conn_destroy(&c);
     }
 }
@@ -301,13 +307,15 @@ worker_notify(int fd, short what, void *arg)
                 worker_begin_stop(w);
                 continue;
             }
-            int cfd = (int)(intptr_t)entry;
+            /* the listener's (fd << 1 | tls) */
+            int cfd = (int)((intptr_t)entry >> 1);
+            bool tls = ((intptr_t)entry & 1) != 0;
             if (atomic_load_explicit(&w->owner.stopping, memory_order_relaxed)) {
                 close(cfd);
                 atomic_fetch_sub(&global_stats.curr_connections, 1);
                 continue;
             }
-            worker_accept(w, cfd);
+            worker_accept(w, cfd, tls);
         }
         if (ring_empty_fenced(&w->conn_ring))
             break;
@@ -431,12 +439,13 @@ workers_start(const struct config *cfg, unsigned n)
 }
 
 bool
-workers_dispatch(int fd)
+workers_dispatch(int fd, bool tls)
 {
+    void *entry = (void *)(((intptr_t)fd << 1) | (tls ? 1 : 0));
     for (unsigned tries = 0; tries < nworkers; tries++) {
         struct worker *w = &workers[next_worker];
         next_worker = (next_worker + 1) % nworkers;
-        if (ring_push(&w->conn_ring, (void *)(intptr_t)fd))
+        if (ring_push(&w->conn_ring, entry))
             return true;
     }
     return false;

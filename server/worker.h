@@ -59,9 +59,10 @@ extern unsigned nworkers;
 
 /* Main thread: creates and starts `n` workers. 0 or mckv_status. */
 int workers_start(const struct config *cfg, unsigned n);
-/* Listener thread: hands an accepted fd to a worker (round robin). False
- * when that worker's ring is full (the caller closes the fd). */
-bool workers_dispatch(int fd);
+/* Listener thread: hands an accepted fd to a worker (round robin); `tls`:
+ * the worker runs it over TLS (conn_tls.c). False when that worker's ring
+ * is full (the caller closes the fd). */
+bool workers_dispatch(int fd, bool tls);
 /* Main thread: asks every worker to finish replies in flight, close its
  * connections and exit; joins them. */
 void workers_stop(void);

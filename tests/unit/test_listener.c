@@ -49,14 +49,16 @@ struct global_stats global_stats;
 
 /* ---- the fake workers ---- */
 static int accepted[ACCEPTED_MAX];
+static bool accepted_tls[ACCEPTED_MAX];
 static unsigned naccepted;
 static bool dispatch_refuse;   /* every worker's ring is full */
 
 bool
-workers_dispatch(int fd)
+workers_dispatch(int fd, bool tls)
 {
     if (dispatch_refuse || naccepted == ACCEPTED_MAX)
         return false;
+    accepted_tls[naccepted] = tls;
     accepted[naccepted++] = fd;
     return true;
 }

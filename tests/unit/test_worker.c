@@ -304,7 +304,7 @@ client(void)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);   /* accept4's */
     atomic_fetch_add(&global_stats.curr_connections, 1);
-    assert_true(workers_dispatch(sv[0]));
+    assert_true(workers_dispatch(sv[0], false));
     return sv[1];
 }
 
