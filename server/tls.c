@@ -59,16 +59,27 @@ tls_mono_seconds(void)
     return (long long)ts.tv_sec;
 }
 
-/* OpenSSL's reason for the last failure, its queue emptied. */
+/* OpenSSL's reasons for the last failure, earliest first ("...:No such
+ * file or directory; ...:system lib"), its queue emptied. */
 static void
 tls_reason(char *buf, size_t len)
 {
-    unsigned long e = ERR_peek_last_error();
-    if (e != 0)
-        ERR_error_string_n(e, buf, len);
-    else
+    unsigned long e;
+    size_t used = 0;
+
+    buf[0] = '\0';
+    while ((e = ERR_get_error()) != 0) {
+        if (used + 8 >= len)
+            continue;   /* drain the rest */
+        if (used > 0) {
+            memcpy(buf + used, "; ", 3);
+            used += 2;
+        }
+        ERR_error_string_n(e, buf + used, len - used);
+        used += strlen(buf + used);
+    }
+    if (used == 0)
         snprintf(buf, len, "unknown error");
-    ERR_clear_error();
 }
 
 static int

@@ -242,6 +242,65 @@ test_port_in_use(void **state)
     assert_string_equal(err, want);
 }
 
+static int
+connect_port(unsigned port)
+{
+    unsigned saved = (unsigned)cfg.port;
+    cfg.port = port;
+    int s = connect_tcp();
+    cfg.port = saved;
+    return s;
+}
+
+static void
+set_listen(const char *list)
+{
+    free(cfg.listen);
+    cfg.listen = strdup(list);
+    assert_non_null(cfg.listen);
+}
+
+/* memcached's -l list: every entry listens, a notls: one in plain text
+ * (the others are TLS with ssl_enabled), HOST:PORT overriding -p */
+static void
+test_listen_list(void **state)
+{
+    (void)state;
+    char list[128], err[256] = "";
+    unsigned other = free_port();
+    cfg.port = free_port();
+    snprintf(list, sizeof(list), "127.0.0.1,notls:127.0.0.1:%u", other);
+    set_listen(list);
+#ifdef HAVE_TLS
+    cfg.ssl_enabled = true;
+#endif
+    if (listener_setup(base, &cfg, err, sizeof(err)) != 0)
+        fail_msg("listener_setup: %s", err);
+    int c1 = connect_tcp();
+    pump();
+    int c2 = connect_port(other);
+    pump();
+    assert_int_equal(naccepted, 2);
+#ifdef HAVE_TLS
+    assert_true(accepted_tls[0]);
+#else
+    assert_false(accepted_tls[0]);
+#endif
+    assert_false(accepted_tls[1]);   /* notls: */
+    close(c1);
+    close(c2);
+    listener_close();
+
+    /* an entry that is no [notls:]HOST[:PORT] */
+    set_listen("127.0.0.1:http");
+    assert_int_equal(listener_setup(base, &cfg, err, sizeof(err)), -1);
+    assert_string_equal(err, "listen 127.0.0.1:http: not [notls:]HOST[:PORT]");
+    /* [v6]:port parses (whether ::1 exists here or not) */
+    set_listen("[::1");
+    assert_int_equal(listener_setup(base, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not [notls:]HOST[:PORT]"));
+}
+
 static void
 test_unix_socket(void **state)
 {
@@ -290,6 +349,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_refused_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unix_socket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listen_list, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
