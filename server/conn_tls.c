@@ -108,8 +108,16 @@ tls_handshake(struct conn *c)
     if (err == SSL_ERROR_WANT_WRITE)
         return EV_WRITE;
     tls_count_handshake_error();
-    if (err == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0 &&
-        (errno == 0 || errno == ECONNRESET || errno == EPIPE))
+    /* a client that connects and goes (a port probe, a health check) is
+     * counted, as memcached does, but is no error worth a log line */
+    unsigned long top = ERR_peek_last_error();
+    bool went_away = err == SSL_ERROR_SYSCALL && top == 0 &&
+                     (errno == 0 || errno == ECONNRESET || errno == EPIPE);
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING   /* OpenSSL 3 says EOF so */
+    went_away = went_away || (err == SSL_ERROR_SSL &&
+                              ERR_GET_REASON(top) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+#endif
+    if (went_away)
         log_verbose("connection %d: TLS handshake: %s", c->fd,
                     tls_why(err, why, sizeof(why)));
     else

@@ -429,7 +429,8 @@ stats_timings(stats_emit_fn emit, void *ctx)
 static bool
 group_is(const char *group, size_t len, const char *name)
 {
-    return strlen(name) == len && memcmp(group, name, len) == 0;
+    /* `stats` alone: group is NULL, which memcmp may not be given */
+    return strlen(name) == len && (len == 0 || memcmp(group, name, len) == 0);
 }
 
 bool
