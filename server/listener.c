@@ -53,6 +53,7 @@ static struct {
 static void
 listener_enable(bool on)
 {
+    atomic_store_explicit(&global_stats.accept_paused, !on, memory_order_relaxed);
     for (unsigned i = 0; i < lst.n; i++) {
         if (on)
             event_add(lst.evs[i], NULL);

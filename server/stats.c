@@ -134,6 +134,9 @@ stats_general(stats_emit_fn emit, void *ctx)
     THREAD_STATS(X)
 #undef X
     emit_u64(emit, ctx, "limit_maxbytes", cs.limit_maxbytes);
+    emit_u64(emit, ctx, "accepting_conns",
+             !atomic_load_explicit(&global_stats.accept_paused,
+                                   memory_order_relaxed));
     emit_u64(emit, ctx, "threads", threads.nthreads);
     emit_u64(emit, ctx, "hash_bytes", cs.hash_bytes);
     emit_u64(emit, ctx, "hash_buckets", cs.hash_buckets);

@@ -58,6 +58,7 @@ struct global_stats {
     atomic_uint_fast64_t curr_connections;
     atomic_uint_fast64_t total_connections;
     atomic_uint_fast64_t rejected_connections;
+    atomic_bool accept_paused;   /* the listener: out of fds, for a second */
 };
 extern struct global_stats global_stats;
 
