@@ -45,6 +45,7 @@ struct conn_tls {
     SSL *ssl;
     char *retry;         /* bytes of a refused SSL_write, to retry */
     size_t retry_len;
+    bool read_starved;   /* the last SSL_read wanted more from the socket */
 };
 
 /* ssl_wbuf_size: written by conn_tls_setup before the workers start */
@@ -134,14 +135,17 @@ tls_read(struct conn *c, void *buf, size_t n)
 
     ERR_clear_error();
     int r = SSL_read(t->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+    t->read_starved = false;
     if (r > 0)
         return r;
     int err = SSL_get_error(t->ssl, r);
     switch (err) {
     case SSL_ERROR_WANT_WRITE:
         c->io_read_on_write = true;
-        /* fall through */
+        errno = EAGAIN;
+        return -1;
     case SSL_ERROR_WANT_READ:
+        t->read_starved = true;
         errno = EAGAIN;
         return -1;
     case SSL_ERROR_ZERO_RETURN:   /* close_notify: the end of the stream */
@@ -216,7 +220,11 @@ static bool
 tls_pending(const struct conn *c)
 {
     const struct conn_tls *t = c->io_state;
-    return SSL_pending(t->ssl) > 0;
+    /* Decrypted bytes, or (read-ahead) records read but not processed:
+     * no socket event will come for them. After a read that wanted more,
+     * what is buffered is part of a record: the socket brings the rest. */
+    return SSL_pending(t->ssl) > 0 ||
+           (!t->read_starved && SSL_has_pending(t->ssl) == 1);
 }
 
 static void

@@ -166,6 +166,9 @@ tls_ctx_build(const struct tls_settings *s, char *err, size_t errlen)
      * holding the same bytes (conn_tls.c keeps them). */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
                           SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* one read(2) takes what the socket has, not a record header and
+     * then its body (conn_tls.c asks SSL_has_pending, not SSL_pending) */
+    SSL_CTX_set_read_ahead(ctx, 1);
     return ctx;
 
 fail:
