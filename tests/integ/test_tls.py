@@ -165,11 +165,16 @@ def start_tls_server(t, d, extra=()):
 
 
 def test_basic(t, d):
-    srv, plain = start_tls_server(t, d)
+    # one worker: a client stalled in its handshake shares it with the rest
+    srv, plain = start_tls_server(t, d, ["-t", "1"])
+    stalled = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    stalled.sendall(b"\x16\x03\x01\x00\x80")   # a ClientHello's start only
+    t.at_cleanup(stalled.close)
     c = pmc.Client(("127.0.0.1", srv.port), tls_context=client_ctx(d),
                    timeout=IO_TIMEOUT, connect_timeout=IO_TIMEOUT)
     t.check(c.set("k1", b"v1") is True, "pymemcache set over TLS")
-    t.check_eq(c.get("k1"), b"v1", "pymemcache get over TLS")
+    t.check_eq(c.get("k1"), b"v1", "pymemcache get over TLS, beside a "
+               "handshake that stalls on the same worker")
     for i in range(200):
         c.set("key%d" % i, b"value-%d" % i)
     got = c.get_many(["key%d" % i for i in range(200)])
