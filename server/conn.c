@@ -5,7 +5,10 @@
  * events: EV_READ while it accepts input, EV_WRITE while the socket refuses
  * output. Each wake-up reads once, runs the whole requests that are buffered
  * (pipelined requests are answered in order), and writes all queued replies
- * with one sendmsg(2) per IOV batch. See conn.h for the buffer model.
+ * with one sendmsg(2) per IOV batch. See conn.h for the buffer model; the
+ * queue of replies itself is conn_out.c's. A connection with a transport
+ * (struct conn_io: TLS, server/conn_tls.c) reads and writes through it
+ * instead, after its handshake, which waits on the events it asks for.
  *
  * A wake-up runs at most reqs_per_event requests (memcached -R, default
  * 20): a client with a deep pipeline then writes what it has, and the
