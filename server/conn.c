@@ -493,7 +493,9 @@ conn_close(struct conn *c)
 static bool
 conn_io_handshake(struct conn *c, short *what)
 {
-    int wait = c->io->handshake(c);
+    /* a server stopping does not wait for a handshake: no request yet */
+    int wait = atomic_load_explicit(&c->owner->stopping, memory_order_relaxed)
+               ? -1 : c->io->handshake(c);
     if (wait < 0) {
         conn_close(c);
         return true;

@@ -8,7 +8,8 @@
  * - input the transport holds (pending) is read without a socket event;
  * - a write refused with EAGAIN is offered again starting with the same
  *   bytes, and replies of pipelined requests go out in one write;
- * - a handshake failure closes the connection; destroy is called once.
+ * - a handshake failure closes the connection; destroy is called once;
+ * - a stopping owner closes a connection still in its handshake.
  * The fake front end answers each "\n"-terminated line X with "R:X\r\n".
  */
 #include <config.h>
@@ -123,6 +124,10 @@ io_handshake(struct conn *c)
     (void)c;
     if (F.hs_fail)
         return -1;
+    if (F.hs_steps > 2) {    /* a client that stalls: still waiting */
+        F.hs_steps--;
+        return EV_READ;
+    }
     if (F.hs_steps == 2) {
         F.hs_steps = 1;
         return EV_WRITE;
@@ -340,6 +345,21 @@ test_handshake_failure_closes(void **state)
     assert_int_equal(atomic_load(&global_stats.curr_connections), 0);
 }
 
+/* A stopping owner closes a connection still in its handshake at once. */
+static void
+test_stopping_closes_handshake(void **state)
+{
+    (void)state;
+    F.hs_steps = 10;          /* waits for input that never comes */
+    conn_event(F.c->fd, 0, F.c);
+    assert_non_null(F.c);
+    assert_false(F.c->io_ready);
+    atomic_store(&F.o.stopping, true);
+    conn_event(F.c->fd, 0, F.c);   /* what the worker's stop does */
+    assert_null(F.c);
+    assert_int_equal(F.destroyed, 1);
+}
+
 int
 main(void)
 {
@@ -348,6 +368,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_pending_input_runs_without_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_write_offered_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_failure_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stopping_closes_handshake, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
