@@ -82,6 +82,9 @@ tls_ctx_create(struct mcconn_client *client)
     /* mcload appends to and moves its output buffer between retries. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                           SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Read as much as the socket has in one syscall; mcconn_pending()
+     * tells the reader to come back for the records that holds. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (o->cafile != NULL) {
         if (SSL_CTX_load_verify_locations(ctx, o->cafile, NULL) != 1) {
@@ -438,7 +441,7 @@ mcconn_pending(const struct mcconn *c)
 {
 #ifdef HAVE_TLS
     if (c->ssl != NULL)
-        return (size_t)SSL_pending(c->ssl);
+        return SSL_has_pending(c->ssl) ? 1 : 0;
 #endif
     (void)c;
     return 0;

@@ -87,8 +87,9 @@ int mcconn_set_nonblocking(struct mcconn *c);
 ssize_t mcconn_read(struct mcconn *c, void *buf, size_t len);
 ssize_t mcconn_write(struct mcconn *c, const void *buf, size_t len);
 
-/* Bytes TLS has decrypted but not yet handed out: no event will come for
- * them, so a reader drains them before waiting again. */
+/* Non-zero when TLS holds bytes already taken from the socket (decrypted
+ * or not): no event will come for them, so a reader drains them before
+ * waiting again. */
 size_t mcconn_pending(const struct mcconn *c);
 
 /* Blocking binary protocol (mcconn_bin.c). send: one request with the next

@@ -29,6 +29,10 @@
 static int
 io_error(struct mcconn *c, const char *what, ssize_t n)
 {
+    /* A TLS alert after the handshake (TLS 1.3 servers refuse a missing
+     * client certificate only then) is a TLS failure, not a bad reply. */
+    int status = n < 0 && errno == EPROTO && c->ssl != NULL ? MCCONN_ETLS
+                                                            : MCCONN_EPROTO;
     if (n == 0)
         snprintf(c->error, sizeof(c->error), "%s: connection closed by the "
                  "server while %s", c->where, what);
@@ -41,7 +45,7 @@ io_error(struct mcconn *c, const char *what, ssize_t n)
         snprintf(c->error, sizeof(c->error), "%s: %.200s while %s", c->where,
                  reason, what);
     }
-    return MCCONN_EPROTO;
+    return status;
 }
 
 int
