@@ -358,12 +358,8 @@ mcconn_open(struct mcconn *c, const struct mcconn_client *client)
 #endif
     if (rc == MCCONN_OK && o->user != NULL)
         rc = mcconn_sasl_auth(c);
-    if (rc != MCCONN_OK) {
-        char error[sizeof(c->error)];
-        memcpy(error, c->error, sizeof(error));
-        mcconn_close(c);
-        memcpy(c->error, error, sizeof(error));
-    }
+    if (rc != MCCONN_OK)
+        mcconn_close(c);            /* keeps c->error */
     return rc;
 }
 

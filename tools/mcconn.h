@@ -73,6 +73,7 @@ void mcconn_client_teardown(struct mcconn_client *client);
  * SO_RCVTIMEO/SO_SNDTIMEO of timeout_s. On failure c->error says why and
  * c holds nothing to close. */
 int mcconn_open(struct mcconn *c, const struct mcconn_client *client);
+/* Frees what c holds (it may be closed again); c->error is kept. */
 void mcconn_close(struct mcconn *c);
 
 /* From here on reads and writes return -1 with errno EAGAIN instead of
