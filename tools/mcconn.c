@@ -209,6 +209,30 @@ tls_io_error(struct mcconn *c, int rc, const char *what)
     errno = EPROTO;
     return -1;
 }
+
+/*
+ * A TLS 1.3 server refuses a client certificate (or its absence) after the
+ * handshake, with an alert, then closes: the first request may meet the
+ * reset before anything is read. The alert is usually still in the socket:
+ * true (c->error says it, errno EPROTO) when a read finds one.
+ */
+static bool
+tls_alert(struct mcconn *c)
+{
+    char byte;
+    int saved = errno, rc;
+    ERR_clear_error();
+    rc = SSL_read(c->ssl, &byte, 1);
+    if (rc <= 0 && SSL_get_error(c->ssl, rc) == SSL_ERROR_SSL) {
+        snprintf(c->error, sizeof(c->error), "TLS: refused by the server");
+        tls_reasons(c->error, sizeof(c->error));
+        errno = EPROTO;
+        return true;
+    }
+    ERR_clear_error();
+    errno = saved;
+    return false;
+}
 #endif /* HAVE_TLS */
 
 /* ---- the client ---------------------------------------------------------- */
@@ -421,7 +445,12 @@ mcconn_write(struct mcconn *c, const void *buf, size_t len)
         ERR_clear_error();
         errno = 0;
         rc = SSL_write(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-        return rc > 0 ? rc : tls_io_error(c, rc, "write");
+        if (rc > 0)
+            return rc;
+        if (SSL_get_error(c->ssl, rc) == SSL_ERROR_SYSCALL &&
+            (errno == ECONNRESET || errno == EPIPE) && tls_alert(c))
+            return -1;
+        return tls_io_error(c, rc, "write");
     }
 #endif
     do {

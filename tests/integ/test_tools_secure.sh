@@ -19,7 +19,9 @@
 #    failure; --tls against a plaintext server exits 6; a server asking
 #    for a client certificate refuses mcstat without --cert and accepts it
 #    with --cert/--key; mcload --tls runs a bounded load and prints RESULT
-#    (errors=0), and exits 1 with the wrong CA.
+#    (errors=0), and exits 1 with the wrong CA; watch mode runs over TLS.
+#  - both (memcached -S -Z): SASL inside TLS works for both tools, and a
+#    wrong password exits 3.
 # Servers are stopped by their pid; every run is bounded by timeout.
 # Exit status follows automake: 0 pass, 77 skip, else fail.
 
@@ -207,7 +209,26 @@ if [ "$status" = 1 ] && grep -q "certificate verification failed" "$tmp/err"; th
 else
     fail "mcload --tls, wrong CA: exit $status: $(head -c 300 "$tmp/err")"
 fi
+run "$MCSTAT" -p "$tls_port" --tls --cafile "$tmp/ca.crt" -w 0.2 -n 2
+if [ "$status" = 0 ] && [ "$(grep -c 'get/s=' "$tmp/out")" = 2 ]; then
+    pass "TLS watch mode: 2 lines"
+else
+    fail "TLS watch mode: exit $status: $(head -c 300 "$tmp/err")"
+fi
 stop_pid "$tls_pid"
+
+# SASL inside TLS, as one would deploy it.
+SASL_CONF_PATH="$tmp/sasl" start both -S -B binary -Z \
+    -o "ssl_chain_cert=$tmp/server.crt,ssl_key=$tmp/server.key"
+run "$MCSTAT" -p "$both_port" --tls --cafile "$tmp/ca.crt" -u bob \
+    -P secret-bob
+expect_stats "SASL over TLS" "$both_pid"
+run "$MCSTAT" -p "$both_port" --tls --cafile "$tmp/ca.crt" -u bob -P nope
+expect_fail "SASL over TLS, wrong password" 3 "authentication failed"
+run "$MCLOAD" --port "$both_port" --tls --cafile "$tmp/ca.crt" \
+    --sasl-user bob --sasl-password secret-bob "${load[@]}"
+expect_result "mcload SASL over TLS" 4000
+stop_pid "$both_pid"
 
 start name -Z -o "ssl_chain_cert=$tmp/elsewhere.crt,ssl_key=$tmp/elsewhere.key"
 run "$MCSTAT" -p "$name_port" --tls --cafile "$tmp/ca.crt"
