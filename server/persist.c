@@ -77,7 +77,11 @@ persist_durability_sync(void)
 
 /* ---------------------------------------------------------------- set-up */
 
-/* Creates every missing directory of path's parent. */
+/* Creates every missing directory of path's parent. The database's own
+ * directory, when created here, is 0700: the rows are the cache's contents,
+ * as private as the traffic that wrote them (SQLite makes its files 0644,
+ * RocksDB its directory 0755). Directories above it are 0755, and a
+ * directory that already exists keeps its mode: the operator chose it. */
 static int
 make_parent_dirs(const char *path, char *err, size_t errlen)
 {
@@ -94,7 +98,7 @@ make_parent_dirs(const char *path, char *err, size_t errlen)
         if (*p == '/' || *p == '\0') {
             char c = *p;
             *p = '\0';
-            if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+            if (mkdir(dir, c == '\0' ? 0700 : 0755) != 0 && errno != EEXIST) {
                 snprintf(err, errlen, "db_path %s: cannot create %s: %s", path,
                          dir, strerror(errno));
                 free(dir);

@@ -19,7 +19,8 @@
 #    settings), an unknown -o name and -S (start-up fails), -P (pid file,
 #    removed at exit), -d (exit 0 once listening, own session; exit 1 with
 #    the reason on a busy port), -u (as root: runs as that user), -r, -k;
-#  - SIGUSR1 stops gracefully: exit 0, a queued write is on disk.
+#  - SIGUSR1 stops gracefully: exit 0, a queued write is on disk;
+#  - a database directory mckvd creates is 0700 (its parents 0755).
 # Every server started here binds 127.0.0.1 and is stopped by its pid; every
 # wait is bounded. Exit status follows automake: 0 pass, 77 skip, else fail.
 
@@ -580,6 +581,22 @@ if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
     fi
 else
     echo "skip: -u needs root and a user nobody"
+fi
+
+# --- a new database directory is private: 0700, its parents 0755 ----------
+if start_server "$MCKVD" -l 127.0.0.1 -U 0 --engine=sqlite --large-pages=no \
+        --db-path="$tmp/priv/data/mckv.db" 2>"$tmp/server.err"; then
+    mode=$(stat -c %a "$tmp/priv/data")
+    parent=$(stat -c %a "$tmp/priv")
+    want_parent=$(printf %o $((0755 & ~0$(umask))))
+    if [ "$mode" = 700 ] && [ "$parent" = "$want_parent" ]; then
+        pass "new db directory: mode $mode, parent $parent"
+    else
+        fail "new db directory: mode $mode, parent $parent (want 700 and $want_parent)"
+    fi
+    stop_pid "$server_pid"
+else
+    fail "db directory: the server did not start: $(head -n 2 "$tmp/server.err")"
 fi
 
 # --- memcached -r and -k: core file limit, locked memory --------------------
