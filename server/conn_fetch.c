@@ -26,6 +26,13 @@
 #include "util/log.h"
 
 void
+conn_auth_done(struct conn *c)
+{
+    c->auth_pending = false;
+    conn_resume(c);
+}
+
+void
 conn_release_held(struct conn *c)
 {
     for (unsigned i = 0; i < c->nheld; i++)

@@ -34,12 +34,14 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "server/auth_file.h"
 #include "server/cache.h"
 #include "server/config.h"
 #include "server/daemon.h"
 #include "server/listener.h"
 #include "server/persist.h"
 #include "server/process.h"
+#include "server/sasl_auth.h"
 #include "server/stats.h"
 #include "server/worker.h"
 #include "util/log.h"
@@ -104,6 +106,15 @@ on_reload_signal(int sig, short what, void *arg)
     (void)sig;
     (void)what;
 
+    /* -Y: the file is read again (memcached's only reload); a bad one
+     * leaves the users in force */
+    if (cfg->auth_file[0] != '\0') {
+        if (auth_file_load(cfg->auth_file, err, sizeof(err)) == 0)
+            log_info("SIGHUP: %s reloaded", cfg->auth_file);
+        else
+            log_error("SIGHUP: auth_file rejected, the running one is kept: %s",
+                      err);
+    }
     if (cfg->config_file == NULL) {
         log_info("SIGHUP: no configuration file (--config) to reload");
         return;
@@ -405,6 +416,15 @@ main(int argc, char **argv)
     }
     persist_ready = true;
     stats_setup(&cfg);
+    if (cfg.auth_file[0] != '\0' &&
+        auth_file_load(cfg.auth_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mckvd: auth_file: %s\n", err);
+        goto out;
+    }
+    if (cfg.sasl && sasl_auth_setup((unsigned)cfg.threads, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mckvd: %s\n", err);
+        goto out;
+    }
     if (workers_start(&cfg, (unsigned)cfg.threads) != 0) {
         fprintf(stderr, "mckvd: cannot start %u worker threads\n",
                 (unsigned)cfg.threads);
@@ -450,6 +470,9 @@ out:
     if (persist_ready)
         persist_stop();
     workers_free();
+    /* after the workers: the sessions of their connections are disposed of */
+    sasl_auth_teardown();
+    auth_file_teardown();
     listener_close();
     if (clock_ev != NULL)
         event_free(clock_ev);
