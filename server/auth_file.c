@@ -162,12 +162,14 @@ auth_file_check(const char *user, size_t nuser, const char *pass, size_t npass)
     pthread_mutex_lock(&table_lock);
     for (size_t i = 0; table != NULL && i < table->n; i++) {
         const struct auth_entry *e = &table->entries[i];
-        /* every entry is compared, so the time does not tell which one
-         * matched (the lengths are compared first, as memcached does) */
-        bool match = e->nuser == nuser && e->npass == npass &&
-                     auth_same(user, e->user, nuser) &
-                     auth_same(pass, e->pass, npass);
-        ok |= match;
+        /* the lengths first, as memcached does; then every entry of those
+         * lengths in full, so the time does not tell which bytes or which
+         * entry matched */
+        if (e->nuser != nuser || e->npass != npass)
+            continue;
+        bool same_user = auth_same(user, e->user, nuser);
+        bool same_pass = auth_same(pass, e->pass, npass);   /* both, always */
+        ok |= same_user && same_pass;
     }
     pthread_mutex_unlock(&table_lock);
     return ok;

@@ -382,6 +382,17 @@ main(int argc, char **argv)
         fprintf(stderr, "mckvd: cannot install signal handlers\n");
         goto out;
     }
+    /* Authentication before the port: a client must never find it open
+     * while a bad auth file or SASL setup is about to stop the start. */
+    if (cfg.auth_file[0] != '\0' &&
+        auth_file_load(cfg.auth_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mckvd: auth_file: %s\n", err);
+        goto out;
+    }
+    if (cfg.sasl && sasl_auth_setup((unsigned)cfg.threads, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mckvd: %s\n", err);
+        goto out;
+    }
     /* -u: a TCP port may need root to be bound, so root goes after it; a
      * UNIX socket does not, and is made by the user so that it owns it
      * (memcached's order too) */
@@ -416,15 +427,6 @@ main(int argc, char **argv)
     }
     persist_ready = true;
     stats_setup(&cfg);
-    if (cfg.auth_file[0] != '\0' &&
-        auth_file_load(cfg.auth_file, err, sizeof(err)) != 0) {
-        fprintf(stderr, "mckvd: auth_file: %s\n", err);
-        goto out;
-    }
-    if (cfg.sasl && sasl_auth_setup((unsigned)cfg.threads, err, sizeof(err)) != 0) {
-        fprintf(stderr, "mckvd: %s\n", err);
-        goto out;
-    }
     if (workers_start(&cfg, (unsigned)cfg.threads) != 0) {
         fprintf(stderr, "mckvd: cannot start %u worker threads\n",
                 (unsigned)cfg.threads);

@@ -235,6 +235,25 @@ static sasl_callback_t sasl_callbacks[] = {
     { SASL_CB_LIST_END, NULL, NULL },
 };
 
+/* A server connection that offers no anonymous mechanism: cyrus's
+ * defaults (no memcached.conf found) include ANONYMOUS, which would let
+ * anyone in. Main or auth thread. */
+static int
+sasl_conn_new(sasl_conn_t **sc)
+{
+    int rc = sasl_server_new(SASL_APP_NAME, NULL, NULL, NULL, NULL, NULL, 0, sc);
+    if (rc != SASL_OK)
+        return rc;
+    sasl_security_properties_t props = {
+        .max_ssf = 0, .maxbufsize = 0,
+        .security_flags = SASL_SEC_NOANONYMOUS,
+    };
+    rc = sasl_setprop(*sc, SASL_SEC_PROPS, &props);
+    if (rc != SASL_OK)
+        sasl_dispose(sc);
+    return rc;
+}
+
 /* auth thread: one START or STEP; fills the session's answer */
 static void
 sasl_run(struct sasl_session *s)
@@ -243,9 +262,7 @@ sasl_run(struct sasl_session *s)
     unsigned nout = 0;
     int rc = SASL_FAIL;
 
-    if (s->sc == NULL &&
-        sasl_server_new(SASL_APP_NAME, NULL, NULL, NULL, NULL, NULL, 0,
-                        &s->sc) != SASL_OK) {
+    if (s->sc == NULL && sasl_conn_new(&s->sc) != SASL_OK) {
         log_error_limited("SASL: cannot create a server connection");
         s->sc = NULL;
     }
@@ -318,7 +335,7 @@ sasl_list_mechs(char *err, size_t errlen)
     sasl_conn_t *sc = NULL;
     const char *list = NULL;
     unsigned n = 0;
-    int rc = sasl_server_new(SASL_APP_NAME, NULL, NULL, NULL, NULL, NULL, 0, &sc);
+    int rc = sasl_conn_new(&sc);
     if (rc == SASL_OK)
         rc = sasl_listmech(sc, NULL, "", " ", "", &list, &n, NULL);
     if (rc != SASL_OK || n == 0) {

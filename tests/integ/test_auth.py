@@ -8,7 +8,8 @@
     a wrong password gets AUTH_ERROR; the right one "Authenticated", and
     a SET and GET pipelined behind the AUTH in the same packet run;
     auth_cmds / auth_errors count it, `stats settings` says
-    auth_enabled_sasl yes;
+    auth_enabled_sasl yes; without memcached.conf ANONYMOUS is neither
+    offered nor accepted (memcached accepts it);
   - ASCII authentication (-Y FILE): a command before authentication gets
     CLIENT_ERROR unauthenticated, a wrong password CLIENT_ERROR
     authentication failure, the right one STORED and then set/get work
@@ -120,6 +121,27 @@ def test_sasl(t, conf):
     t.stop_checked(srv)
 
 
+def test_no_anonymous(t):
+    """No memcached.conf: cyrus offers its every mechanism, ANONYMOUS too
+    (memcached then lets anyone in); mckv never offers or accepts it."""
+    empty = t.tmpdir("sasl-empty")
+    saved = os.environ["SASL_CONF_PATH"]
+    os.environ["SASL_CONF_PATH"] = empty
+    try:
+        srv = t.server(["-S", "--engine=memory"]).start()
+    finally:
+        os.environ["SASL_CONF_PATH"] = saved
+    with srv.binary() as b:
+        r = b.request(OP_LIST_MECHS)
+        t.check(b"ANONYMOUS" not in r.value.split(b" "),
+                "ANONYMOUS is not offered (%r)" % r.value)
+        r = b.request(OP_AUTH, b"ANONYMOUS", b"anyone")
+        t.check_eq(r.status, AUTH_ERROR, "AUTH ANONYMOUS is refused")
+        r = b.request(OP_GET, b"k")
+        t.check_eq(r.status, AUTH_ERROR, "and authenticates nothing")
+    t.stop_checked(srv)
+
+
 def text_line(c, data):
     c.send(data)
     return c.readline()
@@ -211,6 +233,7 @@ def main(t):
     conf = make_sasl(t, [("alice", b"secret1")])
     os.environ["SASL_CONF_PATH"] = conf   # the servers started below
     test_sasl(t, conf)
+    test_no_anonymous(t)
     test_ascii(t)
     test_both(t)
 
