@@ -112,12 +112,26 @@ def test_sasl(t, conf):
         st = bin_stats(b)
         t.check_eq((st.get("auth_cmds"), st.get("auth_errors")), ("2", "1"),
                    "auth_cmds, auth_errors")
+        # the GETs refused before authentication looked nothing up
+        t.check_eq((st.get("cmd_get"), st.get("get_misses")), ("1", "0"),
+                   "only the authenticated GET reached the cache")
         st = bin_stats(b, b"settings")
         t.check_eq(st.get("auth_enabled_sasl"), "yes", "auth_enabled_sasl")
         t.check_eq(st.get("binding_protocol"), "binary",
                    "-S alone means binary (memcached)")
         r = b.request(OP_STEP, b"PLAIN", b"x")
         t.check_eq(r.status, AUTH_ERROR, "STEP after the exchange ended")
+    with srv.binary() as b:
+        # AUTH and GET one byte at a time: every split point
+        data = (b.pack(OP_AUTH, b"PLAIN", plain(b"alice", b"secret1")) +
+                b.pack(OP_GET, b"k"))
+        for i in range(len(data)):
+            b.send(data[i:i + 1])
+        r = b.read_response()
+        t.check_eq((r.opcode, r.status), (OP_AUTH, 0), "AUTH sent in pieces")
+        r = b.read_response()
+        t.check_eq((r.opcode, r.status, r.value), (OP_GET, 0, b"v1"),
+                   "GET sent in pieces")
     t.stop_checked(srv)
 
 
@@ -175,10 +189,19 @@ def test_ascii(t):
         st = c.stats()
         t.check_eq((st.get("auth_cmds"), st.get("auth_errors")), ("2", "1"),
                    "auth_cmds, auth_errors")
+        t.check_eq((st.get("cmd_get"), st.get("cmd_set")), ("1", "1"),
+                   "nothing before authentication reached the cache")
         st = c.stats("settings")
         t.check_eq(st.get("auth_enabled_ascii"), path, "auth_enabled_ascii")
         t.check_eq(st.get("binding_protocol"), "ascii",
                    "-Y alone means ascii (memcached)")
+    with srv.text() as c:
+        # the token and a command behind it one byte at a time
+        data = b"set a 0 0 13\r\nalice secret1\r\nget k\r\n"
+        for i in range(len(data)):
+            c.send(data[i:i + 1])
+        t.check_eq(c.readline(), b"STORED", "token sent in pieces")
+        t.check_eq(c.readline(), b"VALUE k 0 2", "get sent in pieces")
     # reload: carol added, bob removed
     write_users(path, ["alice:secret1", "carol:pw3"])
     os.kill(srv.pid, signal.SIGHUP)
