@@ -277,8 +277,14 @@ sasl_run(struct sasl_session *s)
     s->outcome = rc == SASL_OK ? SASL_OUTCOME_OK
                  : rc == SASL_CONTINUE ? SASL_OUTCOME_CONTINUE
                  : SASL_OUTCOME_FAIL;
+    /* the name is the client's: only printable bytes reach the log */
+    char mech[SASL_MECH_MAX + 1];
+    size_t n = 0;
+    for (; s->mech[n] != '\0'; n++)
+        mech[n] = s->mech[n] > ' ' && s->mech[n] < 0x7f ? s->mech[n] : '?';
+    mech[n] = '\0';
     log_verbose("SASL: connection %llu, mechanism %s: %s",
-                (unsigned long long)s->conn_id, s->mech,
+                (unsigned long long)s->conn_id, mech,
                 rc == SASL_OK ? "authenticated" : sasl_errstring(rc, NULL, NULL));
     /* the copy: out belongs to s->sc, and only this thread may use it */
     if (s->outcome == SASL_OUTCOME_CONTINUE && nout > 0) {
