@@ -135,6 +135,32 @@ def test_sasl(t, conf):
     t.stop_checked(srv)
 
 
+def test_sasl_many(t):
+    """Many exchanges at once over both workers, and connections closed
+    while their AUTH is on the auth thread (the answer finds no
+    connection: its session is disposed of). Run under ASan and TSan."""
+    srv = t.server(["-S", "--engine=memory"]).start()
+    auth = mt.BinClient.pack(OP_AUTH, b"PLAIN", plain(b"alice", b"secret1"))
+    for _ in range(3):
+        conns = [srv.binary() for _ in range(16)]
+        for i, b in enumerate(conns):
+            b.send(auth + b.pack(OP_SET, b"m%d" % i, b"x", b.store_extras(0, 0)))
+        dropped = [srv.binary() for _ in range(16)]
+        for b in dropped:
+            b.send(auth)
+            b.close()
+        ok = 0
+        for b in conns:
+            r1, r2 = b.read_response(), b.read_response()
+            ok += (r1.status, r2.status) == (0, 0)
+            b.close()
+        t.check_eq(ok, 16, "16 connections authenticated at once")
+    with srv.binary() as b:
+        r = b.request(OP_AUTH, b"PLAIN", plain(b"alice", b"secret1"))
+        t.check_eq(r.status, 0, "the server still authenticates")
+    t.stop_checked(srv)
+
+
 def test_no_anonymous(t):
     """No memcached.conf: cyrus offers its every mechanism, ANONYMOUS too
     (memcached then lets anyone in); mckv never offers or accepts it."""
@@ -257,6 +283,7 @@ def main(t):
     os.environ["SASL_CONF_PATH"] = conf   # the servers started below
     test_sasl(t, conf)
     test_no_anonymous(t)
+    test_sasl_many(t)
     test_ascii(t)
     test_both(t)
 
