@@ -360,6 +360,13 @@ sasl_list_mechs(char *err, size_t errlen)
 int
 sasl_auth_setup(unsigned nworkers, char *err, size_t errlen)
 {
+    const char *conf;
+    if (sasl_getconfpath(NULL, &conf) != SASL_OK) {
+        snprintf(err, errlen, "sasl: no SASL configuration: set SASL_CONF_PATH "
+                 "to the directory of memcached.conf (or create "
+                 "/etc/sasl2/memcached.conf)");
+        return -1;
+    }
     int rc = sasl_server_init(sasl_callbacks, SASL_APP_NAME);
     if (rc != SASL_OK) {
         snprintf(err, errlen, "sasl: sasl_server_init failed: %s",
