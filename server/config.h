@@ -62,6 +62,11 @@ int config_load_file(struct config *cfg, const char *path, char *err,
 
 /* Checks cross-key rules (e.g. udp_port must be 0). 0 or -1 with err set. */
 int config_validate(const struct config *cfg, char *err, size_t errlen);
+/* The protocol connections speak: protocol, except that auto means binary
+ * under sasl alone and ascii under auth_file alone (memcached's default
+ * there); with both, auto stays auto (each connection authenticates as
+ * its protocol does). Any thread. */
+const char *config_protocol(const struct config *cfg);
 
 /* True when the key can change on SIGHUP without a restart. */
 bool config_key_reloadable(const char *name);

@@ -6,7 +6,7 @@
  * with a meaning in mckv maps to its key; one whose job mckv does anyway is
  * accepted silently; one with no meaning (slabs, LRU tuning, extstore) is
  * accepted with a one-line notice; one that would promise what mckv lacks
- * (SASL, TLS, ASCII auth, proxy mode) fails start-up, since running without
+ * (TLS, proxy mode) fails start-up, since running without
  * it would be open where the operator asked for protection. memcached's own
  * checks of ignored values are not repeated, except that an -o name
  * memcached requires a value for still requires one.
@@ -42,10 +42,6 @@ const struct compat_opt compat_flags[] = {
       "connections go to the workers round robin" },
     { NULL, 'e', true, COMPAT_NOTICE, NULL, NULL,
       "mckv keeps its data in its engine (db_path), not a memory file" },
-    { NULL, 'S', false, COMPAT_REFUSE, NULL, NULL,
-      "SASL authentication is not supported" },
-    { NULL, 'Y', true, COMPAT_REFUSE, NULL, NULL,
-      "ASCII authentication is not supported" },
 #ifndef HAVE_TLS
     { NULL, 'Z', false, COMPAT_REFUSE, NULL, NULL,
       "TLS is not supported" },
@@ -79,7 +75,6 @@ const struct compat_long compat_longs[] = {
     { "disable-flush-all", no_argument, 'F' },
     { "disable-dumping", no_argument, 'X' },
     { "disable-watch", no_argument, 'W' },
-    { "auth-file", required_argument, 'Y' },
     { "memory-file", required_argument, 'e' },
     { "extended", required_argument, 'o' },
     { "napi-ids", required_argument, 'N' },
@@ -265,7 +260,7 @@ compat_print_help(FILE *out)
             "Every other flag and -o name of memcached 1.6.18 is accepted\n"
             "with a one-line notice when it has no meaning here (slab, LRU,\n"
             "crawler, external storage and encryption tuning), or refused\n"
-            "when it asks for what mckv lacks (authentication, encryption,\n"
+            "when it asks for what mckv lacks (encryption,\n"
             "proxying); an unknown -o name fails as in memcached. mckvd(8)\n"
             "lists them all.\n");
 }

@@ -14,6 +14,35 @@
 #include "server/config_priv.h"
 #include "util/status.h"
 
+/* sasl and auth_file: no protocol may be open where the other is asked
+ * for (memcached's rules; with both, each protocol authenticates its own
+ * way). */
+static int
+config_validate_auth(const struct config *cfg, char *err, size_t errlen)
+{
+    bool ascii_auth = cfg->auth_file[0] != '\0';
+#ifndef HAVE_SASL
+    if (cfg->sasl) {
+        config_set_err(err, errlen, "sasl: this mckvd was built without SASL "
+                       "(configure found no libsasl2-dev)");
+        return MCKV_EINVAL;
+    }
+#endif
+    if (cfg->sasl && !ascii_auth && strcmp(cfg->protocol, "ascii") == 0) {
+        config_set_err(err, errlen, "sasl: the ascii protocol cannot be "
+                       "allowed while using SASL (set auth_file too, or "
+                       "protocol = binary)");
+        return MCKV_EINVAL;
+    }
+    if (ascii_auth && !cfg->sasl && strcmp(cfg->protocol, "binary") == 0) {
+        config_set_err(err, errlen, "auth_file: the binary protocol cannot be "
+                       "allowed while using ascii authentication (set sasl "
+                       "too, or protocol = ascii)");
+        return MCKV_EINVAL;
+    }
+    return MCKV_OK;
+}
+
 /* Cross-key rules, as memcached 1.6 enforces them. 0, or MCKV_EINVAL with
  * "key: reason" in err. Any thread that owns cfg. */
 int
@@ -72,5 +101,14 @@ config_validate(const struct config *cfg, char *err, size_t errlen)
         return MCKV_EINVAL;
     }
 #endif
-    return MCKV_OK;
+    return config_validate_auth(cfg, err, errlen);
+}
+
+const char *
+config_protocol(const struct config *cfg)
+{
+    bool ascii_auth = cfg->auth_file[0] != '\0';
+    if (strcmp(cfg->protocol, "auto") == 0 && cfg->sasl != ascii_auth)
+        return cfg->sasl ? "binary" : "ascii";
+    return cfg->protocol;
 }

@@ -82,6 +82,7 @@ conn_create(struct conn_owner *o, int fd, uint64_t id)
         goto fail;
     c->rev_on = true;
     c->last_cmd_time = cache_now();
+    c->authed = !o->auth_sasl && !o->auth_ascii;
     return c;
 
 fail:
@@ -459,7 +460,8 @@ conn_set_events(struct conn *c)
      * buffer: what the client pipelines behind it waits in the socket,
      * not in rbuf. */
     bool want_read = !c->close_after_write && c->out_pending < CONN_OUT_HIGH &&
-                     c->fetch_pending == 0 && !held && c->dump.kind == 0 &&
+                     c->fetch_pending == 0 && !c->auth_pending && !held &&
+                     c->dump.kind == 0 &&
                      !c->mget.active;
     bool want_write = (c->out_pending > 0 && !held) ||
                       (c->io_read_on_write && want_read);
@@ -611,6 +613,7 @@ conn_idle_kick(struct conn *c, uint32_t now, uint32_t timeout)
     if (c->peer.ss_family == AF_UNIX || last > now || now - last <= timeout)
         return false;
     if (c->out_pending > 0 || c->fetch_pending > 0 || c->mget.active ||
+        c->auth_pending ||
         c->sync_waiting ||
         c->throttled || c->yielded || c->close_after_write)
         return false;

@@ -36,6 +36,7 @@
 
 struct conn;
 struct conn_owner;
+struct sasl_session;
 struct event;
 struct event_base;
 struct hist;
@@ -111,6 +112,8 @@ struct conn_owner {
     uint32_t item_size_max;      /* the largest value a request may carry */
     uint32_t reqs_per_event;     /* -R: requests run before yielding */
     uint8_t protocol;            /* -B: enum conn_proto, UNKNOWN = auto */
+    bool auth_sasl;              /* -S: binary connections authenticate */
+    bool auth_ascii;             /* -Y: text connections authenticate */
     unsigned id;                 /* names the owner in log lines */
     atomic_bool stopping;        /* set by another thread: close when idle */
 };
@@ -245,6 +248,13 @@ struct conn {
     bool throttled;
     uint8_t cmd_class;        /* enum cmd_class of the request just run */
     bool yielded;             /* ran reqs_per_event requests, more buffered */
+
+    /* authentication (-S, -Y): the front ends run commands once authed
+     * (true from the start when neither is configured) */
+    bool authed;
+    bool auth_pending;        /* a SASL step is on the auth thread: parked */
+    struct sasl_session *sasl;/* NULL until the first SASL AUTH; the
+                                 owner disposes of it (sasl_auth.h) */
 };
 
 enum conn_state { CONN_STATE_READ, CONN_STATE_WRITE, CONN_STATE_CLOSING };
@@ -273,6 +283,9 @@ void conn_event(int fd, short what, void *arg);
  * of its fetches are back. The value of a fetch whose multiget has ended
  * (an orphan) is dropped. */
 void conn_fetch_done(struct conn *c, struct item *it, bool failed);
+/* Owner thread: the SASL step this connection waited for (auth_pending)
+ * is answered in c->sasl; the parked request runs again. */
+void conn_auth_done(struct conn *c);
 /* Owner thread: the commit this connection waited for (ops->wait_commit)
  * happened; its held replies go out and it reads again. */
 void conn_committed(struct conn *c);

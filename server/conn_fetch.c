@@ -25,6 +25,15 @@
 #include "server/conn_priv.h"
 #include "util/log.h"
 
+/* Not a fetch, but the same kind of wait: a SASL step on the auth thread
+ * parks the request as a fetch does (conn_fetch_blocks). */
+void
+conn_auth_done(struct conn *c)
+{
+    c->auth_pending = false;
+    conn_resume(c);
+}
+
 void
 conn_release_held(struct conn *c)
 {

@@ -21,13 +21,13 @@ void conn_resume(struct conn *c);
 /* Owner thread: releases every value held for the request. conn_fetch.c. */
 void conn_release_held(struct conn *c);
 
-/* True while fetches in flight keep the connection from running its
- * requests. Not for a multiget in pieces: it answers what it can while
+/* True while fetches in flight (or a SASL step) keep the connection from
+ * running its requests. Not for a multiget in pieces: it answers what it can while
  * its fetches are out (it parks again at the key that waits). */
 static inline bool
 conn_fetch_blocks(const struct conn *c)
 {
-    return c->fetch_pending > 0 && !c->mget.active;
+    return (c->fetch_pending > 0 && !c->mget.active) || c->auth_pending;
 }
 
 #endif

@@ -24,6 +24,10 @@ struct text_req;
 enum conn_req front_bin(struct conn *c, size_t *need);
 enum conn_req front_text(struct conn *c, size_t *need);
 
+/* Worker thread: a text request of a connection not authenticated yet
+ * (-Y: front_auth.c), with front_text's contract. */
+enum conn_req front_text_auth(struct conn *c, size_t *need);
+
 /* ---- shared by the front ends (worker thread) ---- */
 
 /* The command context of a connection: its worker's counters, and its

@@ -15,6 +15,7 @@
 #include "server/cache.h"
 #include "server/conn.h"
 #include "server/front.h"
+#include "server/sasl_auth.h"
 #include "server/stats.h"
 #include "server/stats_prefix.h"
 #include "util/log.h"
@@ -286,6 +287,79 @@ bin_stat(struct conn *c, const struct bin_req *req)
     bin_reply(c, req, BIN_STATUS_SUCCESS, 0, NULL, 0, NULL, 0, NULL, 0);
 }
 
+/* ---- SASL (-S), as memcached answers it ---- */
+
+/* memcached: before authentication only these run; anything else gets
+ * AUTH_ERROR and the connection is closed. */
+static bool
+bin_needs_auth(uint8_t opcode)
+{
+    return opcode != BIN_OP_SASL_LIST_MECHS && opcode != BIN_OP_SASL_AUTH &&
+           opcode != BIN_OP_SASL_STEP && opcode != BIN_OP_VERSION;
+}
+
+static void
+bin_sasl_answer(struct conn *c, const struct bin_req *req,
+                enum sasl_outcome outcome, const char *out, size_t nout)
+{
+    switch (outcome) {
+    case SASL_OUTCOME_OK:
+        c->authed = true;
+        STAT_INCR(TS(c), auth_cmds);
+        bin_reply(c, req, BIN_STATUS_SUCCESS, 0, NULL, 0, NULL, 0,
+                  "Authenticated", 13);
+        break;
+    case SASL_OUTCOME_CONTINUE:
+        bin_reply(c, req, BIN_STATUS_AUTH_CONTINUE, 0, NULL, 0, NULL, 0, out,
+                  (uint32_t)nout);
+        break;
+    case SASL_OUTCOME_FAIL:
+        STAT_INCR(TS(c), auth_cmds);
+        STAT_INCR(TS(c), auth_errors);
+        bin_error(c, req, BIN_STATUS_AUTH_ERROR);
+        break;
+    }
+}
+
+/* SASL_AUTH / SASL_STEP. The cyrus call runs on the auth thread: the
+ * first run hands it over and parks (true: the request stays unconsumed);
+ * the run after conn_auth_done() finds the answer and sends it. */
+static bool
+bin_sasl(struct conn *c, const struct bin_req *req)
+{
+    enum sasl_outcome outcome;
+    const char *out;
+    size_t nout;
+
+    if (c->sasl != NULL && sasl_session_reply(c->sasl, &outcome, &out, &nout)) {
+        bin_sasl_answer(c, req, outcome, out, nout);
+        return false;
+    }
+    if (req->keylen > SASL_MECH_MAX) {
+        bin_error(c, req, BIN_STATUS_EINVAL);
+        return false;
+    }
+    c->authed = false;   /* memcached: a new exchange starts unauthenticated */
+    if (c->sasl == NULL)
+        c->sasl = sasl_session_create(c->owner->id, c->id);
+    if (c->sasl == NULL ||
+        !sasl_session_submit(c->sasl, req->opcode == BIN_OP_SASL_STEP,
+                             req->key, req->keylen, req->value, req->vlen)) {
+        bin_error(c, req, BIN_STATUS_ETMPFAIL);
+        return false;
+    }
+    c->auth_pending = true;
+    return true;
+}
+
+static void
+bin_sasl_mechs(struct conn *c, const struct bin_req *req)
+{
+    const char *mechs = sasl_auth_mechs();
+    bin_reply(c, req, BIN_STATUS_SUCCESS, 0, NULL, 0, NULL, 0, mechs,
+              (uint32_t)strlen(mechs));
+}
+
 enum conn_req
 front_bin(struct conn *c, size_t *need)
 {
@@ -300,6 +374,14 @@ front_bin(struct conn *c, size_t *need)
     front_ctx(c, &ctx, &env);
     *need = 0;
     proto_parse rc = proto_bin_parse_req(&req, buf, len, max_body, &consumed);
+    /* One branch on the hot path. The header decides, as in memcached:
+     * the body of a refused request is neither waited for nor looked at. */
+    if (!c->authed && rc != PARSE_EFATAL && len >= PROTO_BIN_HDR_LEN &&
+        (bin_needs_auth(req.opcode) || !c->owner->auth_sasl)) {
+        bin_error(c, &req, BIN_STATUS_AUTH_ERROR);
+        c->rstart = c->rend;
+        return CONN_REQ_CLOSE;
+    }
     switch (rc) {
     case PARSE_EUNFIN:
         if (len >= PROTO_BIN_HDR_LEN)
@@ -409,6 +491,16 @@ front_bin(struct conn *c, size_t *need)
         break;
     case BIN_OP_STAT:
         bin_stat(c, &req);
+        break;
+    case BIN_OP_SASL_LIST_MECHS: case BIN_OP_SASL_AUTH: case BIN_OP_SASL_STEP:
+        if (!c->owner->auth_sasl) {
+            bin_error(c, &req, BIN_STATUS_UNKNOWN_COMMAND);
+        } else if (req.opcode == BIN_OP_SASL_LIST_MECHS) {
+            bin_sasl_mechs(c, &req);
+        } else if (bin_sasl(c, &req)) {
+            c->rstart = start;
+            return CONN_REQ_PARKED;
+        }
         break;
     case BIN_OP_VERBOSITY:
         log_set_verbosity((int)req.verbosity);

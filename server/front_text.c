@@ -310,6 +310,8 @@ front_text(struct conn *c, size_t *need)
     const char *buf = c->rbuf + c->rstart;
     size_t len = c->rend - c->rstart;
 
+    if (!c->authed)   /* -Y: one branch on the hot path */
+        return front_text_auth(c, need);
     struct cmd_ctx ctx;
     struct cmd_env env;
     front_ctx(c, &ctx, &env);

@@ -34,6 +34,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "server/auth_file.h"
 #include "server/cache.h"
 #include "server/config.h"
 #include "server/conn_tls.h"
@@ -41,6 +42,7 @@
 #include "server/listener.h"
 #include "server/persist.h"
 #include "server/process.h"
+#include "server/sasl_auth.h"
 #include "server/stats.h"
 #include "server/tls.h"
 #include "server/worker.h"
@@ -106,6 +108,15 @@ on_reload_signal(int sig, short what, void *arg)
     (void)sig;
     (void)what;
 
+    /* -Y: the file is read again (memcached's only reload); a bad one
+     * leaves the users in force */
+    if (cfg->auth_file[0] != '\0') {
+        if (auth_file_load(cfg->auth_file, err, sizeof(err)) == 0)
+            log_info("SIGHUP: %s reloaded", cfg->auth_file);
+        else
+            log_error("SIGHUP: auth_file rejected, the running one is kept: %s",
+                      err);
+    }
     if (cfg->config_file == NULL) {
         log_info("SIGHUP: no configuration file (--config) to reload");
         return;
@@ -382,6 +393,17 @@ main(int argc, char **argv)
 #ifdef HAVE_TLS
     conn_tls_setup(cfg.ssl_wbuf_size);
 #endif
+    /* Authentication before the port: a client must never find it open
+     * while a bad auth file or SASL setup is about to stop the start. */
+    if (cfg.auth_file[0] != '\0' &&
+        auth_file_load(cfg.auth_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mckvd: auth_file: %s\n", err);
+        goto out;
+    }
+    if (cfg.sasl && sasl_auth_setup((unsigned)cfg.threads, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mckvd: %s\n", err);
+        goto out;
+    }
     /* -u: a TCP port may need root to be bound, so root goes after it; a
      * UNIX socket does not, and is made by the user so that it owns it
      * (memcached's order too) */
@@ -465,6 +487,9 @@ out:
     if (persist_ready)
         persist_stop();
     workers_free();
+    /* after the workers: the sessions of their connections are disposed of */
+    sasl_auth_teardown();
+    auth_file_teardown();
     listener_close();
     tls_teardown();   /* after the workers: no connection uses it now */
     if (clock_ev != NULL)

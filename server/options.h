@@ -60,6 +60,12 @@
       "clock); for test suites only")                                       \
     X(dump_enabled, "server", OPT_BOOL, "yes", 0, 1, 'X', 0,                   \
       "allow stats cachedump and lru_crawler metadump (-X turns them off)")  \
+    X(sasl, "server", OPT_BOOL, "no", 0, 1, 'S', 0,                           \
+      "binary connections authenticate with SASL first (cyrus-sasl, "      \
+      "application memcached; -S, --enable-sasl)")                         \
+    X(auth_file, "server", OPT_STR, "", 0, 0, 'Y', 0,                         \
+      "text connections authenticate first with a user:password line of "  \
+      "this file, reread on SIGHUP (empty: none; -Y)")                      \
     X(memory_limit, "cache", OPT_MB, "64", 1, 1048576, 'm', 1,                 \
       "item memory in megabytes")                                              \
     X(item_size_max, "cache", OPT_SIZE, "1m", 1024, 1073741824, 'I', 0,        \

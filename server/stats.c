@@ -302,11 +302,13 @@ stats_settings(stats_emit_fn emit, void *ctx)
     mc_u64(&so, "reqs_per_event", c->reqs_per_event);
     mc_bool(&so, "cas_enabled", c->cas);
     mc_u64(&so, "tcp_backlog", c->backlog);
+    const char *proto = config_protocol(c);
     mc_str(&so, "binding_protocol",
-           strcmp(c->protocol, "ascii") == 0 ? "ascii" :
-           strcmp(c->protocol, "binary") == 0 ? "binary" : "auto-negotiate");
-    mc_str(&so, "auth_enabled_sasl", "no");
-    mc_str(&so, "auth_enabled_ascii", "no");
+           strcmp(proto, "ascii") == 0 ? "ascii" :
+           strcmp(proto, "binary") == 0 ? "binary" : "auto-negotiate");
+    mc_bool(&so, "auth_enabled_sasl", c->sasl);
+    mc_str(&so, "auth_enabled_ascii",
+           c->auth_file[0] != '\0' ? c->auth_file : "no");
     mc_u64(&so, "item_size_max", c->item_size_max);
     mc_str(&so, "maxconns_fast", "yes");    /* what the listener does */
     mc_u64(&so, "hashpower_init", c->hashpower_init);

@@ -23,6 +23,7 @@
     X(cas_hits) X(cas_misses) X(cas_badval) \
     X(touch_hits) X(touch_misses) \
     X(store_too_large) X(store_no_memory) \
+    X(auth_cmds) X(auth_errors) \
     X(bytes_read) X(bytes_written) \
     X(protocol_errors) X(idle_kicks) X(conn_yields)
 

@@ -40,6 +40,7 @@
 #include "server/fetcher.h"
 #include "server/front.h"
 #include "server/persist.h"
+#include "server/sasl_auth.h"
 #include "server/worker.h"
 #include "util/idmap.h"
 #include "util/log.h"
@@ -93,6 +94,10 @@ worker_conn_closed(struct conn_owner *o, struct conn *c)
     struct worker *w = owner_worker(o);
     if (c->wait_seq != 0)
         worker_sync_forget(w, c);
+    /* a session in flight comes back to worker_sasl_done, which finds no
+     * connection of this id and disposes of it */
+    if (c->sasl != NULL && !c->auth_pending)
+        sasl_session_destroy(&c->sasl);
     idmap_remove(&w->conn_ids, c->id);
     pthread_mutex_lock(&w->conns_lock);
     if (c->prev != NULL)
@@ -223,6 +228,29 @@ worker_fetched(void *ctx, const struct fetch_result *r)
         return;
     }
     conn_fetch_done(c, r->item, r->failed);
+}
+
+/* worker thread: the auth thread answered connection conn_id's SASL step */
+static void
+worker_sasl_done(void *ctx, uint64_t conn_id, struct sasl_session *s)
+{
+    struct worker *w = ctx;
+    struct conn *c = idmap_get(&w->conn_ids, conn_id);
+    if (c == NULL || c->sasl != s) {   /* closed meanwhile */
+        sasl_session_destroy(&s);
+        return;
+    }
+    conn_auth_done(c);
+}
+
+/* worker thread: SASL answers on its ring */
+static void
+worker_sasl(int fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    sasl_auth_completions(w->id, worker_sasl_done, w);
 }
 
 /* worker thread: fetches finished, commits happened */
@@ -387,8 +415,9 @@ workers_start(const struct config *cfg, unsigned n)
         w->item_size_max = (uint32_t)cfg->item_size_max;
         w->reqs_per_event = (uint32_t)cfg->reqs_per_event;
         w->idle_timeout = (uint32_t)cfg->idle_timeout;
-        w->protocol = strcmp(cfg->protocol, "ascii") == 0 ? CONN_PROTO_TEXT
-                      : strcmp(cfg->protocol, "binary") == 0 ? CONN_PROTO_BIN
+        const char *proto = config_protocol(cfg);
+        w->protocol = strcmp(proto, "ascii") == 0 ? CONN_PROTO_TEXT
+                      : strcmp(proto, "binary") == 0 ? CONN_PROTO_BIN
                       : CONN_PROTO_UNKNOWN;
         pthread_mutex_init(&w->conns_lock, NULL);
         idmap_init(&w->conn_ids);
@@ -405,6 +434,7 @@ workers_start(const struct config *cfg, unsigned n)
             .base = w->base, .stats = &w->stats, .timings = w->timings,
             .item_size_max = w->item_size_max, .id = i, .front = &fronts,
             .reqs_per_event = w->reqs_per_event, .protocol = w->protocol,
+            .auth_sasl = cfg->sasl, .auth_ascii = cfg->auth_file[0] != '\0',
         };
         atomic_init(&w->owner.stopping, false);
         int rc = ring_init(&w->conn_ring, WORKER_RING_SIZE);
@@ -419,6 +449,12 @@ workers_start(const struct config *cfg, unsigned n)
             w->idle_ev = event_new(w->base, -1, EV_PERSIST, worker_idle_sweep,
                                    w);
             if (w->idle_ev == NULL || event_add(w->idle_ev, &second) != 0)
+                return MCKV_ENOMEM;
+        }
+        if (cfg->sasl) {
+            w->sasl_ev = event_new(w->base, sasl_auth_completion_fd(i),
+                                   EV_READ | EV_PERSIST, worker_sasl, w);
+            if (w->sasl_ev == NULL || event_add(w->sasl_ev, NULL) != 0)
                 return MCKV_ENOMEM;
         }
         if (persist_enabled()) {
@@ -483,6 +519,8 @@ workers_free(void)
             event_free(w->done_ev);
         if (w->idle_ev != NULL)
             event_free(w->idle_ev);
+        if (w->sasl_ev != NULL)
+            event_free(w->sasl_ev);
         ring_deinit(&w->conn_ring);
         idmap_deinit(&w->conn_ids);
         if (w->base != NULL)

@@ -52,6 +52,7 @@ struct worker {
     uint32_t idle_timeout;        /* seconds without a request; 0 = never */
     uint8_t protocol;             /* enum conn_proto; UNKNOWN = auto */
     struct event *idle_ev;        /* the idle_timeout sweep, each second */
+    struct event *sasl_ev;        /* -S: answers of the auth thread */
 };
 
 extern struct worker *workers;

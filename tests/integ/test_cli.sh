@@ -431,8 +431,13 @@ if expect_start_failure "-o bogus" -p "$(free_port)" -l 127.0.0.1 -U 0 \
     -o idle_timeout=5,bogus=1; then
     expect_one_line "-o bogus" '^mckvd: option -o: Illegal suboption "bogus=1"$'
 fi
-if expect_start_failure "-S (no SASL)" -p "$(free_port)" -l 127.0.0.1 -U 0 -S; then
-    expect_one_line "-S (no SASL)" '^mckvd: option -S: .+'
+# -S with the ascii protocol alone: refused, as memcached refuses it
+if expect_start_failure "-S -B ascii" -p "$(free_port)" -l 127.0.0.1 -U 0 -S -B ascii; then
+    expect_one_line "-S -B ascii" '^mckvd: sasl: the ascii protocol cannot be allowed while using SASL .+'
+fi
+if expect_start_failure "-Y missing file" -p "$(free_port)" -l 127.0.0.1 -U 0 \
+    -Y "$tmp/no-such-auth-file"; then
+    expect_one_line "-Y missing file" '^mckvd: auth_file: .*no-such-auth-file: cannot open: No such file or directory$'
 fi
 
 # --- memcached -P: the pid file, removed at a clean exit -------------------

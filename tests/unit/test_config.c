@@ -178,6 +178,7 @@ test_each_renders_all_keys(void **state)
         "idle_timeout=0", "flush_enabled=no", "shutdown_enabled=no",
         "debug_commands=no",
         "dump_enabled=yes",
+        "sasl=no", "auth_file=",
         "memory_limit=16", "item_size_max=65536", "cas=no", "evictions=yes",
         "hashpower_init=0", "large_pages=yes",
         "engine=memory", "db_path=data/mckv.db", "durability=sync",

@@ -343,10 +343,10 @@ test_memcached_other_flags(void **state)
             " not a memory file\n");
     }
     {
-        char *argv[] = { "mckvd", "-S", NULL };
-        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
-        assert_string_equal(f->err, "option -S: SASL authentication is not"
-                            " supported");
+        /* -S and -Y are keys now (sasl, auth_file) */
+        char *argv[] = { "mckvd", "-S", "--enable-sasl", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_true(f->cfg.sasl);
     }
 #ifdef HAVE_TLS
     {
@@ -375,9 +375,13 @@ test_memcached_other_flags(void **state)
 #endif
     {
         char *argv[] = { "mckvd", "-Y", "/etc/auth", NULL };
-        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_EXIT_ERROR);
-        assert_string_equal(f->err, "option -Y: ASCII authentication is not"
-                            " supported");
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_string_equal(f->cfg.auth_file, "/etc/auth");
+    }
+    {
+        char *argv[] = { "mckvd", "--auth-file", "/etc/auth2", NULL };
+        assert_int_equal(parse(f, ARGC(argv), argv, NULL), CONFIG_RUN);
+        assert_string_equal(f->cfg.auth_file, "/etc/auth2");
     }
     {
         char *text = NULL;
