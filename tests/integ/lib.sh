@@ -31,6 +31,26 @@ pass() {
     echo "ok: $*"
 }
 
+# expect_one_error WHAT STATUS [PATTERN]: a tool's last run (its exit in
+# $status, its output in $tmp/out and $tmp/err) failed with STATUS, wrote
+# exactly one line to stderr (matching PATTERN when given) and nothing to
+# stdout.
+expect_one_error() {
+    local what=$1 want=$2 lines
+    lines=$(grep -c . "$tmp/err")
+    if [ "$status" != "$want" ]; then
+        fail "$what: exit $status (want $want): $(head -c 300 "$tmp/err")"
+    elif [ "$lines" != 1 ]; then
+        fail "$what: $lines lines on stderr (want 1): $(cat "$tmp/err")"
+    elif [ $# -ge 3 ] && ! grep -q -- "$3" "$tmp/err"; then
+        fail "$what: stderr does not match /$3/: $(cat "$tmp/err")"
+    elif [ -s "$tmp/out" ]; then
+        fail "$what: wrote to stdout: $(head -n 2 "$tmp/out")"
+    else
+        pass "$what: exit $want: $(cat "$tmp/err")"
+    fi
+}
+
 free_port() {
     python3 -c 'import socket
 s = socket.socket()

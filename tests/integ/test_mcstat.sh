@@ -53,19 +53,10 @@ run() {
 
 # Requires exit status $2 and exactly one line on stderr for `mcstat $3...`.
 expect_exit() {
-    local what=$1 want=$2 lines
+    local what=$1 want=$2
     shift 2
     run "$@"
-    lines=$(grep -c . "$tmp/err")
-    if [ "$status" != "$want" ]; then
-        fail "$what: exit $status (want $want): $(head -n 2 "$tmp/err")"
-    elif [ "$lines" != 1 ]; then
-        fail "$what: $lines lines on stderr (want 1): $(cat "$tmp/err")"
-    elif [ -s "$tmp/out" ]; then
-        fail "$what: wrote to stdout: $(head -n 2 "$tmp/out")"
-    else
-        pass "$what: exit $want: $(cat "$tmp/err")"
-    fi
+    expect_one_error "$what" "$want"
 }
 
 # Requires $tmp/out to be non-empty "STAT name value" lines (or blank lines

@@ -110,22 +110,6 @@ expect_stats() {
     fi
 }
 
-# expect_fail WHAT STATUS PATTERN: the last run exited STATUS, printed
-# nothing on stdout and one stderr line matching PATTERN.
-expect_fail() {
-    local lines
-    lines=$(grep -c . "$tmp/err")
-    if [ "$status" != "$2" ]; then
-        fail "$1: exit $status (want $2): $(head -c 300 "$tmp/err")"
-    elif [ "$lines" != 1 ] || ! grep -q -- "$3" "$tmp/err"; then
-        fail "$1: stderr is not one line with /$3/: $(cat "$tmp/err")"
-    elif [ -s "$tmp/out" ]; then
-        fail "$1: wrote to stdout: $(head -n 2 "$tmp/out")"
-    else
-        pass "$1: exit $2: $(cat "$tmp/err")"
-    fi
-}
-
 # expect_result WHAT OPS: mcload's last run ended with a RESULT line of OPS
 # operations and no error.
 expect_result() {
@@ -162,11 +146,11 @@ expect_stats "SASL alice, right password" "$sasl_pid"
 MCSTAT_PASSWORD=secret-bob run "$MCSTAT" -p "$sasl_port" -u bob
 expect_stats "SASL bob, \$MCSTAT_PASSWORD" "$sasl_pid"
 run "$MCSTAT" -p "$sasl_port" -u alice -P secret-bob
-expect_fail "SASL wrong password" 3 "authentication failed for user 'alice'"
+expect_one_error "SASL wrong password" 3 "authentication failed for user 'alice'"
 run "$MCSTAT" -p "$sasl_port" -u carol -P secret-carol
-expect_fail "SASL unknown user" 3 "authentication failed"
+expect_one_error "SASL unknown user" 3 "authentication failed"
 run "$MCSTAT" -p "$sasl_port"
-expect_fail "SASL server, no credentials" 3 "requires authentication"
+expect_one_error "SASL server, no credentials" 3 "requires authentication"
 run "$MCLOAD" --port "$sasl_port" --sasl-user alice --sasl-password secret-alice \
     "${load[@]}"
 expect_result "mcload --sasl-user" 4000
@@ -193,11 +177,11 @@ else
     fail "TLS by name: exit $status: $(head -c 300 "$tmp/err")"
 fi
 run "$MCSTAT" -p "$tls_port" --tls --cafile "$tmp/other-ca.crt"
-expect_fail "TLS, wrong CA" 6 "certificate verification failed: unable to get local issuer"
+expect_one_error "TLS, wrong CA" 6 "certificate verification failed: unable to get local issuer"
 run "$MCSTAT" -p "$tls_port" --tls --cafile "$tmp/no-such-ca.crt"
-expect_fail "TLS, missing CA file" 6 "no-such-ca.crt: No such file"
+expect_one_error "TLS, missing CA file" 6 "no-such-ca.crt: No such file"
 run "$MCSTAT" -p "$sasl_port" --tls --cafile "$tmp/ca.crt"
-expect_fail "TLS against a plaintext server" 6 "TLS: handshake failed"
+expect_one_error "TLS against a plaintext server" 6 "TLS: handshake failed"
 run "$MCLOAD" --port "$tls_port" --tls --cafile "$tmp/ca.crt" --prefill "${load[@]}"
 expect_result "mcload --tls (binary)" 4000
 run "$MCLOAD" --port "$tls_port" --tls --cafile "$tmp/ca.crt" --protocol text \
@@ -224,7 +208,7 @@ run "$MCSTAT" -p "$both_port" --tls --cafile "$tmp/ca.crt" -u bob \
     -P secret-bob
 expect_stats "SASL over TLS" "$both_pid"
 run "$MCSTAT" -p "$both_port" --tls --cafile "$tmp/ca.crt" -u bob -P nope
-expect_fail "SASL over TLS, wrong password" 3 "authentication failed"
+expect_one_error "SASL over TLS, wrong password" 3 "authentication failed"
 run "$MCLOAD" --port "$both_port" --tls --cafile "$tmp/ca.crt" \
     --sasl-user bob --sasl-password secret-bob "${load[@]}"
 expect_result "mcload SASL over TLS" 4000
@@ -232,14 +216,14 @@ stop_pid "$both_pid"
 
 start name -Z -o "ssl_chain_cert=$tmp/elsewhere.crt,ssl_key=$tmp/elsewhere.key"
 run "$MCSTAT" -p "$name_port" --tls --cafile "$tmp/ca.crt"
-expect_fail "TLS, certificate for another name" 6 "certificate verification failed: IP address mismatch"
+expect_one_error "TLS, certificate for another name" 6 "certificate verification failed: IP address mismatch"
 run "$MCSTAT" -h "localhost:$name_port" --tls --cafile "$tmp/ca.crt"
-expect_fail "TLS, certificate for another host name" 6 "certificate verification failed: hostname mismatch"
+expect_one_error "TLS, certificate for another host name" 6 "certificate verification failed: hostname mismatch"
 stop_pid "$name_pid"
 
 start mtls -Z -o "ssl_chain_cert=$tmp/server.crt,ssl_key=$tmp/server.key,ssl_verify_mode=2,ssl_ca_cert=$tmp/ca.crt"
 run "$MCSTAT" -p "$mtls_port" --tls --cafile "$tmp/ca.crt"
-expect_fail "client certificate required, none given" 6 "certificate required"
+expect_one_error "client certificate required, none given" 6 "certificate required"
 run "$MCSTAT" -p "$mtls_port" --tls --cafile "$tmp/ca.crt" \
     --cert "$tmp/client.crt" --key "$tmp/client.key"
 expect_stats "client certificate --cert/--key" "$mtls_pid"
