@@ -1,0 +1,572 @@
+/*
+ * fuzz_request.c: libFuzzer target for the whole request path: one real
+ * connection (server/conn.c) running the real front ends (front_bin.c,
+ * front_text.c, front_meta.c, front_admin.c, front_dump.c), the command
+ * core (process.c) and the in-memory cache, with a fake owner as in
+ * tests/unit/test_front.c (no persistence: fetches are refused, writes
+ * admitted, durability async) and no server, listener or worker thread.
+ *
+ * The connection's fd is one end of an AF_UNIX socketpair and the target
+ * is its client: conn.c runs unchanged, read(2), dispatch, the yield after
+ * reqs_per_event and sendmsg(2) included, driven through its own event
+ * callbacks by event_base_loop(EVLOOP_NONBLOCK). conn.c's I/O is what the
+ * TLS work changes, so a seam there was not worth a second copy of it.
+ *
+ * Input: a 4-byte header, then the client's bytes.
+ *   byte 0  bits 0-1: protocol (1: -B binary, 2: -B ascii, else by the
+ *           first byte); bits 2-4: memory_limit (64 KiB of hash tables
+ *           plus 2 KiB << n, so eviction runs with a few stored values);
+ *           bits 5-7: item_size_max (512 << n bytes, so oversize paths run)
+ *   byte 1  bits 0-4: reqs_per_event - 1; bit 5: -M (no eviction);
+ *           bit 6: -C (no CAS); bit 7: flush_all disabled (-F)
+ *   byte 2  the longest chunk (0: the stream in one write)
+ *   byte 3  the seed of the chunk lengths (1 .. byte 2)
+ * The stream is sent chunk by chunk, the connection running after each
+ * chunk as it would after a read, then the client half-closes and the
+ * connection must close.
+ *
+ * abort()s (CHECK) on: memory accounted past the largest memory_limit in
+ * force; a read buffer past its bound (rmax, or the initial size) or
+ * output past CONN_OUT_HIGH plus one reply; a connection that stops
+ * running with requests still unread and nothing to write (no event would
+ * ever come for them); a connection that does not close at EOF; after the
+ * close, an item with a reference other than the table's, or memory
+ * accounted that no linked item or table explains (a reference or an
+ * accounting leak); text replies that do not end in "\r\n", binary
+ * replies that are not whole frames of magic 0x81; and replies that
+ * differ when the same bytes are sent in one write (run again on a fresh
+ * cache: the CAS counter and the clock start over, time(2) is fixed, and
+ * only `stats` values, which count yields and rusage, are left out).
+ *
+ * Commands that would reach outside the process are off: shutdown (not
+ * enabled) raises no signal; debugtime (debug_commands on) moves only the
+ * cache's clock, which each run resets; verbosity is reset each run.
+ *
+ * Build: `make` builds tests/fuzz/replay_request (any compiler), which
+ * `make check` runs over tests/fuzz/corpus/request; scripts/test links
+ * this file with clang's -fsanitize=fuzzer (see FUZZ_REQUEST_SRC there).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "server/cache.h"
+#include "server/cache_priv.h"
+#include "server/config.h"
+#include "server/conn.h"
+#include "server/front.h"
+#include "server/process.h"
+#include "server/stats.h"
+#include "server/stats_prefix.h"
+#include "util/hist.h"
+#include "util/log.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                         \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            fprintf(stderr, "invariant failed: %s (line %d)\n", #cond,      \
+                    __LINE__);                                              \
+            abort();                                                        \
+        }                                                                   \
+    } while (0)
+
+#define HEADER 4
+#define TABLES_BYTES ((size_t)CACHE_SHARDS << HASH_INITIAL_POWER) * sizeof(void *)
+#define PUMP_ROUNDS 10000        /* event loop rounds before "stalled" */
+#define REPLY_SLACK (64 * 1024)  /* one reply past the mark besides a value */
+#define FIXED_TIME 1700000000    /* time(2), so absolute exptimes agree */
+
+/* time(2) for every object of this binary (-Wl,--wrap=time): the cache's
+ * start time, hence every absolute expiry and metadump's exp=, is the
+ * same in both runs of an input. */
+time_t __wrap_time(time_t *t);
+time_t
+__wrap_time(time_t *t)
+{
+    if (t != NULL)
+        *t = FIXED_TIME;
+    return FIXED_TIME;
+}
+
+struct setup {
+    uint8_t protocol;
+    size_t memory_limit;
+    uint32_t item_size_max;
+    uint32_t reqs_per_event;
+    bool evict_disabled, cas_off, flush_off;
+    unsigned max_chunk;
+    uint32_t seed;
+};
+
+struct out {
+    char *p;
+    size_t n, cap;
+};
+
+static struct {
+    struct conn_owner o;
+    struct thread_stats ts;
+    struct hist timings[CMD_CLASSES];
+    struct event_base *base;
+    struct config cfg;
+    struct conn *c;          /* NULL once closed */
+    int peer;                /* the client's end */
+    enum conn_proto proto;   /* what the connection chose */
+    size_t limit_max;        /* the largest memory_limit in force */
+    uint32_t item_size_max;
+    bool show;               /* FUZZ_REQUEST_SHOW: print the replies */
+} H;
+
+/* ------------------------------------------------------------- the owner */
+
+static void
+owner_closed(struct conn_owner *o, struct conn *c)
+{
+    (void)o;
+    CHECK(c == H.c);
+    H.proto = c->proto;
+    H.c = NULL;
+}
+
+static bool
+owner_need_fetch(struct conn_owner *o, struct conn *c, const char *key,
+                 uint8_t nkey, unsigned how)
+{
+    (void)o, (void)c, (void)key, (void)nkey, (void)how;
+    return false;   /* nothing is on disk */
+}
+
+static bool
+owner_admit_write(struct conn_owner *o, uint32_t *delay_ms)
+{
+    (void)o, (void)delay_ms;
+    return true;
+}
+
+static bool
+owner_wait_commit(struct conn_owner *o, struct conn *c, uint64_t seq)
+{
+    (void)o, (void)c, (void)seq;
+    return false;
+}
+
+static const struct conn_owner_ops ops = {
+    .closed = owner_closed, .need_fetch = owner_need_fetch,
+    .admit_write = owner_admit_write, .write_seq = NULL,
+    .wait_commit = owner_wait_commit,
+};
+
+static const struct conn_front fronts = { front_bin, front_text };
+
+static void
+sum_threads(struct thread_stats *out)
+{
+#define X(name) out->name += H.ts.name;
+    THREAD_STATS(X)
+#undef X
+}
+
+static void
+init_once(void)
+{
+    static bool ready;
+    if (ready)
+        return;
+    ready = true;
+    CHECK(config_init(&H.cfg) == 0);
+    stats_setup(&H.cfg);
+    stats_register_threads(&(struct stats_threads){ .nthreads = 1,
+                                                   .sum = sum_threads });
+    H.base = event_base_new();
+    CHECK(H.base != NULL);
+    H.peer = -1;
+    /* the server's log lines (cache_memlimit's, -vv tracing) cost time and
+     * say nothing here; FUZZ_REQUEST_SHOW=1 prints each input's replies */
+    H.show = getenv("FUZZ_REQUEST_SHOW") != NULL;
+    if (!H.show)
+        CHECK(log_setup("/dev/null") == 0);
+}
+
+/* --------------------------------------------------------- the invariants */
+
+/* While the connection runs: memory, buffers, output. */
+static void
+check_bounds(void)
+{
+    size_t limit = mem_limit_now();
+    if (limit > H.limit_max)
+        H.limit_max = limit;   /* cache_memlimit raised it */
+    CHECK(mem_used_now() <= H.limit_max);
+    const struct conn *c = H.c;
+    if (c == NULL)
+        return;
+    size_t rbound = c->rmax > CONN_RBUF_INITIAL ? c->rmax : CONN_RBUF_INITIAL;
+    CHECK(c->rsize <= rbound);
+    CHECK(c->rstart <= c->rend && c->rend <= c->rsize);
+    CHECK(c->out_pending <= CONN_OUT_HIGH + H.item_size_max + REPLY_SLACK);
+    CHECK(c->seg_head <= c->nsegs && c->nsegs <= c->segs_cap);
+    CHECK(c->wlen <= c->wsize);
+}
+
+/* One LRU list of a shard: every item linked, referenced by the table
+ * only; returns their bytes and counts them. */
+static size_t
+check_list(const struct item *head, bool key_list, size_t *count)
+{
+    size_t bytes = 0;
+    for (const struct item *it = head; it != NULL; it = it->lru_next) {
+        CHECK(it->iflags & ITEM_LINKED);
+        CHECK(atomic_load(&it->refcount) == 1);
+        bool key_only = (it->iflags & (ITEM_STUB | ITEM_TOMBSTONE)) != 0;
+        CHECK(key_only == key_list);
+        bytes += item_usable(it);
+        (*count)++;
+    }
+    return bytes;
+}
+
+/* After the connection closed: nothing holds an item but the table, and
+ * the memory count is exactly the linked items and the tables. */
+static void
+check_cache(void)
+{
+    size_t bytes = 0;
+    for (unsigned i = 0; i < CACHE_SHARDS; i++) {
+        struct shard *s = &cache_shards[i];
+        pthread_mutex_lock(&s->lock);
+        size_t listed = 0, chained = 0;
+        bytes += check_list(s->lru_head, false, &listed);
+        bytes += check_list(s->key_head, true, &listed);
+        bytes += s->table_bytes + bloom_bytes(&s->filter);
+        for (size_t b = 0; b < ((size_t)1 << s->hashpower); b++)
+            for (const struct item *it = s->buckets[b]; it != NULL; it = it->h_next)
+                chained++;
+        if (s->old_buckets != NULL)
+            for (size_t b = s->migrate_pos; b < ((size_t)1 << s->old_hashpower); b++)
+                for (const struct item *it = s->old_buckets[b]; it != NULL;
+                     it = it->h_next)
+                    chained++;
+        CHECK(listed == chained);
+        CHECK(s->st.curr_items <= listed);
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (bytes != mem_used_now())
+        fprintf(stderr, "accounted %zu, linked %zu\n", mem_used_now(), bytes);
+    CHECK(bytes == mem_used_now());
+}
+
+/* The replies as a whole: whole lines (text) or whole frames (binary). */
+static void
+check_replies(const struct out *o)
+{
+    if (o->n == 0)
+        return;
+    if (H.proto == CONN_PROTO_TEXT) {
+        CHECK(o->n >= 2 && memcmp(o->p + o->n - 2, "\r\n", 2) == 0);
+        return;
+    }
+    size_t at = 0;
+    while (at < o->n) {
+        CHECK(o->n - at >= 24);
+        CHECK((uint8_t)o->p[at] == 0x81);
+        const uint8_t *h = (const uint8_t *)o->p + at;
+        uint32_t body = (uint32_t)h[8] << 24 | (uint32_t)h[9] << 16 |
+                        (uint32_t)h[10] << 8 | h[11];
+        CHECK(body <= o->n - at - 24);
+        at += 24 + body;
+    }
+}
+
+/* -------------------------------------------------------- the client side */
+
+static void
+out_add(struct out *o, const char *p, size_t n)
+{
+    if (o->n + n > o->cap) {
+        size_t cap = o->cap ? o->cap : 65536;
+        while (cap < o->n + n)
+            cap *= 2;
+        o->p = realloc(o->p, cap);
+        CHECK(o->p != NULL);
+        o->cap = cap;
+    }
+    memcpy(o->p + o->n, p, n);
+    o->n += n;
+}
+
+/* Reads what the connection wrote; true when there was something. */
+static bool
+drain(struct out *o)
+{
+    char buf[65536];
+    bool any = false;
+    for (;;) {
+        ssize_t n = recv(H.peer, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n <= 0)
+            return any;
+        out_add(o, buf, (size_t)n);
+        any = true;
+    }
+}
+
+static int
+unread(int fd)
+{
+    int n = 0;
+    CHECK(ioctl(fd, FIONREAD, &n) == 0);
+    return n;
+}
+
+/* Nothing more will happen without the client: every byte sent was read
+ * and every reply written, and no request runs in pieces. */
+static bool
+settled(void)
+{
+    const struct conn *c = H.c;
+    return unread(c->fd) == 0 && c->out_pending == 0 && !c->yielded &&
+           c->dump.kind == 0 && !c->mget.active;
+}
+
+/* Runs the connection's events until it settles or closes. */
+static void
+pump(struct out *o)
+{
+    for (int round = 0; round < PUMP_ROUNDS; round++) {
+        drain(o);
+        if (H.c == NULL || settled())
+            return;
+        event_base_loop(H.base, EVLOOP_NONBLOCK);
+        check_bounds();
+    }
+    CHECK(!"the connection stalled with requests unread");
+}
+
+/* Sends n bytes as the client would, running the connection while the
+ * socket is full. False once the connection is gone. */
+static bool
+send_chunk(const uint8_t *p, size_t n, struct out *o)
+{
+    while (n > 0 && H.c != NULL) {
+        ssize_t k = send(H.peer, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k < 0) {
+            CHECK(errno == EAGAIN || errno == EWOULDBLOCK || errno == EPIPE ||
+                  errno == ECONNRESET);
+            if (errno == EPIPE || errno == ECONNRESET)
+                return false;
+            k = 0;
+        }
+        p += k;
+        n -= (size_t)k;
+        pump(o);
+    }
+    return H.c != NULL;
+}
+
+/* ------------------------------------------------------------ one run */
+
+static void
+server_start(const struct setup *s)
+{
+    struct cache_options co = {
+        .memory_limit = s->memory_limit, .item_size_max = s->item_size_max,
+        .cas_enabled = !s->cas_off, .evict_disabled = s->evict_disabled,
+        .flush_by_second = s->cas_off,
+    };
+    CHECK(cache_setup(&co) == 0);
+    struct process_options po = {
+        .flush_enabled = !s->flush_off, .dump_enabled = true,
+        .cas_visible = !s->cas_off, .debug_commands = true,
+    };
+    process_setup(&po);
+    stats_prefix_setup(':');
+    log_set_verbosity(0);
+    memset(&H.ts, 0, sizeof(H.ts));
+    memset(H.timings, 0, sizeof(H.timings));
+    H.o = (struct conn_owner){
+        .front = &fronts, .ops = &ops, .base = H.base, .stats = &H.ts,
+        .timings = H.timings, .item_size_max = s->item_size_max,
+        .reqs_per_event = s->reqs_per_event, .protocol = s->protocol,
+    };
+    atomic_init(&H.o.stopping, false);
+    H.limit_max = s->memory_limit;
+    H.item_size_max = s->item_size_max;
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    atomic_fetch_add(&global_stats.curr_connections, 1);
+    H.c = conn_create(&H.o, sv[0], 1);
+    CHECK(H.c != NULL);
+    H.peer = sv[1];
+    H.proto = CONN_PROTO_UNKNOWN;
+}
+
+static void
+server_stop(void)
+{
+    close(H.peer);
+    H.peer = -1;
+    stats_prefix_enable(false);
+    stats_prefix_teardown();
+    cache_teardown();
+    log_set_verbosity(0);
+}
+
+static uint32_t
+next_rand(uint32_t *x)
+{
+    /* xorshift32: any seed but 0 */
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+/* Sends the stream in chunks (whole when !split), half-closes, and checks
+ * what the connection left behind. The replies go to *o. */
+static void
+run(const struct setup *s, const uint8_t *p, size_t n, bool split, struct out *o)
+{
+    server_start(s);
+    uint32_t x = s->seed * 2654435761u + 1;
+    size_t at = 0;
+    while (at < n && H.c != NULL) {
+        size_t len = n - at;
+        if (split && s->max_chunk > 0) {
+            size_t want = 1 + next_rand(&x) % s->max_chunk;
+            len = want < len ? want : len;
+        }
+        send_chunk(p + at, len, o);
+        at += len;
+    }
+    if (H.c != NULL) {
+        shutdown(H.peer, SHUT_WR);
+        for (int round = 0; round < PUMP_ROUNDS && H.c != NULL; round++) {
+            event_base_loop(H.base, EVLOOP_NONBLOCK);
+            drain(o);
+        }
+        CHECK(H.c == NULL);   /* EOF closes it */
+    }
+    drain(o);
+    check_bounds();
+    check_cache();
+    check_replies(o);
+    server_stop();
+}
+
+/* ------------------------------------------------ comparing two runs */
+
+/* The replies without what may differ between runs: the values of
+ * `stats` (text "STAT name value" lines, binary STAT frames), which count
+ * yields, reads and rusage. */
+static void
+normalise(const struct out *in, struct out *o)
+{
+    o->n = 0;
+    if (H.proto == CONN_PROTO_BIN) {
+        size_t at = 0;
+        while (at + 24 <= in->n) {
+            const uint8_t *h = (const uint8_t *)in->p + at;
+            uint32_t body = (uint32_t)h[8] << 24 | (uint32_t)h[9] << 16 |
+                            (uint32_t)h[10] << 8 | h[11];
+            if (body > in->n - at - 24)
+                break;
+            size_t keyext = (size_t)((h[2] << 8) | h[3]) + h[4];
+            if (h[1] == 0x10 && keyext <= body) {
+                /* the header without its body length, then the key */
+                uint8_t head[24];
+                memcpy(head, h, 24);
+                memset(head + 8, 0, 4);
+                out_add(o, (const char *)head, 24);
+                out_add(o, in->p + at + 24, keyext);
+            } else {
+                out_add(o, in->p + at, 24 + body);
+            }
+            at += 24 + body;
+        }
+        out_add(o, in->p + at, in->n - at);
+        return;
+    }
+    size_t at = 0;
+    while (at < in->n) {
+        const char *eol = memchr(in->p + at, '\n', in->n - at);
+        size_t end = eol != NULL ? (size_t)(eol - in->p) + 1 : in->n;
+        const char *line = in->p + at;
+        if (end - at > 5 && memcmp(line, "STAT ", 5) == 0) {
+            const char *sp = memchr(line + 5, ' ', end - at - 5);
+            size_t keep = sp != NULL ? (size_t)(sp - line) : end - at;
+            out_add(o, line, keep);
+        } else {
+            out_add(o, line, end - at);
+        }
+        at = end;
+    }
+}
+
+static void
+compare(const struct out *a, const struct out *b)
+{
+    static struct out na, nb;
+    normalise(a, &na);
+    normalise(b, &nb);
+    if (na.n == nb.n && memcmp(na.p, nb.p, na.n) == 0)
+        return;
+    size_t i = 0;
+    while (i < na.n && i < nb.n && na.p[i] == nb.p[i])
+        i++;
+    fprintf(stderr, "split replies (%zu bytes) differ from whole (%zu) at %zu:\n"
+            "split: %.*s\nwhole: %.*s\n", na.n, nb.n, i,
+            (int)(na.n - i < 80 ? na.n - i : 80), na.p + i,
+            (int)(nb.n - i < 80 ? nb.n - i : 80), nb.p + i);
+    CHECK(!"replies depend on where the stream was split");
+}
+
+static void
+parse_setup(const uint8_t *h, struct setup *s)
+{
+    static const uint8_t protos[4] = {
+        CONN_PROTO_UNKNOWN, CONN_PROTO_BIN, CONN_PROTO_TEXT, CONN_PROTO_UNKNOWN,
+    };
+    s->protocol = protos[h[0] & 3];
+    s->memory_limit = TABLES_BYTES + ((size_t)2048 << ((h[0] >> 2) & 7));
+    s->item_size_max = 512u << ((h[0] >> 5) & 7);
+    s->reqs_per_event = 1 + (h[1] & 31);
+    s->evict_disabled = (h[1] & 0x20) != 0;
+    s->cas_off = (h[1] & 0x40) != 0;
+    s->flush_off = (h[1] & 0x80) != 0;
+    s->max_chunk = h[2];
+    s->seed = h[3];
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct out split, whole;
+    if (size < HEADER)
+        return 0;
+    init_once();
+    struct setup s;
+    parse_setup(data, &s);
+    split.n = whole.n = 0;
+    run(&s, data + HEADER, size - HEADER, true, &split);
+    if (H.show)
+        fprintf(stderr, "--- %zu bytes in, %zu out:\n%.*s\n", size - HEADER,
+                split.n, (int)split.n, split.p);
+    if (s.max_chunk > 0 && s.max_chunk < size - HEADER) {
+        run(&s, data + HEADER, size - HEADER, false, &whole);
+        compare(&split, &whole);
+    }
+    return 0;
+}
