@@ -3,8 +3,11 @@
  * connection (server/conn.c) running the real front ends (front_bin.c,
  * front_text.c, front_meta.c, front_admin.c, front_dump.c), the command
  * core (process.c) and the in-memory cache, with a fake owner as in
- * tests/unit/test_front.c (no persistence: fetches are refused, writes
- * admitted, durability async) and no server, listener or worker thread.
+ * tests/unit/test_front.c (writes admitted, durability async) and no
+ * server, listener or worker thread. Persistence is either off (fetches
+ * refused: engine = memory) or a fake (fuzz_request_disk.c: the rows in
+ * memory, a flusher that commits between events, a fetcher that answers
+ * between them), so stubs, parked requests and streamed multigets run.
  *
  * The connection's fd is one end of an AF_UNIX socketpair and the target
  * is its client: conn.c runs unchanged, read(2), dispatch, the yield after
@@ -19,18 +22,21 @@
  *           bits 5-7: item_size_max (512 << n bytes, so oversize paths run)
  *   byte 1  bits 0-4: reqs_per_event - 1; bit 5: -M (no eviction);
  *           bit 6: -C (no CAS); bit 7: flush_all disabled (-F)
- *   byte 2  the longest chunk (0: the stream in one write)
+ *   byte 2  bits 0-5: the longest chunk (0: the stream in one write);
+ *           bits 6-7: persistence (enum fake_disk_mode: off, warm, cold,
+ *           cold with failing reads)
  *   byte 3  the seed of the chunk lengths (1 .. byte 2)
  * The stream is sent chunk by chunk, the connection running after each
  * chunk as it would after a read, then the client half-closes and the
  * connection must close.
  *
  * abort()s (CHECK) on: memory accounted past the largest memory_limit in
- * force; a read buffer past its bound (rmax, or the initial size) or
+ * force (persistent: plus the values a multiget may stream outside it,
+ * CONN_PREFETCH_MAX + 1 of them); a read buffer past its bound (rmax, or the initial size) or
  * output past CONN_OUT_HIGH plus one reply; a connection that stops
  * running with requests still unread and nothing to write (no event would
  * ever come for them); a connection that does not close at EOF; after the
- * close, an item with a reference other than the table's, or memory
+ * close, an item dirty or with a reference other than the table's, or memory
  * accounted that no linked item or table explains (a reference or an
  * accounting leak); text replies that do not end in "\r\n", binary
  * replies that are not whole frames of magic 0x81; and replies that
@@ -74,6 +80,7 @@
 #include "server/stats_prefix.h"
 #include "util/hist.h"
 #include "util/log.h"
+#include "tests/fuzz/fuzz_request_disk.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -134,6 +141,7 @@ struct setup {
     uint32_t item_size_max;
     uint32_t reqs_per_event;
     bool evict_disabled, cas_off, flush_off;
+    enum fake_disk_mode disk;
     unsigned max_chunk;
     uint32_t seed;
 };
@@ -153,6 +161,7 @@ static struct {
     int peer;                /* the client's end */
     enum conn_proto proto;   /* what the connection chose */
     size_t limit_max;        /* the largest memory_limit in force */
+    size_t limit_slack;      /* what may be counted past it (streaming) */
     uint32_t item_size_max;
     bool show;               /* FUZZ_REQUEST_SHOW: print the replies */
 } H;
@@ -172,8 +181,8 @@ static bool
 owner_need_fetch(struct conn_owner *o, struct conn *c, const char *key,
                  uint8_t nkey, unsigned how)
 {
-    (void)o, (void)c, (void)key, (void)nkey, (void)how;
-    return false;   /* nothing is on disk */
+    (void)o, (void)c;
+    return fake_disk_need_fetch(key, nkey, how);   /* false when off */
 }
 
 static bool
@@ -236,7 +245,7 @@ check_bounds(void)
     size_t limit = mem_limit_now();
     if (limit > H.limit_max)
         H.limit_max = limit;   /* cache_memlimit raised it */
-    CHECK(mem_used_now() <= H.limit_max);
+    CHECK(mem_used_now() <= H.limit_max + H.limit_slack);
     const struct conn *c = H.c;
     if (c == NULL)
         return;
@@ -257,6 +266,7 @@ check_list(const struct item *head, bool key_list, size_t *count)
     for (const struct item *it = head; it != NULL; it = it->lru_next) {
         CHECK(it->iflags & ITEM_LINKED);
         CHECK(atomic_load(&it->refcount) == 1);
+        CHECK(it->dirty == 0);
         bool key_only = (it->iflags & (ITEM_STUB | ITEM_TOMBSTONE)) != 0;
         CHECK(key_only == key_list);
         bytes += item_usable(it);
@@ -366,7 +376,8 @@ settled(void)
 {
     const struct conn *c = H.c;
     return unread(c->fd) == 0 && c->out_pending == 0 && !c->yielded &&
-           c->dump.kind == 0 && !c->mget.active;
+           c->dump.kind == 0 && !c->mget.active && c->fetch_pending == 0 &&
+           fake_disk_idle();
 }
 
 /* Runs the connection's events until it settles or closes. */
@@ -377,9 +388,19 @@ pump(struct out *o)
         drain(o);
         if (H.c == NULL || settled())
             return;
-        event_base_loop(H.base, EVLOOP_NONBLOCK);
+        fake_disk_run(&H.c);   /* commits and fetch completions */
+        if (H.c != NULL)
+            event_base_loop(H.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
         check_bounds();
     }
+    const struct conn *c = H.c;
+    fprintf(stderr, "stalled: unread %d rstart %zu rend %zu out %zu yielded %d "
+            "dump %d mget %d fetches %u held %u rev %d wev %d disk idle %d\n",
+            unread(c->fd), c->rstart, c->rend, c->out_pending, c->yielded,
+            c->dump.kind, c->mget.active, c->fetch_pending, c->nheld,
+            c->rev_on, c->wev_on, fake_disk_idle());
+    fprintf(stderr, "libevent: rev pending %d\n",
+            event_pending(c->rev, EV_READ, NULL));
     CHECK(!"the connection stalled with requests unread");
 }
 
@@ -406,6 +427,24 @@ send_chunk(const uint8_t *p, size_t n, struct out *o)
 
 /* ------------------------------------------------------------ one run */
 
+/* Persistent: each shard's Bloom filter takes its first layer (8 KiB)
+ * with its first key, charged past the limit by design; taking them all
+ * now leaves `items` bytes for items, as without persistence. */
+static void
+prime_filters(size_t items)
+{
+    uint64_t seen = 0;
+    char key[16];
+    for (unsigned i = 0; i < 4096 && seen != UINT64_MAX; i++) {
+        int n = snprintf(key, sizeof(key), "\x01prime%u", i);
+        unsigned shard = shard_index(cache_hash(key, (uint8_t)n));
+        if (!(seen & (1ull << shard)))
+            cache_filter_add(key, (uint8_t)n);
+        seen |= 1ull << shard;
+    }
+    cache_set_memory_limit(mem_used_now() + items);
+}
+
 static void
 server_start(const struct setup *s)
 {
@@ -413,8 +452,13 @@ server_start(const struct setup *s)
         .memory_limit = s->memory_limit, .item_size_max = s->item_size_max,
         .cas_enabled = !s->cas_off, .evict_disabled = s->evict_disabled,
         .flush_by_second = s->cas_off,
+        .persistent = s->disk != FAKE_DISK_OFF, .on_change = fake_disk_on_change,
     };
+    fake_disk_setup(s->disk);
     CHECK(cache_setup(&co) == 0);
+    fake_disk_started();
+    if (s->disk != FAKE_DISK_OFF)
+        prime_filters(s->memory_limit - TABLES_BYTES);
     struct process_options po = {
         .flush_enabled = !s->flush_off, .dump_enabled = true,
         .cas_visible = !s->cas_off, .debug_commands = true,
@@ -430,7 +474,9 @@ server_start(const struct setup *s)
         .reqs_per_event = s->reqs_per_event, .protocol = s->protocol,
     };
     atomic_init(&H.o.stopping, false);
-    H.limit_max = s->memory_limit;
+    H.limit_max = mem_limit_now();
+    H.limit_slack = s->disk == FAKE_DISK_OFF ? 0
+        : (CONN_PREFETCH_MAX + 1) * ((size_t)s->item_size_max * 5 / 4 + 512);
     H.item_size_max = s->item_size_max;
     int sv[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
@@ -449,6 +495,7 @@ server_stop(void)
     stats_prefix_enable(false);
     stats_prefix_teardown();
     cache_teardown();
+    fake_disk_teardown();
     log_set_verbosity(0);
 }
 
@@ -482,11 +529,17 @@ run(const struct setup *s, const uint8_t *p, size_t n, bool split, struct out *o
     if (H.c != NULL) {
         shutdown(H.peer, SHUT_WR);
         for (int round = 0; round < PUMP_ROUNDS && H.c != NULL; round++) {
-            event_base_loop(H.base, EVLOOP_NONBLOCK);
+            fake_disk_run(&H.c);
+            if (H.c != NULL)
+                event_base_loop(H.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
             drain(o);
         }
         CHECK(H.c == NULL);   /* EOF closes it */
     }
+    /* fetches still out find no connection; the last writes commit */
+    for (int round = 0; round < PUMP_ROUNDS && !fake_disk_idle(); round++)
+        fake_disk_run(&H.c);
+    CHECK(fake_disk_idle());
     drain(o);
     check_bounds();
     check_cache();
@@ -575,7 +628,8 @@ parse_setup(const uint8_t *h, struct setup *s)
     s->evict_disabled = (h[1] & 0x20) != 0;
     s->cas_off = (h[1] & 0x40) != 0;
     s->flush_off = (h[1] & 0x80) != 0;
-    s->max_chunk = h[2];
+    s->max_chunk = h[2] & 63;
+    s->disk = (enum fake_disk_mode)(h[2] >> 6);
     s->seed = h[3];
 }
 
