@@ -466,9 +466,16 @@ conn_set_events(struct conn *c)
     bool want_write = (c->out_pending > 0 && !held) ||
                       (c->io_read_on_write && want_read);
     if (want_read != c->rev_on) {
-        if (want_read)
+        /* A yield activates rev even while it is not added (a dump or
+         * a multiget in pieces runs on that activation). libevent's
+         * event_add() does not insert an event that is active, so an
+         * add while that activation waits, as when a fetch completes
+         * first, would leave the socket unwatched for good: drop the
+         * activation (conn_event() makes it again if still yielded). */
+        if (want_read) {
+            event_del(c->rev);
             event_add(c->rev, NULL);
-        else
+        } else
             event_del(c->rev);
         c->rev_on = want_read;
     }

@@ -1231,6 +1231,30 @@ test_mget_fail_keeps_values_before(void **state)
     expect_reply("V:d6=6\r\nV:d7=7\r\nV:d8=8\r\nEND\r\n");
 }
 
+/* -R 1: a multiget that fails with a prefetch still in flight yields
+ * (the next request is buffered) while it may not read; when that orphan
+ * completes before the yield's activation has run, the request behind
+ * runs at once and the connection must watch its socket again (libevent
+ * does not insert an active event on event_add: found by fuzz_request). */
+static void
+test_yield_then_fetch_reads_again(void **state)
+{
+    (void)state;
+    F.o.reqs_per_event = 1;
+    open_conn();
+    say("mget d1 d2\nA\n");
+    pump();
+    assert_int_equal(F.c->fetch_pending, 2);
+    conn_fetch_done(F.c, NULL, true);    /* d1: the disk read failed */
+    assert_true(F.c->yielded);
+    conn_fetch_done(F.c, NULL, false);   /* d2, now an orphan, first */
+    pump();
+    expect_reply("FAIL\r\nR:A\r\n");
+    say("B\n");
+    pump();
+    expect_reply("R:B\r\n");
+}
+
 /* A multiget whose values pass the output mark stops at it and goes on
  * once the client read: what it queues stays bounded by CONN_OUT_HIGH
  * plus one value, whatever the number of keys. */
@@ -1422,6 +1446,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_mget_streams_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mget_fail_keeps_values_before, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mget_waits_for_output, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_yield_then_fetch_reads_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_by_first_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_and_idle_kick, setup, teardown),
     };
