@@ -41,7 +41,8 @@
  * accounting leak); text replies that do not end in "\r\n", binary
  * replies that are not whole frames of magic 0x81; and replies that
  * differ when the same bytes are sent in one write (run again on a fresh
- * cache: the CAS counter and the clock start over, time(2) is fixed, and
+ * cache: the CAS counter and the clock start over, time(2) and
+ * clock_gettime(2) are fixed, and
  * only `stats` values, which count yields and rusage, are left out; not
  * when memory ran out, as what was evicted then depends on what replies
  * not yet written pinned).
@@ -134,6 +135,21 @@ __wrap_mem_try_reserve(size_t bytes)
 #else
 #define NO_COVERAGE
 #endif
+
+/* clock_gettime(2) likewise (-Wl,--wrap=clock_gettime): debugtime moves
+ * the cache's clock from the monotonic seconds, which must not tick
+ * between the two runs; request timings read 0. */
+int __real_clock_gettime(clockid_t id, struct timespec *ts);
+int __wrap_clock_gettime(clockid_t id, struct timespec *ts);
+int
+__wrap_clock_gettime(clockid_t id, struct timespec *ts)
+{
+    if (id != CLOCK_MONOTONIC && id != CLOCK_REALTIME)
+        return __real_clock_gettime(id, ts);
+    ts->tv_sec = FIXED_TIME;
+    ts->tv_nsec = 0;
+    return 0;
+}
 
 struct setup {
     uint8_t protocol;
