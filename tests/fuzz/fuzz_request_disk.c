@@ -120,7 +120,7 @@ bool
 fake_disk_need_fetch(const char *key, uint8_t nkey, unsigned how)
 {
     unsigned cap = D.mode == FAKE_DISK_FAILING ? FETCHES_MAX_FAILING : FETCHES_MAX;
-    if (D.nfetches >= cap)
+    if (D.mode == FAKE_DISK_OFF || D.nfetches >= cap)
         return false;
     struct fetch *f = &D.fetches[D.nfetches++];
     memcpy(f->key, key, nkey);
