@@ -10,15 +10,17 @@
  * between them), so stubs, parked requests and streamed multigets run.
  *
  * The connection's fd is one end of an AF_UNIX socketpair and the target
- * is its client: conn.c runs unchanged, read(2), dispatch, the yield after
- * reqs_per_event and sendmsg(2) included, driven through its own event
- * callbacks by event_base_loop(EVLOOP_NONBLOCK). conn.c's I/O is what the
- * TLS work changes, so a seam there was not worth a second copy of it.
+ * is its client: conn.c runs unchanged on its plain-socket transport
+ * (read(2), dispatch, the yield after reqs_per_event, sendmsg(2)), driven
+ * through its own event callbacks by event_base_loop(EVLOOP_ONCE |
+ * EVLOOP_NONBLOCK), one round at a time, with the fake disk's commits and
+ * fetch completions between rounds. The TLS transport is not run.
  *
  * Input: a 4-byte header, then the client's bytes.
  *   byte 0  bits 0-1: protocol (1: -B binary, 2: -B ascii, else by the
  *           first byte); bits 2-4: memory_limit (64 KiB of hash tables
- *           plus 2 KiB << n, so eviction runs with a few stored values);
+ *           plus 2 KiB << n, so eviction runs with a few stored values;
+ *           with the fake disk, above the Bloom filters' first layers);
  *           bits 5-7: item_size_max (512 << n bytes, so oversize paths run)
  *   byte 1  bits 0-4: reqs_per_event - 1; bit 5: -M (no eviction);
  *           bit 6: -C (no CAS); bit 7: flush_all disabled (-F)
@@ -26,34 +28,35 @@
  *           bits 6-7: persistence (enum fake_disk_mode: off, warm, cold,
  *           cold with failing reads)
  *   byte 3  the seed of the chunk lengths (1 .. byte 2)
- * The stream is sent chunk by chunk, the connection running after each
- * chunk as it would after a read, then the client half-closes and the
- * connection must close.
+ * tests/fuzz/make_request_seeds.py writes the hand-made seeds. The stream
+ * is sent chunk by chunk, the connection running after each chunk as it
+ * would after a read; then the client half-closes and the connection must
+ * close.
  *
  * abort()s (CHECK) on: memory accounted past the largest memory_limit in
- * force (persistent: plus the values a multiget may stream outside it,
- * CONN_PREFETCH_MAX + 1 of them); a read buffer past its bound (rmax, or the initial size) or
- * output past CONN_OUT_HIGH plus one reply; a connection that stops
- * running with requests still unread and nothing to write (no event would
- * ever come for them); a connection that does not close at EOF; after the
- * close, an item dirty or with a reference other than the table's, or memory
- * accounted that no linked item or table explains (a reference or an
- * accounting leak); text replies that do not end in "\r\n", binary
- * replies that are not whole frames of magic 0x81; and replies that
- * differ when the same bytes are sent in one write (run again on a fresh
- * cache: the CAS counter and the clock start over, time(2) and
- * clock_gettime(2) are fixed, and
- * only `stats` values, which count yields and rusage, are left out; not
- * when memory ran out, as what was evicted then depends on what replies
- * not yet written pinned).
+ * force (with the fake disk, plus the CONN_PREFETCH_MAX + 1 values a
+ * multiget may stream outside it); a read buffer past its bound (rmax, or
+ * the initial size) or output past CONN_OUT_HIGH plus one reply; a
+ * connection that stops with requests unread and nothing to wait for (no
+ * event would ever come for them); a connection that does not close at
+ * EOF; after the close, an item dirty or with a reference other than the
+ * table's, or memory accounted that no linked item or table explains (a
+ * reference or an accounting leak); text replies that do not end in
+ * "\r\n", binary replies that are not whole frames of magic 0x81; and
+ * replies that differ when the same bytes are sent in one write (run
+ * again on a fresh cache: the CAS counter and the clock start over, time(2)
+ * and clock_gettime(2) are fixed, and only `stats` values, which count
+ * yields and rusage, are left out; not when memory ran out, as what was
+ * evicted then depends on what replies not yet written pinned).
  *
  * Commands that would reach outside the process are off: shutdown (not
  * enabled) raises no signal; debugtime (debug_commands on) moves only the
  * cache's clock, which each run resets; verbosity is reset each run.
  *
  * Build: `make` builds tests/fuzz/replay_request (any compiler), which
- * `make check` runs over tests/fuzz/corpus/request; scripts/test links
- * this file with clang's -fsanitize=fuzzer (see FUZZ_REQUEST_SRC there).
+ * `make check` runs over tests/fuzz/corpus/request; `make fuzz` in a clang
+ * build with -fsanitize=fuzzer-no-link builds the libFuzzer binary
+ * (scripts/test makes one; docs/architecture.md, "Fuzz targets", says how).
  */
 #include <config.h>
 
