@@ -27,7 +27,9 @@
  *   byte 2  bits 0-5: the longest chunk (0: the stream in one write);
  *           bits 6-7: persistence (enum fake_disk_mode: off, warm, cold,
  *           cold with failing reads)
- *   byte 3  the seed of the chunk lengths (1 .. byte 2)
+ *   byte 3  bits 0-6: the seed of the chunk lengths (1 .. byte 2);
+ *           bit 7: -Y (text connections authenticate, as user "fz"
+ *           password "pw" of the auth file the target writes)
  * tests/fuzz/make_request_seeds.py writes the hand-made seeds. The stream
  * is sent chunk by chunk, the connection running after each chunk as it
  * would after a read; then the client half-closes and the connection must
@@ -82,6 +84,7 @@
 #include "server/process.h"
 #include "server/stats.h"
 #include "server/stats_prefix.h"
+#include "server/auth_file.h"
 #include "util/hist.h"
 #include "util/log.h"
 #include "tests/fuzz/fuzz_request_disk.h"
@@ -160,7 +163,7 @@ struct setup {
     size_t memory_limit;
     uint32_t item_size_max;
     uint32_t reqs_per_event;
-    bool evict_disabled, cas_off, flush_off;
+    bool evict_disabled, cas_off, flush_off, auth_ascii;
     enum fake_disk_mode disk;
     unsigned max_chunk;
     uint32_t seed;
@@ -249,6 +252,14 @@ init_once(void)
     H.base = event_base_new();
     CHECK(H.base != NULL);
     H.peer = -1;
+    /* -Y's table: one user, from a file that lives only while loading */
+    char path[] = "/tmp/fuzz_request_auth.XXXXXX", err[256];
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK(write(fd, "fz:pw\n", 6) == 6);
+    close(fd);
+    CHECK(auth_file_load(path, err, sizeof(err)) == 0);
+    unlink(path);
     /* the server's log lines (cache_memlimit's, -vv tracing) cost time and
      * say nothing here; FUZZ_REQUEST_SHOW=1 prints each input's replies */
     H.show = getenv("FUZZ_REQUEST_SHOW") != NULL;
@@ -492,6 +503,7 @@ server_start(const struct setup *s)
         .front = &fronts, .ops = &ops, .base = H.base, .stats = &H.ts,
         .timings = H.timings, .item_size_max = s->item_size_max,
         .reqs_per_event = s->reqs_per_event, .protocol = s->protocol,
+        .auth_ascii = s->auth_ascii,
     };
     atomic_init(&H.o.stopping, false);
     H.limit_max = mem_limit_now();
@@ -650,7 +662,8 @@ parse_setup(const uint8_t *h, struct setup *s)
     s->flush_off = (h[1] & 0x80) != 0;
     s->max_chunk = h[2] & 63;
     s->disk = (enum fake_disk_mode)(h[2] >> 6);
-    s->seed = h[3];
+    s->seed = h[3] & 127;
+    s->auth_ascii = (h[3] & 128) != 0;
 }
 
 int

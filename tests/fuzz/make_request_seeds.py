@@ -11,11 +11,12 @@ import sys
 
 
 def hdr(proto=0, mem=3, isz=2, rpe=20, evict_off=False, cas_off=False,
-        flush_off=False, chunk=7, seed=1, disk=0):
+        flush_off=False, chunk=7, seed=1, disk=0, auth=False):
     b0 = (proto & 3) | ((mem & 7) << 2) | ((isz & 7) << 5)
     b1 = (((rpe - 1) & 31) | (0x20 if evict_off else 0) |
           (0x40 if cas_off else 0) | (0x80 if flush_off else 0))
-    return bytes([b0, b1, (chunk & 63) | (disk << 6), seed])
+    return bytes([b0, b1, (chunk & 63) | (disk << 6),
+                  (seed & 127) | (0x80 if auth else 0)])
 
 
 def binreq(op, key=b'', extras=b'', value=b'', opaque=0, cas=0, magic=0x80):
@@ -88,6 +89,10 @@ w('disk_cold_multiget', sets(12, 500) + b'get ' + b' '.join(b'k%d' % i for i in 
 w('disk_failing', sets(12, 500) + b'get k0 k1 k2 k3 k4 k5 k6 k7\r\nget k0\r\nmg k1 v\r\nget nokey\r\n', mem=1, rpe=1, disk=3)
 w('disk_bin', b''.join(binreq(SET, b'k%d' % i, struct.pack('>II', 0, 0), b'v' * 400) for i in range(12)) + binreq(GET, b'k0') + binreq(GETK, b'k1') + binreq(GETQ, b'k2') + binreq(GAT, b'k3', struct.pack('>I', 5)) + binreq(NOOP), mem=1, rpe=1, disk=1)
 w('disk_flush', b'set a 0 0 1\r\n1\r\nflush_all\r\nget a\r\nset b 0 0 1\r\n2\r\nflush_all 5\r\ndebugtime 10\r\nget b\r\n', disk=2)
+# -Y: text connections authenticate as fz/pw first
+w('auth_ascii_ok', b'get a\r\nset u 0 0 5\r\nfz pw\r\nset a 0 0 1\r\n1\r\nget a\r\nmg a v\r\n', auth=True)
+w('auth_ascii_bad', b'set u 0 0 5\r\nfz px\r\nset u 0 0 2\r\nfz\r\nset u 0 0 5 noreply\r\nfz pw\r\nget a\r\nmn\r\n', auth=True)
+w('auth_ascii_bin', binreq(NOOP) + binreq(GET, b'a'), auth=True)
 
 if __name__ == '__main__':
     here = os.path.dirname(os.path.abspath(__file__))
