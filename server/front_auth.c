@@ -80,7 +80,12 @@ front_text_auth(struct conn *c, size_t *need)
     *need = 0;
     if (len < 2)
         return CONN_REQ_NEED_MORE;
-    const char *nl = memchr(buf, '\n', len);
+    /* The newline is looked for in the first AUTH_JUNK_MAX + 1 bytes
+     * only: a longer line closes the connection however its bytes came
+     * in (looking further would keep it open when it came in one read
+     * and close it when it came in pieces). */
+    const char *nl = memchr(buf, '\n', len < AUTH_JUNK_MAX + 1 ? len
+                                                               : AUTH_JUNK_MAX + 1);
     if (nl == NULL) {
         if (len <= AUTH_JUNK_MAX)
             return CONN_REQ_NEED_MORE;

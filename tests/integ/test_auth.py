@@ -13,7 +13,8 @@
   - ASCII authentication (-Y FILE): a command before authentication gets
     CLIENT_ERROR unauthenticated, a wrong password CLIENT_ERROR
     authentication failure, the right one STORED and then set/get work
-    (pipelined behind it too); after SIGHUP a user added to the file
+    (pipelined behind it too); a line of more than 2048 bytes closes the
+    connection; after SIGHUP a user added to the file
     works and a removed one no longer does; a file with a bad line is
     refused at start with FILE:LINE, and on SIGHUP the users in force
     stay;
@@ -228,6 +229,12 @@ def test_ascii(t):
             c.send(data[i:i + 1])
         t.check_eq(c.readline(), b"STORED", "token sent in pieces")
         t.check_eq(c.readline(), b"VALUE k 0 2", "get sent in pieces")
+    with srv.text() as c:
+        # a line past 2048 bytes closes the connection, newline or not
+        # in the same read (found by fuzz_request: it stayed open when
+        # the newline came with the line, and closed when it came later)
+        c.send(b"x" * 3000 + b"\r\nget k\r\n")
+        t.check(closed(c), "a 3000-byte line before authentication closes")
     # reload: carol added, bob removed
     write_users(path, ["alice:secret1", "carol:pw3"])
     os.kill(srv.pid, signal.SIGHUP)
