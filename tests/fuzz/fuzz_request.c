@@ -481,7 +481,9 @@ server_start(const struct setup *s)
 {
     struct cache_options co = {
         .memory_limit = s->memory_limit, .item_size_max = s->item_size_max,
-        .cas_enabled = !s->cas_off, .evict_disabled = s->evict_disabled,
+        /* -C as mckvd sets it (main.c): the counter still orders writes
+         * and flushes, clients see 0, a flush cuts by the second */
+        .cas_enabled = true, .evict_disabled = s->evict_disabled,
         .flush_by_second = s->cas_off,
         .persistent = s->disk != FAKE_DISK_OFF, .on_change = fake_disk_on_change,
     };
