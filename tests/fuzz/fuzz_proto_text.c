@@ -28,17 +28,9 @@
 #include <string.h>
 
 #include "protocol/proto_text.h"
+#include "tests/fuzz/fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                         \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "invariant failed: %s (line %d)\n", #cond,      \
-                    __LINE__);                                              \
-            abort();                                                        \
-        }                                                                   \
-    } while (0)
 
 static bool
 inside(const char *p, size_t n, const char *lo, const char *hi)

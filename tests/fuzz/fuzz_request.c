@@ -88,17 +88,10 @@
 #include "util/hist.h"
 #include "util/log.h"
 #include "tests/fuzz/fuzz_request_disk.h"
+#include "tests/fuzz/fuzz_check.h"
+#include "tests/unit/owner_stub.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                         \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "invariant failed: %s (line %d)\n", #cond,      \
-                    __LINE__);                                              \
-            abort();                                                        \
-        }                                                                   \
-    } while (0)
 
 #define HEADER 4
 #define TABLES_BYTES ((size_t)CACHE_SHARDS << HASH_INITIAL_POWER) * sizeof(void *)
@@ -208,24 +201,10 @@ owner_need_fetch(struct conn_owner *o, struct conn *c, const char *key,
     return fake_disk_need_fetch(key, nkey, how);   /* false when off */
 }
 
-static bool
-owner_admit_write(struct conn_owner *o, uint32_t *delay_ms)
-{
-    (void)o, (void)delay_ms;
-    return true;
-}
-
-static bool
-owner_wait_commit(struct conn_owner *o, struct conn *c, uint64_t seq)
-{
-    (void)o, (void)c, (void)seq;
-    return false;
-}
-
 static const struct conn_owner_ops ops = {
     .closed = owner_closed, .need_fetch = owner_need_fetch,
-    .admit_write = owner_admit_write, .write_seq = NULL,
-    .wait_commit = owner_wait_commit,
+    .admit_write = owner_stub_admit_write, .write_seq = NULL,
+    .wait_commit = owner_stub_wait_commit,
 };
 
 static const struct conn_front fronts = { front_bin, front_text };

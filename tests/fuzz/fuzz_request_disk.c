@@ -17,20 +17,12 @@
 #include "server/cache.h"
 #include "server/conn.h"
 #include "tests/fuzz/fuzz_request_disk.h"
+#include "tests/fuzz/fuzz_check.h"
 
 #define ROWS_MAX 1024
 #define CHANGES_MAX 4096
 #define FETCHES_MAX 12           /* the pool's queue, small */
 #define FETCHES_MAX_FAILING 4
-
-#define CHECK(cond)                                                         \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "invariant failed: %s (%s line %d)\n", #cond,   \
-                    __FILE__, __LINE__);                                    \
-            abort();                                                        \
-        }                                                                   \
-    } while (0)
 
 struct row {
     char key[256];

@@ -35,6 +35,7 @@
 #include "server/conn.h"
 #include "server/stats.h"
 #include "util/hist.h"
+#include "tests/unit/owner_stub.h"
 
 #define MB ((size_t)1024 * 1024)
 
@@ -73,30 +74,10 @@ static void owner_closed(struct conn_owner *o, struct conn *c)
     F.c = NULL;
 }
 
-static bool owner_need_fetch(struct conn_owner *o, struct conn *c,
-                             const char *key, uint8_t nkey, unsigned how)
-{
-    (void)o; (void)c; (void)key; (void)nkey; (void)how;
-    return false;
-}
-
-static bool owner_admit_write(struct conn_owner *o, uint32_t *delay_ms)
-{
-    (void)o;
-    *delay_ms = 0;
-    return true;
-}
-
-static bool owner_wait_commit(struct conn_owner *o, struct conn *c, uint64_t seq)
-{
-    (void)o; (void)c; (void)seq;
-    return false;
-}
-
 static const struct conn_owner_ops ops = {
-    .closed = owner_closed, .need_fetch = owner_need_fetch,
-    .admit_write = owner_admit_write, .write_seq = NULL,
-    .wait_commit = owner_wait_commit,
+    .closed = owner_closed, .need_fetch = owner_stub_need_fetch,
+    .admit_write = owner_stub_admit_write, .write_seq = NULL,
+    .wait_commit = owner_stub_wait_commit,
 };
 
 static enum conn_req
