@@ -24,6 +24,12 @@
 #define TS(c) ((c)->owner->stats)
 /* A body may hold extras and a key on top of the largest value. */
 #define BIN_BODY_SLACK (PROTO_KEY_MAX + 64)
+/* Under -S, the most a SASL_AUTH or SASL_STEP may carry (mechanism name and
+ * data). Real tokens are far smaller (PLAIN: a name and a password;
+ * Kerberos tickets a few KiB); without this bound any client without
+ * credentials could make its read buffer and the auth thread's copy grow
+ * to item_size_max each. */
+#define BIN_SASL_BODY_MAX 65536
 
 static const char *
 bin_errstr(uint16_t status)
@@ -368,6 +374,11 @@ front_bin(struct conn *c, size_t *need)
     const char *buf = c->rbuf + c->rstart;
     size_t len = c->rend - c->rstart;
     uint32_t max_body = c->owner->item_size_max + BIN_BODY_SLACK;
+    bool sasl_op = c->owner->auth_sasl && len >= 2 &&
+                   ((uint8_t)buf[1] == BIN_OP_SASL_AUTH ||
+                    (uint8_t)buf[1] == BIN_OP_SASL_STEP);
+    if (sasl_op && max_body > BIN_SASL_BODY_MAX)
+        max_body = BIN_SASL_BODY_MAX;
 
     struct cmd_ctx ctx;
     struct cmd_env env;
@@ -388,6 +399,13 @@ front_bin(struct conn *c, size_t *need)
             *need = PROTO_BIN_HDR_LEN + (size_t)req.bodylen;
         return CONN_REQ_NEED_MORE;
     case PARSE_EOVERSIZE: {
+        if (sasl_op) {   /* skipped as it arrives; the exchange failed */
+            c->authed = false;
+            c->rstart += PROTO_BIN_HDR_LEN;
+            c->swallow = req.bodylen;
+            bin_sasl_answer(c, &req, SASL_OUTCOME_FAIL, NULL, 0);
+            return CONN_REQ_OK;
+        }
         /* Refused without buffering the value: skip it as it arrives. A
          * too-large SET also drops the old value (memcached does, so a stale
          * value is not served after the client was told the set failed);

@@ -162,6 +162,34 @@ def test_sasl_many(t):
     t.stop_checked(srv)
 
 
+def test_sasl_big_token(t):
+    """An unauthenticated SASL_AUTH announcing a huge body is refused from
+    its header: AUTH_ERROR at once, the body skipped as it arrives, so no
+    client without credentials makes a buffer grow to item_size_max (and
+    a copy of it on the auth thread). The connection stays usable."""
+    srv = t.server(["-S", "--engine=memory"]).start()
+    with srv.binary() as b:
+        body = 1 << 20
+        hdr = struct.pack(">BBHBBHIIQ", 0x80, OP_AUTH, 5, 0, 0, 0, body, 0, 0)
+        b.send(hdr + b"PLAIN")
+        b.settimeout(5)
+        try:
+            r = b.read_response()
+        except OSError:
+            r = None
+        t.check(r is not None and (r.status, r.value) ==
+                (AUTH_ERROR, b"Auth failure."),
+                "AUTH of 1 MiB answered from its header (%r)" % (r,))
+        if r is None:
+            t.stop_checked(srv)
+            return
+        b.send(b"\0" * (body - 5))
+        r = b.request(OP_AUTH, b"PLAIN", plain(b"alice", b"secret1"))
+        t.check_eq((r.status, r.value), (0, b"Authenticated"),
+                   "the body was skipped: the next AUTH works")
+    t.stop_checked(srv)
+
+
 def test_no_anonymous(t):
     """No memcached.conf: cyrus offers its every mechanism, ANONYMOUS too
     (memcached then lets anyone in); mckv never offers or accepts it."""
@@ -291,6 +319,7 @@ def main(t):
     test_sasl(t, conf)
     test_no_anonymous(t)
     test_sasl_many(t)
+    test_sasl_big_token(t)
     test_ascii(t)
     test_both(t)
 
