@@ -37,7 +37,11 @@ auth_set_size(const char *line, size_t len)
         n[4] > 10)
         return -1;
     unsigned long v = 0;
-    for (size_t i = 0; i < n[4]; i++) {
+    size_t i = 0;
+    /* memcached reads it with strtoul: one leading + is allowed */
+    if (w[4][0] == '+' && n[4] > 1)
+        i = 1;
+    for (; i < n[4]; i++) {
         if (w[4][i] < '0' || w[4][i] > '9')
             return -1;
         v = v * 10 + (unsigned long)(w[4][i] - '0');

@@ -235,6 +235,10 @@ def test_ascii(t):
                    "a set that is no user/password")
         t.check_eq(text_line(c, b"set a 0 0 11\r\nalice wrong\r\n"),
                    b"CLIENT_ERROR authentication failure", "wrong password")
+        # memcached reads <n> with strtoul: a leading + is a number
+        t.check_eq(text_line(c, b"set a 0 0 +11\r\nalice wrong\r\n"),
+                   b"CLIENT_ERROR authentication failure",
+                   "a size written +11 is read as memcached reads it")
         c.send(b"set a 0 0 13\r\nalice secret1\r\nset k 0 0 2\r\nv1\r\nget k\r\n")
         t.check_eq(c.readline(), b"STORED", "right password")
         t.check_eq(c.readline(), b"STORED", "set behind it")
@@ -242,7 +246,7 @@ def test_ascii(t):
         t.check_eq(c.readline(), b"v1", "its value")
         t.check_eq(c.readline(), b"END", "its end")
         st = c.stats()
-        t.check_eq((st.get("auth_cmds"), st.get("auth_errors")), ("2", "1"),
+        t.check_eq((st.get("auth_cmds"), st.get("auth_errors")), ("3", "2"),
                    "auth_cmds, auth_errors")
         t.check_eq((st.get("cmd_get"), st.get("cmd_set")), ("1", "1"),
                    "nothing before authentication reached the cache")
