@@ -146,15 +146,22 @@ do_lru_crawler(struct conn *c, const char **w, const size_t *n, unsigned nw)
  * configured files for connections accepted from now on (tls.h). A
  * server built without TLS does not know the command, as memcached. */
 static void
-do_refresh_certs(struct conn *c)
+do_refresh_certs(struct conn *c, const char **w, const size_t *n, unsigned nw)
 {
 #ifdef HAVE_TLS
+    /* memcached: noreply drops the OK; its error line is written anyway */
+    bool noreply = nw > 0 && word_is(w[nw - 1], n[nw - 1], "noreply");
     char err[512];
-    if (tls_refresh(err, sizeof(err)))
-        conn_out_line(c, "OK");
-    else
+    if (tls_refresh(err, sizeof(err))) {
+        if (!noreply)
+            conn_out_line(c, "OK");
+    } else {
         conn_out_line(c, err);
+    }
 #else
+    (void)w;
+    (void)n;
+    (void)nw;
     conn_out_line(c, "ERROR");
 #endif
 }
@@ -185,7 +192,7 @@ front_admin(struct conn *c, const struct text_req *req)
         do_debugtime(c, w, n, nw);
         break;
     case TEXT_REFRESH_CERTS:
-        do_refresh_certs(c);
+        do_refresh_certs(c, w, n, nw);
         break;
     default:   /* lru: memcached's segmented LRU tuning, none here */
         conn_out_line(c, "ERROR");

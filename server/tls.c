@@ -59,27 +59,19 @@ tls_mono_seconds(void)
     return (long long)ts.tv_sec;
 }
 
-/* OpenSSL's reasons for the last failure, earliest first ("...:No such
- * file or directory; ...:system lib"), its queue emptied. */
+/* OpenSSL's reason for the last failure: the earliest of its queue, the
+ * one memcached prints ("error:0480006C:PEM routines::no start line"),
+ * the queue emptied. */
 static void
 tls_reason(char *buf, size_t len)
 {
-    unsigned long e;
-    size_t used = 0;
+    unsigned long e = ERR_get_error();
 
-    buf[0] = '\0';
-    while ((e = ERR_get_error()) != 0) {
-        if (used + 8 >= len)
-            continue;   /* drain the rest */
-        if (used > 0) {
-            memcpy(buf + used, "; ", 3);
-            used += 2;
-        }
-        ERR_error_string_n(e, buf + used, len - used);
-        used += strlen(buf + used);
-    }
-    if (used == 0)
+    if (e != 0)
+        ERR_error_string_n(e, buf, len);
+    else
         snprintf(buf, len, "unknown error");
+    ERR_clear_error();
 }
 
 static int

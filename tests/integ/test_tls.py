@@ -242,6 +242,8 @@ def test_refresh(t, d, srv, plain):
     t.check_eq(serial_of(old), 1001, "the first certificate's serial")
     shutil.copy(os.path.join(d, "srv2.crt"), os.path.join(d, "server.crt"))
     shutil.copy(os.path.join(d, "srv2.key"), os.path.join(d, "server.key"))
+    t.check_eq(plain_cmd(plain, b"refresh_certs noreply\r\nversion\r\n")[:8],
+               b"VERSION ", "refresh_certs noreply: no OK (memcached)")
     t.check_eq(plain_cmd(plain, b"refresh_certs\r\n"), b"OK\r\n",
                "refresh_certs")
     new = tls_sock(d, srv.port)
@@ -281,6 +283,9 @@ def test_refresh(t, d, srv, plain):
     t.check(reply.startswith(b"Error loading the certificate chain: "
                              + os.path.join(d, "server.crt").encode()),
             "a failed refresh_certs says why (%r)" % reply[:90])
+    # memcached prints OpenSSL's first reason only (the PEM one)
+    t.check(reply.endswith(b"PEM routines::no start line\r\n"),
+            "the reason is OpenSSL's first, as memcached's (%r)" % reply[-90:])
     again = tls_sock(d, srv.port)
     t.check_eq(serial_of(again), 1002, "after a failed refresh the "
                "certificate stays")
