@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server/sasl_auth.h"
@@ -30,6 +31,9 @@
 #endif
 
 #define SASL_RING_SIZE 1024
+/* At stop, how long the auth thread may take to finish its queue: a call
+ * to a saslauthd stuck on its backend may never return. */
+#define SASL_STOP_WAIT_S 3
 #define SASL_APP_NAME "memcached"   /* memcached.conf, saslpasswd2 -a */
 
 enum sasl_job { SASL_JOB_NONE, SASL_JOB_START, SASL_JOB_STEP, SASL_JOB_DISPOSE };
@@ -411,7 +415,17 @@ sasl_auth_teardown(void)
     sa.stop = true;
     pthread_cond_signal(&sa.wake);
     pthread_mutex_unlock(&sa.lock);
-    pthread_join(sa.thread, NULL);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += SASL_STOP_WAIT_S;
+    if (pthread_timedjoin_np(sa.thread, NULL, &deadline) != 0) {
+        /* It still uses cyrus, its queue and the rings: leave them all to
+         * the process's exit rather than wait for ever. */
+        log_error("SASL: the auth thread is stuck in a SASL call (saslauthd "
+                  "not answering?); stopping without it");
+        pthread_detach(sa.thread);
+        return;
+    }
     /* Answers nobody drained (the workers are gone): their sessions. */
     for (unsigned i = 0; i < sa.nrings; i++) {
         void *entry;

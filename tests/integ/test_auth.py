@@ -28,6 +28,7 @@ Exit status: 0 pass, 1 fail, 77 skip (no saslpasswd2).
 import os
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -190,6 +191,39 @@ def test_sasl_big_token(t):
     t.stop_checked(srv)
 
 
+def test_sasl_stalled(t):
+    """A SASL call that never returns (saslauthd accepts and never
+    answers, as one stuck on its LDAP or PAM backend) must not keep mckvd
+    from stopping: SIGTERM still ends it with status 0."""
+    d = t.tmpdir("sasl-stall")
+    mux = os.path.join(d, "mux")
+    with open(os.path.join(d, "memcached.conf"), "w") as f:
+        f.write("mech_list: plain\npwcheck_method: saslauthd\n"
+                "saslauthd_path: %s\n" % mux)
+    ls = socket.socket(socket.AF_UNIX)
+    ls.bind(mux)
+    ls.listen(8)
+    ls.settimeout(10)
+    saved = os.environ["SASL_CONF_PATH"]
+    os.environ["SASL_CONF_PATH"] = d
+    try:
+        srv = t.server(["-S", "--engine=memory"]).start()
+    finally:
+        os.environ["SASL_CONF_PATH"] = saved
+    held = []
+    with srv.binary() as b:
+        b.send(b.pack(OP_AUTH, b"PLAIN", plain(b"alice", b"secret1")))
+        try:
+            held.append(ls.accept()[0])   # the auth thread now waits on it
+        except OSError:
+            pass
+        t.check_eq(len(held), 1, "the AUTH reached the stalled saslauthd")
+        t.stop_checked(srv, timeout=20)
+    for c in held:
+        c.close()
+    ls.close()
+
+
 def test_no_anonymous(t):
     """No memcached.conf: cyrus offers its every mechanism, ANONYMOUS too
     (memcached then lets anyone in); mckv never offers or accepts it."""
@@ -324,6 +358,7 @@ def main(t):
     test_no_anonymous(t)
     test_sasl_many(t)
     test_sasl_big_token(t)
+    test_sasl_stalled(t)
     test_ascii(t)
     test_both(t)
 
