@@ -9,7 +9,9 @@
     a SET and GET pipelined behind the AUTH in the same packet run;
     auth_cmds / auth_errors count it, `stats settings` says
     auth_enabled_sasl yes; without memcached.conf ANONYMOUS is neither
-    offered nor accepted (memcached accepts it);
+    offered nor accepted (memcached accepts it); an AUTH announcing
+    1 MiB is refused from its header; SIGTERM stops mckvd while its
+    auth thread waits on a saslauthd that never answers;
   - ASCII authentication (-Y FILE): a command before authentication gets
     CLIENT_ERROR unauthenticated, a wrong password CLIENT_ERROR
     authentication failure, the right one STORED and then set/get work
