@@ -193,6 +193,17 @@ def test_sasl_big_token(t):
     t.stop_checked(srv)
 
 
+def sasl_server_with_conf(t, conf_dir):
+    """A started `mckvd -S` whose cyrus reads conf_dir instead of the
+    test's usual SASL_CONF_PATH (restored at once: the server has read it)."""
+    saved = os.environ["SASL_CONF_PATH"]
+    os.environ["SASL_CONF_PATH"] = conf_dir
+    try:
+        return t.server(["-S", "--engine=memory"]).start()
+    finally:
+        os.environ["SASL_CONF_PATH"] = saved
+
+
 def test_sasl_stalled(t):
     """A SASL call that never returns (saslauthd accepts and never
     answers, as one stuck on its LDAP or PAM backend) must not keep mckvd
@@ -206,12 +217,7 @@ def test_sasl_stalled(t):
     ls.bind(mux)
     ls.listen(8)
     ls.settimeout(10)
-    saved = os.environ["SASL_CONF_PATH"]
-    os.environ["SASL_CONF_PATH"] = d
-    try:
-        srv = t.server(["-S", "--engine=memory"]).start()
-    finally:
-        os.environ["SASL_CONF_PATH"] = saved
+    srv = sasl_server_with_conf(t, d)
     held = []
     with srv.binary() as b:
         b.send(b.pack(OP_AUTH, b"PLAIN", plain(b"alice", b"secret1")))
@@ -230,12 +236,7 @@ def test_no_anonymous(t):
     """No memcached.conf: cyrus offers its every mechanism, ANONYMOUS too
     (memcached then lets anyone in); mckv never offers or accepts it."""
     empty = t.tmpdir("sasl-empty")
-    saved = os.environ["SASL_CONF_PATH"]
-    os.environ["SASL_CONF_PATH"] = empty
-    try:
-        srv = t.server(["-S", "--engine=memory"]).start()
-    finally:
-        os.environ["SASL_CONF_PATH"] = saved
+    srv = sasl_server_with_conf(t, empty)
     with srv.binary() as b:
         r = b.request(OP_LIST_MECHS)
         t.check(b"ANONYMOUS" not in r.value.split(b" "),
