@@ -44,9 +44,13 @@ static void (*on_flush)(const struct cache_change *change);
 /* Next CAS to hand out; 1 first. */
 static _Atomic uint64_t cas_next = 1;
 
-/* Clock: rel time = monotonic seconds - clock_base. */
+/* Clock: rel time = whole seconds of (monotonic ns - clock_base_ns). The
+ * base carries the wall clock's fraction of a second at start, so the
+ * server's second turns when the wall clock's does: a client's absolute
+ * exptime of time() + N then has N seconds to live, not N - 1 when the
+ * two clocks' seconds happen to turn at different moments. */
 static _Atomic rel_time_t clock_current = CLOCK_START;
-static _Atomic int64_t clock_base;
+static _Atomic int64_t clock_base_ns;
 static time_t process_started;
 
 static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -61,12 +65,14 @@ static _Atomic rel_time_t flush_second;
 /* Test-only: sets the clock (declared by the tests that use it). */
 void cache_clock_set_for_test(rel_time_t now);
 
+#define NS_PER_S INT64_C(1000000000)
+
 static int64_t
-monotonic_seconds(void)
+monotonic_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec;
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
 void
@@ -81,8 +87,11 @@ clock_setup(bool cas, void (*flush_hook)(const struct cache_change *))
     atomic_store(&flush_second, 0);
     /* memcached's rule: the clock starts at CLOCK_START so that rel time 1
      * (expired at once) is always in the past. */
-    process_started = time(NULL) - CLOCK_START;
-    atomic_store(&clock_base, monotonic_seconds() - CLOCK_START);
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t mono = monotonic_ns();
+    process_started = wall.tv_sec - CLOCK_START;
+    atomic_store(&clock_base_ns, mono - wall.tv_nsec - CLOCK_START * NS_PER_S);
     atomic_store(&clock_current, CLOCK_START);
 }
 
@@ -152,8 +161,9 @@ clock_op_now(void)
 void
 cache_clock_tick(void)
 {
-    int64_t rel = monotonic_seconds() -
-                  atomic_load_explicit(&clock_base, memory_order_relaxed);
+    int64_t rel = (monotonic_ns() -
+                   atomic_load_explicit(&clock_base_ns, memory_order_relaxed)) /
+                  NS_PER_S;
     if (rel < CLOCK_START)
         rel = CLOCK_START;
     atomic_store_explicit(&clock_current, (rel_time_t)rel, memory_order_relaxed);
@@ -163,15 +173,16 @@ cache_clock_tick(void)
 void
 cache_clock_shift(int64_t seconds)
 {
-    int64_t base = atomic_load_explicit(&clock_base, memory_order_relaxed);
-    atomic_store_explicit(&clock_base, base - seconds, memory_order_relaxed);
+    int64_t base = atomic_load_explicit(&clock_base_ns, memory_order_relaxed);
+    atomic_store_explicit(&clock_base_ns, base - seconds * NS_PER_S,
+                          memory_order_relaxed);
     cache_clock_tick();
 }
 
 void
 cache_clock_set_for_test(rel_time_t now)
 {
-    atomic_store_explicit(&clock_base, monotonic_seconds() - (int64_t)now,
+    atomic_store_explicit(&clock_base_ns, monotonic_ns() - (int64_t)now * NS_PER_S,
                           memory_order_relaxed);
     atomic_store_explicit(&clock_current, now, memory_order_relaxed);
     clock_op_now();

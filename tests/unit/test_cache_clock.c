@@ -81,6 +81,38 @@ test_start(void **state)
     assert_int_equal(clock_op_now(), cache_now());
 }
 
+/* The server's second turns with the wall clock's: sampled every 10 ms
+ * for 1.1 s, process_started + now is the wall clock's second whenever it
+ * did not change during the sample. Before, the two clocks' seconds turned
+ * at unrelated moments, and for part of every second the server was a
+ * second off (when ahead, an absolute exptime of time() + 1 had expired
+ * already: memcached's t/expirations.t failed so once in CI). */
+static void
+test_second_follows_wall_clock(void **state)
+{
+    (void)state;
+    unsigned compared = 0;
+    for (int i = 0; i < 110; i++) {
+        /* CLOCK_REALTIME, as clock_setup reads it: time(2) is the coarse
+         * clock, a few ms behind it at each turn of the second */
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_REALTIME, &t0);
+        cache_clock_tick();
+        time_t server = cache_process_started() + (time_t)cache_now();
+        clock_gettime(CLOCK_REALTIME, &t1);
+        time_t before = t0.tv_sec, after = t1.tv_sec;
+        if (before == after) {
+            if (server != before)
+                fail_msg("sample %d: server second %lld, wall %lld", i,
+                         (long long)server, (long long)before);
+            compared++;
+        }
+        struct timespec ten_ms = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ten_ms, NULL);
+    }
+    assert_true(compared >= 50);
+}
+
 static void
 test_realtime_rule(void **state)
 {
@@ -267,6 +299,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_start, setup_cas),
+        cmocka_unit_test_setup(test_second_follows_wall_clock, setup_cas),
         cmocka_unit_test_setup(test_realtime_rule, setup_cas),
         cmocka_unit_test_setup(test_test_clock_and_tick, setup_cas),
         cmocka_unit_test_setup(test_cas_counter, setup_cas),
