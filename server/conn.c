@@ -41,8 +41,6 @@
 #include "util/log.h"
 
 #define CONN_IOV_BATCH 256
-#define CONN_WBUF_INITIAL 4096
-#define CONN_SEGS_INITIAL 32
 
 static void conn_close(struct conn *c);
 
@@ -58,18 +56,11 @@ conn_create(struct conn_owner *o, int fd, uint64_t id)
     c->fd = fd;
     c->id = id;
     c->owner = o;
-    c->rsize = CONN_RBUF_INITIAL;
-    c->rbuf = malloc(c->rsize);
-    c->wsize = CONN_WBUF_INITIAL;
-    c->wbuf = malloc(c->wsize);
-    c->segs_cap = CONN_SEGS_INITIAL;
-    c->segs = malloc(c->segs_cap * sizeof(*c->segs));
+    /* The buffers are taken when first needed (struct conn_spare). */
     /* The largest request: a retrieval line of many keys, or a storage
      * command with a value of item_size_max (binary: header + extras + key
      * + value). Anything announcing more is refused by the parsers. */
     c->rmax = (size_t)o->item_size_max + PROTO_TEXT_GET_LINE_MAX + 4096;
-    if (c->rbuf == NULL || c->wbuf == NULL || c->segs == NULL)
-        goto fail;
     c->peer_len = sizeof(c->peer);
     if (getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) != 0)
         c->peer_len = 0;
@@ -92,9 +83,6 @@ fail:
             event_free(c->rev);
         if (c->wev != NULL)
             event_free(c->wev);
-        free(c->rbuf);
-        free(c->wbuf);
-        free(c->segs);
         free(c);
     }
     close(fd);
@@ -244,6 +232,30 @@ conn_stats(const struct conn *c, uint32_t now, stats_emit_fn emit, void *ctx)
     emit(ctx, name, value);
 }
 
+/* The reply buffer and segment list, all written, back to the owner's
+ * spares (or freed when they grew). */
+static void
+conn_give_wbuf(struct conn *c)
+{
+    c->wlen = 0;
+    if (c->wbuf != NULL) {
+        if (c->wsize == CONN_WBUF_INITIAL)
+            conn_spare_give(&c->owner->spare_w, c->wbuf);
+        else
+            free(c->wbuf);
+        c->wbuf = NULL;
+        c->wsize = 0;
+    }
+    if (c->segs != NULL) {
+        if (c->segs_cap == CONN_SEGS_INITIAL)
+            conn_spare_give(&c->owner->spare_s, c->segs);
+        else
+            free(c->segs);
+        c->segs = NULL;
+        c->segs_cap = 0;
+    }
+}
+
 /* Writes queued output. Returns 0 (all written or the socket is full) or -1
  * when the connection is broken. */
 static int
@@ -290,17 +302,28 @@ conn_flush(struct conn *c)
     c->nsegs = c->seg_head = 0;
     c->seg_head_done = 0;
     c->wlen = 0;
-    if (c->wsize > 16 * CONN_WBUF_INITIAL) {
-        char *b = realloc(c->wbuf, CONN_WBUF_INITIAL);
-        if (b != NULL) {
-            c->wbuf = b;
-            c->wsize = CONN_WBUF_INITIAL;
-        }
-    }
+    /* all written: the reply buffer goes back until the next reply */
+    conn_give_wbuf(c);
     return 0;
 }
 
 /* ---- input ---- */
+
+/* The read buffer, empty, back to the owner's spares (or freed when it
+ * grew for a large request). */
+static void
+conn_give_rbuf(struct conn *c)
+{
+    c->rstart = c->rend = 0;
+    if (c->rbuf == NULL)
+        return;
+    if (c->rsize == CONN_RBUF_INITIAL)
+        conn_spare_give(&c->owner->spare_r, c->rbuf);
+    else
+        free(c->rbuf);
+    c->rbuf = NULL;
+    c->rsize = 0;
+}
 
 /* Reads once. Returns bytes read, 0 when nothing is available, -1 on EOF or
  * error, -2 when the buffer is full at its limit (request too large). */
@@ -312,6 +335,15 @@ conn_read(struct conn *c)
         memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
         c->rend -= c->rstart;
         c->rstart = 0;
+    }
+    if (c->rbuf == NULL) {
+        c->rbuf = conn_spare_take(&c->owner->spare_r, CONN_RBUF_INITIAL);
+        if (c->rbuf == NULL) {
+            log_error_limited("worker %u: no memory for a read buffer",
+                              c->owner->id);
+            return -1;
+        }
+        c->rsize = CONN_RBUF_INITIAL;
     }
     if (c->rend == c->rsize) {
         if (c->rsize >= c->rmax)
@@ -412,16 +444,10 @@ conn_process_all(struct conn *c)
             break;
         }
     }
-    if (c->rstart == c->rend) {
-        c->rstart = c->rend = 0;
-        if (c->rsize > CONN_RBUF_INITIAL) {
-            char *b = realloc(c->rbuf, CONN_RBUF_INITIAL);
-            if (b != NULL) {
-                c->rbuf = b;
-                c->rsize = CONN_RBUF_INITIAL;
-            }
-        }
-    }
+    /* every byte read is consumed (a request in progress stays in the
+     * buffer): the buffer goes back until the next read */
+    if (c->rstart == c->rend)
+        conn_give_rbuf(c);
     return c->out_pending >= CONN_OUT_HIGH && c->rstart < c->rend &&
            !c->close_after_write && !conn_fetch_blocks(c) && !c->yielded;
 }

@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -43,7 +44,9 @@ struct hist;
 struct item;
 struct worker;
 
-#define CONN_RBUF_INITIAL 16384
+#define CONN_RBUF_INITIAL 16384   /* read buffer, taken at the first read */
+#define CONN_WBUF_INITIAL 4096    /* reply buffer, at the first reply */
+#define CONN_SEGS_INITIAL 32      /* reply segments, at the first reply */
 #define CONN_OUT_HIGH (4u << 20)  /* stop parsing past this much output */
 /* A multiget's prefetch window (struct conn_mget): values fetched ahead of
  * the key it answers, at most this many in flight or held, and no new one
@@ -103,7 +106,39 @@ struct conn_front {
 };
 
 /* The owner as its connections see it; it outlives them. */
+/* Buffers of their initial size that connections gave back, taken again
+ * by the next connection to need one (the owner's thread only): a
+ * connection holds a read buffer only while input is buffered, a reply
+ * buffer and segment list only while output is queued, as memcached's
+ * per-thread caches. An idle connection costs under 1 KB, not 21: many
+ * idle clients take little memory outside memory_limit. */
+#define CONN_SPARE_MAX 16
+struct conn_spare {
+    void *buf[CONN_SPARE_MAX];
+    unsigned n;
+};
+
+/* A buffer of `size` bytes: a spare one, else malloc'ed (NULL: none). */
+static inline void *
+conn_spare_take(struct conn_spare *s, size_t size)
+{
+    return s->n > 0 ? s->buf[--s->n] : malloc(size);
+}
+
+/* Keeps b as a spare, or frees it when there are enough. */
+static inline void
+conn_spare_give(struct conn_spare *s, void *b)
+{
+    if (s->n < CONN_SPARE_MAX)
+        s->buf[s->n++] = b;
+    else
+        free(b);
+}
+
 struct conn_owner {
+    struct conn_spare spare_r;   /* CONN_RBUF_INITIAL bytes each */
+    struct conn_spare spare_w;   /* CONN_WBUF_INITIAL bytes each */
+    struct conn_spare spare_s;   /* CONN_SEGS_INITIAL segments each */
     const struct conn_front *front;
     const struct conn_owner_ops *ops;
     struct event_base *base;     /* where the connections' events run */
@@ -302,6 +337,8 @@ void conn_stats(const struct conn *c, uint32_t now, stats_emit_fn emit,
  * alone, as memcached kicks only connections in its read states, and so
  * is a UNIX socket's (memcached: TCP only). True when it was closed. */
 bool conn_idle_kick(struct conn *c, uint32_t now, uint32_t timeout);
+/* Frees the owner's spares (when it stops). */
+void conn_owner_free_spares(struct conn_owner *o);
 
 /* Worker thread, for the processors: a value fetched for the current
  * request, when the cache has lost it again or never made it resident;

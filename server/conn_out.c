@@ -14,6 +14,17 @@
 #include "server/conn.h"
 
 void
+conn_owner_free_spares(struct conn_owner *o)
+{
+    while (o->spare_r.n > 0)
+        free(o->spare_r.buf[--o->spare_r.n]);
+    while (o->spare_w.n > 0)
+        free(o->spare_w.buf[--o->spare_w.n]);
+    while (o->spare_s.n > 0)
+        free(o->spare_s.buf[--o->spare_s.n]);
+}
+
+void
 conn_out_mark(struct conn *c, struct conn_out_mark *m)
 {
     m->wlen = c->wlen;
@@ -51,6 +62,13 @@ conn_seg_push(struct conn *c, struct item *it, uint32_t off, uint32_t len)
             return true;
         }
     }
+    if (c->segs == NULL) {
+        c->segs = conn_spare_take(&c->owner->spare_s,
+                                  CONN_SEGS_INITIAL * sizeof(*c->segs));
+        if (c->segs == NULL)
+            return false;
+        c->segs_cap = CONN_SEGS_INITIAL;
+    }
     if (c->nsegs == c->segs_cap) {
         unsigned cap = c->segs_cap * 2;
         struct out_seg *s = realloc(c->segs, cap * sizeof(*s));
@@ -67,8 +85,14 @@ conn_seg_push(struct conn *c, struct item *it, uint32_t off, uint32_t len)
 char *
 conn_out_reserve(struct conn *c, size_t n)
 {
+    if (c->wbuf == NULL && n <= CONN_WBUF_INITIAL) {
+        c->wbuf = conn_spare_take(&c->owner->spare_w, CONN_WBUF_INITIAL);
+        if (c->wbuf == NULL)
+            return NULL;
+        c->wsize = CONN_WBUF_INITIAL;
+    }
     if (c->wlen + n > c->wsize) {
-        size_t size = c->wsize;
+        size_t size = c->wsize > 0 ? c->wsize : CONN_WBUF_INITIAL;
         while (size < c->wlen + n)
             size *= 2;
         char *b = realloc(c->wbuf, size);

@@ -511,6 +511,7 @@ workers_free(void)
             struct conn *c = w->conns;
             conn_destroy(&c);
         }
+        conn_owner_free_spares(&w->owner);
         if (w->stop_timer != NULL)
             event_free(w->stop_timer);
         if (w->notify_ev != NULL)

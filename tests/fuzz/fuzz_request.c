@@ -480,6 +480,7 @@ server_start(const struct setup *s)
     log_set_verbosity(0);
     memset(&H.ts, 0, sizeof(H.ts));
     memset(H.timings, 0, sizeof(H.timings));
+    conn_owner_free_spares(&H.o);   /* the last input's */
     H.o = (struct conn_owner){
         .front = &fronts, .ops = &ops, .base = H.base, .stats = &H.ts,
         .timings = H.timings, .item_size_max = s->item_size_max,

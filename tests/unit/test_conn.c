@@ -485,6 +485,7 @@ teardown(void **state)
     (void)state;
     if (F.c != NULL)
         conn_destroy(&F.c);
+    conn_owner_free_spares(&F.o);
     if (F.peer >= 0)
         close(F.peer);
     event_base_free(base);
@@ -630,14 +631,52 @@ test_split_request(void **state)
     assert_int_equal(F.nlog, 3);
 }
 
-/* The read buffer grows to hold one large request and shrinks back to
- * its initial size once that request is done. */
+/* A connection holds its read buffer only while a request is in it, its
+ * reply buffer and segment list while a reply is: they go back to the
+ * owner's spares and the next request (or connection) takes them. Half a
+ * request keeps the read buffer. */
+static void
+test_buffers_given_back(void **state)
+{
+    (void)state;
+    open_conn();
+    assert_null(F.c->rbuf);
+    assert_null(F.c->wbuf);
+    say("one\n");
+    pump();
+    expect_reply("R:one\r\n");
+    assert_null(F.c->rbuf);
+    assert_null(F.c->wbuf);
+    assert_int_equal(F.o.spare_r.n, 1);
+    assert_int_equal(F.o.spare_w.n, 1);
+    say("two\n");
+    pump();
+    expect_reply("R:two\r\n");
+    assert_int_equal(F.o.spare_r.n, 1);   /* taken and given back */
+    /* half a request buffered: its buffer is kept */
+    say("thr");
+    pump();
+    assert_non_null(F.c->rbuf);
+    assert_int_equal(F.o.spare_r.n, 0);
+    say("ee\n");
+    pump();
+    expect_reply("R:three\r\n");
+    assert_null(F.c->rbuf);
+    assert_null(F.c->segs);
+    assert_int_equal(F.o.spare_s.n, 1);
+    say("four\n");
+    pump();
+    expect_reply("R:four\r\n");
+}
+
+/* The read buffer grows to hold one large request and is freed once that
+ * request is done. */
 static void
 test_rbuf_grows_and_shrinks(void **state)
 {
     (void)state;
     open_conn();
-    assert_int_equal(F.c->rsize, CONN_RBUF_INITIAL);
+    assert_null(F.c->rbuf);     /* taken at the first read */
     size_t size = 50000;
     char *req = malloc(size + 32);
     assert_non_null(req);
@@ -656,7 +695,8 @@ test_rbuf_grows_and_shrinks(void **state)
     expect_reply("DATA 50000\r\n");
     assert_true(F.max_rsize >= total);
     assert_true(F.max_rsize <= F.c->rmax);
-    assert_int_equal(F.c->rsize, CONN_RBUF_INITIAL);
+    assert_null(F.c->rbuf);   /* the grown buffer is freed, not kept */
+    assert_int_equal(F.o.spare_r.n, 0);
     /* and it still works */
     say("after\n");
     pump();
@@ -1426,6 +1466,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rbuf_grows_and_shrinks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_buffers_given_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_over_rmax_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_high_stops_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_swallow, setup, teardown),

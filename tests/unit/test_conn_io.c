@@ -224,6 +224,7 @@ teardown(void **state)
     (void)state;
     if (F.c != NULL)
         conn_destroy(&F.c);
+    conn_owner_free_spares(&F.o);
     close(F.peer);
     event_base_free(base);
     cache_teardown();

@@ -963,6 +963,7 @@ server_stop(void)
 {
     if (conn != NULL)
         conn_destroy(&conn);
+    conn_owner_free_spares(&W.o);
     close(peer);
     peer = -1;
     event_base_free(base);
