@@ -12,7 +12,10 @@
 #    it drop to mckv, and the value written before the restart is served;
 #  - dpkg -i again (an upgrade's path): the data and its owner stay;
 #  - dpkg -r keeps /etc/mckv/mckv.conf and /var/lib/mckv; dpkg --purge
-#    removes every file dpkg -L listed, /etc/mckv and /var/lib/mckv.
+#    removes every file dpkg -L listed, /etc/mckv and /var/lib/mckv;
+#  - installed again after the purge: the user (kept) and a new
+#    /var/lib/mckv owned by it; purged again;
+#  - lintian (when installed) reports no error or warning.
 # Needs root and dpkg; skips (77) otherwise, and when an mckv package or
 # /etc/mckv, /var/lib/mckv are already there (nothing of an operator's is
 # touched). The EXIT trap stops the servers by pid, purges the package and
@@ -96,6 +99,16 @@ fi
 deb=$(tail -n 1 "$tmp/package.log")
 [ -f "$deb" ] || { echo "FAIL: scripts/package printed no .deb: $deb" >&2; exit 1; }
 pass "scripts/package: $deb"
+# lintian, when installed (scripts/deps does not install it): no error
+# or warning; informational tags are allowed
+if command -v lintian >/dev/null 2>&1; then
+    timeout 300 lintian "${deb%.deb}.changes" >"$tmp/lintian" 2>&1
+    if grep -qE '^[EW]: ' "$tmp/lintian"; then
+        fail "lintian: $(grep -E '^[EW]: ' "$tmp/lintian" | head -n 5)"
+    else
+        pass "lintian: no error or warning"
+    fi
+fi
 
 installed=yes
 if timeout 300 dpkg -i "$deb" >"$tmp/dpkg.log" 2>&1; then
@@ -236,6 +249,22 @@ case "$status" in
     ""|*not-installed) pass "dpkg: mckv not installed" ;;
     *) fail "dpkg status after purge: $status" ;;
 esac
+
+# ---- installed again after a purge: the user stays, its directory is new
+installed=yes
+if timeout 300 dpkg -i "$deb" >"$tmp/dpkg3.log" 2>&1; then
+    pass "dpkg -i after purge"
+else
+    fail "dpkg -i after purge: $(tail -n 5 "$tmp/dpkg3.log")"
+fi
+same "after reinstall, /var/lib/mckv" "$(stat -c '%U:%G %a' /var/lib/mckv 2>/dev/null)" "mckv:mckv 750"
+same "after reinstall, mckv's uid" "$(getent passwd mckv | cut -d: -f3)" "$uid"
+if timeout 300 dpkg --purge mckv >"$tmp/purge2.log" 2>&1; then
+    installed=no
+    pass "dpkg --purge again"
+else
+    fail "dpkg --purge again: $(tail -n 5 "$tmp/purge2.log")"
+fi
 
 if [ "$failures" -ne 0 ]; then
     echo "test_package.sh: $failures failure(s)"
