@@ -16,6 +16,10 @@ by scripts/cluster, as docs/cluster.md tells an operator to run them.
     its own disk;
   - nodes 1 and 3 are untouched: same pid, uptime going on, same
     curr_items, their keys intact when asked directly.
+  - then, with ejection (scripts/cluster --eject), what docs/cluster.md
+    says a client sees: one error, misses once node 2 is ejected, a
+    write during the outage stored on another node, and node 2's old
+    value served again when it is back (the stale read ejection risks).
 
 With a node that does not persist (CLUSTER_TEST_ARGS=--engine=memory)
 the restart check fails: that is what the test is for.
@@ -75,14 +79,14 @@ def read_env(d):
             "pids": [int(p) for p in pids.split()]}
 
 
-def start(t):
+def start(t, options=()):
     d = t.tmpdir("test_cluster")
     extra = ["--threads=2", "--memory-limit=64",
              "--flush-interval-ms=%d" % FLUSH_INTERVAL_MS]
     extra += shlex.split(os.environ.get("CLUSTER_TEST_ARGS", ""))
     t.at_cleanup(lambda: cluster(t, "stop", "--dir", d, check=False))
     r = subprocess.run([CLUSTER, str(NODES), "--dir", d, "--bin",
-                        mt.mckvd_path(), "--"] + extra,
+                        mt.mckvd_path()] + list(options) + ["--"] + extra,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=180)
     out = r.stdout.decode(errors="replace")
@@ -102,9 +106,10 @@ def node_stats(port):
     return {n: int(s[n]) for n in ("pid", "uptime", "curr_items")}
 
 
-def wait_flushed(t, ports):
-    """Every node's flusher idle, then one more flush interval."""
-    for i, port in enumerate(ports, 1):
+def wait_flushed(t, ports, first=1):
+    """Every node's flusher idle, then one more flush interval (ports are
+    those of nodes first, first + 1, ...)."""
+    for i, port in enumerate(ports, first):
         with mt.TextClient(port) as c:
             mt.require_kvstore(t, c, ("dirty_items", "queue_depth"))
             ok, s = mt.wait_clean(c, 30)
@@ -210,6 +215,47 @@ def test_kill_restart(t, d, env, found):
         t.check_eq(again[n], found[n], "node%d's keys asked directly" % n)
 
 
+def node_of(port, keys):
+    """The key indexes among `keys` that node `port` holds."""
+    with mt.TextClient(port) as c:
+        hits = c.get_many([key(i) for i in keys])
+    return sorted(int(k.split(b":")[1]) for k in hits)
+
+
+def test_eject(t):
+    """With --eject (auto_eject_hosts: true, server_failure_limit 2,
+    server_retry_timeout 5 s: the outage's requests all fall within it), what docs/cluster.md says a client sees:
+    errors, then the dead node's keys on the others, then its old value
+    back when it returns (a stale read: the risk of ejection with a
+    persistent node)."""
+    d, env = start(t, ["--eject", "--retry-timeout", "5000"])
+    proxy, ports = env["proxy"], env["ports"]
+    with mt.TextClient(proxy) as c:
+        c.set_many([(key(i), value(i)) for i in range(300)])
+    k = key(node_of(ports[1], range(300))[0])
+    wait_flushed(t, ports[1:2], first=2)
+    cluster(t, "kill", "2", "--dir", d)
+    replies = [raw_get(proxy, k)[0] for _ in range(6)]
+    t.check(replies[0].startswith(b"SERVER_ERROR") and replies[-1] == b"END",
+            "ejection: gets of node2's key gave %s, want SERVER_ERROR first "
+            "and a miss (END) once node2 is ejected" % replies,
+            "ejection: node2's key fails, then misses: %s"
+            % [r.decode() for r in replies])
+    with mt.TextClient(proxy) as c:
+        t.check_eq(c.set(k, b"written-during-outage"), "STORED",
+                   "ejection: a set of node2's key during the outage")
+    t.check_eq(raw_get(proxy, k)[1], b"written-during-outage",
+               "ejection: the key read back during the outage")
+    cluster(t, "start-node", "2", "--dir", d)
+    old = value(int(k.split(b":")[1]))
+    back = mt.wait_for(lambda: raw_get(proxy, k)[1] == old, 20, 0.2)
+    t.check(back, "ejection: node2's old value not served 20 s after its "
+            "return: %r" % (raw_get(proxy, k),),
+            "ejection: node2 back after server_retry_timeout with its old "
+            "value (the write made during the outage is shadowed)")
+    cluster(t, "stop", "--dir", d)
+
+
 def main(t):
     d, env = start(t)
     t.info("proxy %d, nodes %s" % (env["proxy"], env["ports"]))
@@ -217,6 +263,8 @@ def main(t):
     if t.failures:
         return
     test_kill_restart(t, d, env, found)
+    cluster(t, "stop", "--dir", d)
+    test_eject(t)
 
 
 if __name__ == "__main__":
