@@ -1,7 +1,7 @@
 #!/bin/bash
 # test_memcached_tool.sh: memcached's own admin script (memcached-tool,
 # Debian's memcached package) against a real mckvd ($MCKVD), as it runs
-# against memcached: display, stats, settings, dump (and keys).
+# against memcached: display, stats, settings, sizes, dump (and keys).
 #
 # Twice: engine = memory (-m 64: small values and 64 KiB ones), and
 # engine = sqlite with -m 8 and 12 MB of 8 KiB values, so that many are
@@ -17,7 +17,8 @@
 #  - display: a row per class in use, whose Count column adds up to
 #    curr_items, each class one `stats items` reports;
 #  - stats: pid is the server's, curr_items the keys stored;
-#  - settings: tcpport is the port, maxbytes the -m, dump_enabled yes.
+#  - settings: tcpport is the port, maxbytes the -m, dump_enabled yes;
+#  - sizes: "sizes_status disabled", as memcached without -o track_sizes.
 # Against memcached ($MCKVD=/usr/bin/memcached) the memory run checks the
 # same expectations. Servers are stopped by pid; every wait is bounded.
 # Exit status follows automake: 0 pass, 77 skip, else fail.
@@ -283,6 +284,21 @@ check_settings() {
     fi
 }
 
+# sizes: memcached's histogram is off unless -o track_sizes (mckvd takes
+# and ignores it): the one row memcached prints then, and an exit, not a
+# wait for an END that never comes.
+check_sizes() {
+    local what=$1
+    tool sizes
+    if [ "$status" = 0 ] &&
+       head -n 1 "$tmp/out" | grep -q "^#127.0.0.1:$port *Size *Count$" &&
+       [ "$(row sizes_status)" = disabled ] && [ "$(wc -l <"$tmp/out")" = 2 ]; then
+        pass "$what sizes: sizes_status disabled"
+    else
+        fail "$what sizes: exit $status: $(head -n 3 "$tmp/out" | tr '\n' '|')"
+    fi
+}
+
 # ---- engine = memory ---------------------------------------------------------
 args=(-l 127.0.0.1 -U 0 -m 64)
 if [ "$memcached" = yes ]; then
@@ -301,6 +317,7 @@ if store 200 20 && [ "$(wc -l <"$tmp/stored")" = 220 ]; then
     check_display memory
     check_stats memory
     check_settings memory 64
+    check_sizes memory
 else
     fail "memory: storing the keys failed"
 fi
@@ -327,6 +344,7 @@ if [ "$memcached" = no ]; then
         check_display sqlite
         check_stats sqlite
         check_settings sqlite 8
+        check_sizes sqlite
     else
         fail "sqlite: storing the keys failed"
     fi
