@@ -376,13 +376,18 @@ test_node_down(void **state)
     assert_int_equal(server_end(g_nodes[VICTIM], SIGKILL), 0);
     /* the dead node's key is an error, never a miss: no ejection */
     rc = get_key(g_client, victim_key);
+    fprintf(stderr, "node down: get: %s\n", memcached_strerror(g_client, rc));
     assert_true(rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTFOUND);
-    /* ... at once for a second after that (RETRY_TIMEOUT) */
+    /* again (libmemcached: the reset connection, then a refused one put
+     * the node in its RETRY_TIMEOUT; CONNECTION FAILURE both times) */
     rc = get_key(g_client, victim_key);
+    fprintf(stderr, "node down: get again: %s\n", memcached_strerror(g_client, rc));
     assert_true(rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTFOUND);
-    /* a write of its key lands nowhere else */
+    /* a write of its key lands nowhere else (libmemcached: SERVER HAS
+     * FAILED AND IS DISABLED UNTIL TIMED RETRY, without trying) */
     rc = memcached_set(g_client, key, key_of(victim_key, key, sizeof(key)),
                        "x", 1, 0, 0);
+    fprintf(stderr, "node down: set: %s\n", memcached_strerror(g_client, rc));
     assert_true(rc != MEMCACHED_SUCCESS);
     /* the other nodes serve theirs meanwhile */
     assert_int_equal(get_key(g_client, other_key), MEMCACHED_SUCCESS);
