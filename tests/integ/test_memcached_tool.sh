@@ -18,7 +18,9 @@
 #    curr_items, each class one `stats items` reports;
 #  - stats: pid is the server's, curr_items the keys stored;
 #  - settings: tcpport is the port, maxbytes the -m, dump_enabled yes;
-#  - sizes: "sizes_status disabled", as memcached without -o track_sizes.
+#  - sizes: "sizes_status disabled", as memcached without -o track_sizes;
+#  - the memory run's items stored again into /usr/bin/memcached: dump
+#    gives the same records, byte for byte; settings every name it has.
 # Against memcached ($MCKVD=/usr/bin/memcached) the memory run checks the
 # same expectations. Servers are stopped by pid; every wait is bounded.
 # Exit status follows automake: 0 pass, 77 skip, else fail.
