@@ -14,6 +14,8 @@
  *    and a fresh one get all 30k keys back with their values and flags,
  *    node 1 holds what it held, the other two are untouched (same pid,
  *    same curr_items).
+ * First, the configuration string docs/cluster.md gives builds the same
+ * ring as the behaviors.
  *
  * Why "within 10 %" needs chosen ports: libmemcached hashes a node as
  * "host:port-N" onto 100 points of the ring, and one node's share then
@@ -312,6 +314,35 @@ first_key_of(unsigned n)
 
 /* ---- the tests ---- */
 
+/* libmemcached's configuration string (memcached(3), what bindings take)
+ * puts every key where the behaviors above do: docs/cluster.md gives it. */
+static void
+test_config_string(void **state)
+{
+    (void)state;
+    char cfg[512];
+    memcached_st *m;
+
+    snprintf(cfg, sizeof(cfg),
+             "--SERVER=127.0.0.1:%u --SERVER=127.0.0.1:%u --SERVER=127.0.0.1:%u "
+             "--BINARY-PROTOCOL --DISTRIBUTION=consistent "
+             "--REMOVE-FAILED-SERVERS=0 --RETRY-TIMEOUT=%d "
+             "--POLL-TIMEOUT=%d --CONNECT-TIMEOUT=%d",
+             g_ports[0], g_ports[1], g_ports[2], RETRY_TIMEOUT_S, TMO, TMO);
+    m = memcached(cfg, strlen(cfg));
+    assert_non_null(m);
+    assert_int_equal(memcached_behavior_get(m, MEMCACHED_BEHAVIOR_BINARY_PROTOCOL), 1);
+    assert_int_equal(memcached_behavior_get(m, MEMCACHED_BEHAVIOR_KETAMA), 1);
+    assert_int_equal(memcached_behavior_get(m, MEMCACHED_BEHAVIOR_REMOVE_FAILED_SERVERS), 0);
+    assert_int_equal(memcached_behavior_get(m, MEMCACHED_BEHAVIOR_RETRY_TIMEOUT),
+                     RETRY_TIMEOUT_S);
+    for (unsigned i = 0; i < KEYS; i++)
+        if (node_of(m, i) != node_of(g_client, i))
+            fail_msg("ketama:%05u: node %u, behaviors say %u", i, node_of(m, i),
+                     node_of(g_client, i));
+    memcached_free(m);
+}
+
 static void
 test_spread(void **state)
 {
@@ -438,6 +469,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_string),
         cmocka_unit_test(test_spread),
         cmocka_unit_test(test_node_down),
         cmocka_unit_test(test_node_back),
