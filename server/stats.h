@@ -15,17 +15,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define THREAD_STATS(X) \
+/* memcached 1.6.18's run of them in `stats`, in its order (misses before
+ * hits); conn_yields comes later there, after threads; the mckv-only ones
+ * go at the end. */
+#define THREAD_STATS_MC(X) \
     X(cmd_get) X(cmd_set) X(cmd_flush) X(cmd_touch) X(cmd_meta) \
     X(get_hits) X(get_misses) X(get_expired) X(get_flushed) \
-    X(delete_hits) X(delete_misses) \
-    X(incr_hits) X(incr_misses) X(decr_hits) X(decr_misses) \
-    X(cas_hits) X(cas_misses) X(cas_badval) \
+    X(delete_misses) X(delete_hits) \
+    X(incr_misses) X(incr_hits) X(decr_misses) X(decr_hits) \
+    X(cas_misses) X(cas_hits) X(cas_badval) \
     X(touch_hits) X(touch_misses) \
     X(store_too_large) X(store_no_memory) \
     X(auth_cmds) X(auth_errors) \
-    X(bytes_read) X(bytes_written) \
-    X(protocol_errors) X(idle_kicks) X(conn_yields)
+    X(bytes_read) X(bytes_written)
+#define THREAD_STATS_OWN(X) X(protocol_errors) X(idle_kicks)
+#define THREAD_STATS(X) THREAD_STATS_MC(X) X(conn_yields) THREAD_STATS_OWN(X)
 
 struct thread_stats {
 #define X(name) uint64_t name;

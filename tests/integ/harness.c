@@ -163,8 +163,10 @@ db_dir_remove(uint16_t port)
     rmdir(dir);
 }
 
+/* keep_db: start on the database a previous server of this port left
+ * (a restart); otherwise on a fresh one. */
 static pid_t
-spawn(const char *const *extra_args, uint16_t port)
+spawn(const char *const *extra_args, uint16_t port, bool keep_db)
 {
     const char *argv[MAX_ARGS + 1];
     char port_str[16];
@@ -186,7 +188,8 @@ spawn(const char *const *extra_args, uint16_t port)
         argv[argc++] = "root";
     }
     if (!harness_is_memcached()) {
-        db_dir_remove(port);
+        if (!keep_db)
+            db_dir_remove(port);
         db_dir_for(dir, sizeof(dir), port);
         snprintf(db_arg, sizeof(db_arg), "--db-path=%s/mckv.db", dir);
         argv[argc++] = db_arg;
@@ -234,6 +237,44 @@ reap_nohang(struct server *srv)
     return srv->reaped;
 }
 
+/* Spawns the server on srv->port and waits (bounded) until it accepts.
+ * Returns true when it does; false when it exited or never accepted (then
+ * it is gone, killed if need be). */
+static bool
+launch(struct server *srv, const char *const *extra_args, bool keep_db)
+{
+    int64_t deadline = now_ms() + START_TIMEOUT_MS;
+
+    srv->reaped = false;
+    srv->pid = spawn(extra_args, srv->port, keep_db);
+    if (srv->pid < 0) {
+        srv->reaped = true;
+        return false;
+    }
+    while (now_ms() < deadline) {
+        int fd = connect_once(srv->port);
+
+        if (fd >= 0) {
+            close(fd);
+            return true;
+        }
+        if (reap_nohang(srv))
+            break;
+        usleep(10 * 1000);
+    }
+    if (!srv->reaped) {
+        kill(srv->pid, SIGKILL);
+        waitpid(srv->pid, NULL, 0);
+        srv->reaped = true;
+        fprintf(stderr, "harness: %s did not accept on port %u in %d ms\n",
+                harness_server_path(), (unsigned)srv->port, START_TIMEOUT_MS);
+        return false;
+    }
+    fprintf(stderr, "harness: %s exited during start-up (status 0x%x)\n",
+            harness_server_path(), (unsigned)srv->wait_status);
+    return false;
+}
+
 struct server *
 server_start(const char *const *extra_args)
 {
@@ -242,39 +283,67 @@ server_start(const char *const *extra_args)
     if (srv == NULL)
         return NULL;
     for (int attempt = 0; attempt < START_ATTEMPTS; attempt++) {
-        int64_t deadline = now_ms() + START_TIMEOUT_MS;
-
         srv->port = find_free_port();
-        srv->reaped = false;
         if (srv->port == 0)
             continue;
-        srv->pid = spawn(extra_args, srv->port);
+        if (launch(srv, extra_args, false))
+            return srv;
         if (srv->pid < 0)
             break;
-        while (now_ms() < deadline) {
-            int fd = connect_once(srv->port);
-
-            if (fd >= 0) {
-                close(fd);
-                return srv;
-            }
-            if (reap_nohang(srv))
-                break;
-            usleep(10 * 1000);
-        }
-        if (!srv->reaped) {
-            kill(srv->pid, SIGKILL);
-            waitpid(srv->pid, NULL, 0);
-            fprintf(stderr, "harness: %s did not accept on port %u in %d ms\n",
-                    harness_server_path(), (unsigned)srv->port,
-                    START_TIMEOUT_MS);
-            break;
-        }
-        fprintf(stderr, "harness: %s exited during start-up (status 0x%x)\n",
-                harness_server_path(), (unsigned)srv->wait_status);
     }
     free(srv);
     return NULL;
+}
+
+struct server *
+server_start_port(uint16_t port, const char *const *extra_args)
+{
+    struct server *srv = calloc(1, sizeof(*srv));
+
+    if (srv == NULL)
+        return NULL;
+    srv->port = port;
+    if (launch(srv, extra_args, false))
+        return srv;
+    free(srv);
+    return NULL;
+}
+
+int
+server_end(struct server *srv, int signo)
+{
+    int64_t deadline = now_ms() + STOP_TIMEOUT_MS;
+
+    if (!reap_nohang(srv)) {
+        kill(srv->pid, signo);
+        while (!reap_nohang(srv) && now_ms() < deadline)
+            usleep(10 * 1000);
+    }
+    if (!srv->reaped) {
+        fprintf(stderr, "harness: pid %d ignored signal %d for %d ms\n",
+                (int)srv->pid, signo, STOP_TIMEOUT_MS);
+        return -1;
+    }
+    return 0;
+}
+
+int
+server_restart(struct server *srv, const char *const *extra_args)
+{
+    if (!reap_nohang(srv)) {
+        fprintf(stderr, "harness: pid %d still runs: no restart\n",
+                (int)srv->pid);
+        return -1;
+    }
+    /* the port is ours again at once: the server listens with
+     * SO_REUSEADDR, and nothing else was told it is free */
+    return launch(srv, extra_args, true) ? 0 : -1;
+}
+
+uint16_t
+harness_free_port(void)
+{
+    return find_free_port();
 }
 
 uint16_t

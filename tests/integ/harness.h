@@ -35,6 +35,32 @@ struct server;
 struct server *server_start(const char *const *extra_args);
 
 /*
+ * server_start() on the given port (one attempt; NULL when the server does
+ * not accept there within 5 s). For a test that must choose its ports
+ * (e.g. for the names a client hashes them under).
+ */
+struct server *server_start_port(uint16_t port, const char *const *extra_args);
+
+/*
+ * Ends the server with signo (SIGKILL: a crash) and waits at most 5 s for
+ * it to exit. Unlike server_stop() the handle and the database it left
+ * stay, for server_restart(). Returns 0 once it exited, -1 when it did
+ * not (a message on stderr).
+ */
+int server_end(struct server *srv, int signo);
+
+/*
+ * Starts an ended server again on the same port and on the database it
+ * left (mckvd), with extra_args, and waits until it accepts; srv gets the
+ * new pid. Returns 0, or -1 with a message on stderr (srv is then a
+ * stopped server: server_stop() still frees it).
+ */
+int server_restart(struct server *srv, const char *const *extra_args);
+
+/* A TCP port free on 127.0.0.1 just now (0 when none could be bound). */
+uint16_t harness_free_port(void);
+
+/*
  * Sends SIGTERM, waits at most 5 s for the process to exit, then SIGKILLs it.
  * Frees srv. Returns the exit code (>= 0) when the server exited by itself,
  * -signo when a signal ended it, or -1000 - SIGKILL when it had to be killed.

@@ -1,7 +1,7 @@
 #!/bin/bash
 # test_memcached_tool.sh: memcached's own admin script (memcached-tool,
 # Debian's memcached package) against a real mckvd ($MCKVD), as it runs
-# against memcached: display, stats, settings, dump (and keys).
+# against memcached: display, stats, settings, sizes, dump (and keys).
 #
 # Twice: engine = memory (-m 64: small values and 64 KiB ones), and
 # engine = sqlite with -m 8 and 12 MB of 8 KiB values, so that many are
@@ -17,7 +17,10 @@
 #  - display: a row per class in use, whose Count column adds up to
 #    curr_items, each class one `stats items` reports;
 #  - stats: pid is the server's, curr_items the keys stored;
-#  - settings: tcpport is the port, maxbytes the -m, dump_enabled yes.
+#  - settings: tcpport is the port, maxbytes the -m, dump_enabled yes;
+#  - sizes: "sizes_status disabled", as memcached without -o track_sizes;
+#  - the memory run's items stored again into /usr/bin/memcached: dump
+#    gives the same records, byte for byte; settings every name it has.
 # Against memcached ($MCKVD=/usr/bin/memcached) the memory run checks the
 # same expectations. Servers are stopped by pid; every wait is bounded.
 # Exit status follows automake: 0 pass, 77 skip, else fail.
@@ -66,8 +69,10 @@ tool() {
 # one "KEY FLAGS EXP LEN SHA1" line per key. $1 small values, $2 big ones
 # of $4 bytes (64 KiB); $3 (persistent engine): wait for the writes to be
 # on disk before every $3rd key.
+# $5 (optional): the time to count the expiry times from, in place of the
+# server's (to store the very same items into a second server).
 store() {
-    python3 - "$port" "$1" "$2" "${3:-0}" "${4:-65536}" >"$tmp/stored" <<'EOF'
+    python3 - "$port" "$1" "$2" "${3:-0}" "${4:-65536}" ${5:+"$5"} >"$tmp/stored" <<'EOF'
 import hashlib, socket, sys, time
 
 port, nsmall, nbig = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -86,7 +91,7 @@ def stats(group=""):
         d[k] = v.strip()
     raise SystemExit("stats: connection closed")
 
-now = int(stats()["time"])
+now = int(sys.argv[6]) if len(sys.argv) > 6 else int(stats()["time"])
 items = []
 for i in range(nsmall + nbig):
     key = "tool:%d" % i if i else "tool%odd/key:0"
@@ -283,6 +288,80 @@ check_settings() {
     fi
 }
 
+# sizes: memcached's histogram is off unless -o track_sizes (mckvd takes
+# and ignores it): the one row memcached prints then, and an exit, not a
+# wait for an END that never comes.
+check_sizes() {
+    local what=$1
+    tool sizes
+    if [ "$status" = 0 ] &&
+       head -n 1 "$tmp/out" | grep -q "^#127.0.0.1:$port *Size *Count$" &&
+       [ "$(row sizes_status)" = disabled ] && [ "$(wc -l <"$tmp/out")" = 2 ]; then
+        pass "$what sizes: sizes_status disabled"
+    else
+        fail "$what sizes: exit $status: $(head -n 3 "$tmp/out" | tr '\n' '|')"
+    fi
+}
+
+# The same items in memcached ($MEMCACHED_REF, /usr/bin/memcached; skipped
+# when it is not installed or is the server under test): memcached-tool
+# dump prints the same bytes (its records sorted: it prints them in Perl's
+# hash order), and settings every name memcached's does (less the ext_*
+# and slab_automove_freeratio of an extstore build: mckv has none).
+# $tmp/out.dump and $tmp/out.settings hold mckvd's outputs.
+compare_memcached() {
+    local ref=${MEMCACHED_REF:-/usr/bin/memcached} now missing mckvd_port=$port
+    local margs=(-l 127.0.0.1 -U 0 -m 64)
+    if [ "$memcached" = yes ] || [ ! -x "$ref" ]; then
+        return
+    fi
+    [ "$(id -u)" = 0 ] && margs+=(-u root)
+    # the stored expiry of tool:1 is now + 3601
+    now=$(awk '$1 == "tool:1" { print $3 - 3601 }' "$tmp/stored")
+    cp "$tmp/stored" "$tmp/stored.mckvd"
+    if ! start_server "$ref" "${margs[@]}" >"$tmp/ref.log" 2>&1; then
+        fail "memcached: $ref did not start: $(head -n 2 "$tmp/ref.log")"
+        port=$mckvd_port
+        return
+    fi
+    if store 200 20 0 65536 "$now" && cmp -s "$tmp/stored" "$tmp/stored.mckvd"; then
+        tool dump
+        if python3 - "$tmp/out.dump" "$tmp/out" 2>"$tmp/py" <<'EOF'
+import sys
+def records(path):
+    data, out, pos = open(path, "rb").read(), [], 0
+    while pos < len(data):
+        eol = data.index(b"\r\n", pos)
+        n = int(data[pos:eol].split(b" ")[4])
+        out.append(data[pos:eol + 4 + n])
+        pos = eol + 4 + n
+    return sorted(out)
+mckvd, memcached = records(sys.argv[1]), records(sys.argv[2])
+assert len(mckvd) == len(memcached), "%d records, memcached %d" % (len(mckvd), len(memcached))
+for a, b in zip(mckvd, memcached):
+    assert a == b, "%r, memcached %r" % (a[:80], b[:80])
+EOF
+        then
+            pass "memory dump: the same $(grep -c '^add ' "$tmp/out") records as memcached's, byte for byte"
+        else
+            fail "memory dump differs from memcached's: $(tail -n 1 "$tmp/py")"
+        fi
+        tool settings
+        missing=$(comm -23 <(tr -d '\r' <"$tmp/out" | awk 'NR > 1 { print $1 }' |
+                             grep -v '^ext_' | grep -vx slab_automove_freeratio | sort) \
+                           <(tr -d '\r' <"$tmp/out.settings" | awk 'NR > 1 { print $1 }' | sort))
+        if [ -z "$missing" ]; then
+            pass "memory settings: every name of memcached's"
+        else
+            fail "memory settings: memcached's $(echo "$missing" | tr '\n' ' ')missing"
+        fi
+    else
+        fail "memcached: storing the same items failed"
+    fi
+    stop_pid "$server_pid"
+    port=$mckvd_port
+}
+
 # ---- engine = memory ---------------------------------------------------------
 args=(-l 127.0.0.1 -U 0 -m 64)
 if [ "$memcached" = yes ]; then
@@ -301,6 +380,12 @@ if store 200 20 && [ "$(wc -l <"$tmp/stored")" = 220 ]; then
     check_display memory
     check_stats memory
     check_settings memory 64
+    check_sizes memory
+    tool dump && cp "$tmp/out" "$tmp/out.dump"
+    tool settings && cp "$tmp/out" "$tmp/out.settings"
+    mckvd_pid=$server_pid
+    compare_memcached
+    server_pid=$mckvd_pid
 else
     fail "memory: storing the keys failed"
 fi
@@ -327,6 +412,7 @@ if [ "$memcached" = no ]; then
         check_display sqlite
         check_stats sqlite
         check_settings sqlite 8
+        check_sizes sqlite
     else
         fail "sqlite: storing the keys failed"
     fi

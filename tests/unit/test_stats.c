@@ -232,6 +232,27 @@ test_general(void **state)
 #undef X
     /* no registered group adds to the general one */
     assert_int_equal(find("7:addr"), -1);
+    /* memcached 1.6.18's `stats`, less the names mckv does not have: in
+     * this order, mckv's own names after them */
+    static const char *const mc_order[] = {
+        "pid", "uptime", "time", "version", "libevent", "pointer_size",
+        "rusage_user", "rusage_system", "max_connections", "curr_connections",
+        "total_connections", "rejected_connections", "cmd_get", "cmd_set",
+        "cmd_flush", "cmd_touch", "cmd_meta", "get_hits", "get_misses",
+        "get_expired", "get_flushed", "delete_misses", "delete_hits",
+        "incr_misses", "incr_hits", "decr_misses", "decr_hits", "cas_misses",
+        "cas_hits", "cas_badval", "touch_hits", "touch_misses",
+        "store_too_large", "store_no_memory", "auth_cmds", "auth_errors",
+        "bytes_read", "bytes_written", "limit_maxbytes", "accepting_conns",
+        "threads", "conn_yields", "hash_bytes", "hash_is_expanding", "bytes",
+        "curr_items", "total_items", "expired_unfetched", "evicted_unfetched",
+        "evictions", "reclaimed", "hash_buckets", "protocol_errors",
+        "idle_kicks", "log_suppressed",
+    };
+    for (size_t i = 1; i < sizeof(mc_order) / sizeof(mc_order[0]); i++) {
+        if (find(mc_order[i - 1]) >= find(mc_order[i]))
+            fail_msg("%s is not before %s", mc_order[i - 1], mc_order[i]);
+    }
 }
 
 static void
@@ -251,6 +272,11 @@ test_group_lookup(void **state)
     assert_true(run("timings"));
     assert_string_equal(out.name[0], "cmd_get_count");
     assert_string_equal(out.name[out.n - 1], "flusher_commit_count");
+    /* sizes: memcached's answer without -o track_sizes */
+    assert_true(run("sizes"));
+    assert_int_equal(out.n, 1);
+    assert_string_equal(out.name[0], "sizes_status");
+    assert_string_equal(out.value[0], "disabled");
     /* unknown names, prefixes and extensions of names: false, silent */
     static const char *const unknown[] = {
         "nosuch", "conn", "connsx", "engin", "setting", "settings2", "Items",
