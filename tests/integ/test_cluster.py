@@ -72,21 +72,26 @@ def read_env(d):
     """cluster.env as a dict (it is shell: let the shell read it)."""
     out = subprocess.run(
         ["bash", "-c", '. "$1/cluster.env" && printf "%s\\n" "$PROXY_PORT" '
-         '"$NODE_PORTS" "$NODE_PIDS"', "-", d],
+         '"$NODE_PORTS" "$NODE_PIDS" "$PROXY_PID"', "-", d],
         stdout=subprocess.PIPE, check=True, timeout=10).stdout.decode()
-    proxy, ports, pids = out.splitlines()
+    proxy, ports, pids, proxy_pid = out.splitlines()
     return {"proxy": int(proxy), "ports": [int(p) for p in ports.split()],
-            "pids": [int(p) for p in pids.split()]}
+            "pids": [int(p) for p in pids.split()],
+            "proxy_pid": int(proxy_pid)}
+
+
+def start_cmd(d, options=()):
+    extra = ["--threads=2", "--memory-limit=64",
+             "--flush-interval-ms=%d" % FLUSH_INTERVAL_MS]
+    extra += shlex.split(os.environ.get("CLUSTER_TEST_ARGS", ""))
+    return ([CLUSTER, str(NODES), "--dir", d, "--bin", mt.mckvd_path()]
+            + list(options) + ["--"] + extra)
 
 
 def start(t, options=()):
     d = t.tmpdir("test_cluster")
-    extra = ["--threads=2", "--memory-limit=64",
-             "--flush-interval-ms=%d" % FLUSH_INTERVAL_MS]
-    extra += shlex.split(os.environ.get("CLUSTER_TEST_ARGS", ""))
     t.at_cleanup(lambda: cluster(t, "stop", "--dir", d, check=False))
-    r = subprocess.run([CLUSTER, str(NODES), "--dir", d, "--bin",
-                        mt.mckvd_path()] + list(options) + ["--"] + extra,
+    r = subprocess.run(start_cmd(d, options),
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=180)
     out = r.stdout.decode(errors="replace")
@@ -215,6 +220,40 @@ def test_kill_restart(t, d, env, found):
         t.check_eq(again[n], found[n], "node%d's keys asked directly" % n)
 
 
+def running(pid):
+    """pid is alive and not a zombie (the nodes are not our children)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_start_over_nodes(t, d, env):
+    """The proxy gone, the nodes still running: `scripts/cluster N` in
+    the same directory refuses, rather than start a second process on
+    each node's database and lose the first one's pid; `stop` then
+    stops the nodes."""
+    os.kill(env["proxy_pid"], 9)
+    gone = mt.wait_for(lambda: not running(env["proxy_pid"]), 20, 0.05)
+    t.check(gone, "nutcracker (pid %d) survived SIGKILL" % env["proxy_pid"])
+    r = subprocess.run(start_cmd(d), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=180)
+    out = r.stdout.decode(errors="replace")
+    t.log("scripts/cluster %d over running nodes: exit %d\n%s"
+          % (NODES, r.returncode, out.rstrip()))
+    t.check(r.returncode != 0 and "is running" in out,
+            "scripts/cluster %d over running nodes: exit %d, %r"
+            % (NODES, r.returncode, out[-200:]),
+            "scripts/cluster %d refuses while the nodes run" % NODES)
+    t.check_eq(read_env(d)["pids"], env["pids"],
+               "the node pids in cluster.env after the refused start")
+    cluster(t, "stop", "--dir", d)
+    left = [p for p in env["pids"] if running(p)]
+    t.check(not left, "nodes still running after stop: %s" % left,
+            "stop stopped every node")
+
+
 def node_of(port, keys):
     """The key indexes among `keys` that node `port` holds."""
     with mt.TextClient(port) as c:
@@ -263,7 +302,7 @@ def main(t):
     if t.failures:
         return
     test_kill_restart(t, d, env, found)
-    cluster(t, "stop", "--dir", d)
+    test_start_over_nodes(t, d, read_env(d))
     test_eject(t)
 
 

@@ -4,8 +4,8 @@
 2,000 clients connect, each sends `version` (so every connection has
 read and answered a request) and then sits idle. mckvd's resident set
 must grow by less than 6 KB per connection: a connection holds its read
-buffer (16 KiB) and reply buffer (4 KiB) only while something is in
-them, and its segment list until idle 2 s. Before that change a
+buffer (16 KiB), reply buffer (4 KiB) and segment list only while
+something is in them. Before that change a
 connection kept 21 KB from accept to close, so 100k idle clients took
 2 GB outside memory_limit. Then every connection gets a value it sets,
 half a request is left buffered on some while the others run, and the
@@ -78,7 +78,7 @@ def main(t):
         conns.append(s)
         s.sendall(b"version\r\n")
         read_until(s, b"\r\n", deadline)
-    time.sleep(3)               # past the 2 s after which segments go
+    time.sleep(3)               # the last replies written, buffers back
     after = rss_kb(srv.pid)
     per = (after - before) / CONNS
     t.info("VmRSS %d -> %d KB over %d idle connections: %.1f KB each"
