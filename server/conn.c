@@ -232,28 +232,28 @@ conn_stats(const struct conn *c, uint32_t now, stats_emit_fn emit, void *ctx)
     emit(ctx, name, value);
 }
 
+/* b, if any, back to the spares when it has its initial size (`initial`),
+ * else freed (it grew). Returns NULL, for the pointer that held it. */
+static void *
+conn_give(struct conn_spare *s, void *b, bool initial)
+{
+    if (b != NULL && initial)
+        conn_spare_give(s, b);
+    else
+        free(b);
+    return NULL;
+}
+
 /* The reply buffer and segment list, all written, back to the owner's
  * spares (or freed when they grew). */
 static void
 conn_give_wbuf(struct conn *c)
 {
     c->wlen = 0;
-    if (c->wbuf != NULL) {
-        if (c->wsize == CONN_WBUF_INITIAL)
-            conn_spare_give(&c->owner->spare_w, c->wbuf);
-        else
-            free(c->wbuf);
-        c->wbuf = NULL;
-        c->wsize = 0;
-    }
-    if (c->segs != NULL) {
-        if (c->segs_cap == CONN_SEGS_INITIAL)
-            conn_spare_give(&c->owner->spare_s, c->segs);
-        else
-            free(c->segs);
-        c->segs = NULL;
-        c->segs_cap = 0;
-    }
+    c->wbuf = conn_give(&c->owner->spare_w, c->wbuf, c->wsize == CONN_WBUF_INITIAL);
+    c->wsize = 0;
+    c->segs = conn_give(&c->owner->spare_s, c->segs, c->segs_cap == CONN_SEGS_INITIAL);
+    c->segs_cap = 0;
 }
 
 /* Writes queued output. Returns 0 (all written or the socket is full) or -1
@@ -315,13 +315,7 @@ static void
 conn_give_rbuf(struct conn *c)
 {
     c->rstart = c->rend = 0;
-    if (c->rbuf == NULL)
-        return;
-    if (c->rsize == CONN_RBUF_INITIAL)
-        conn_spare_give(&c->owner->spare_r, c->rbuf);
-    else
-        free(c->rbuf);
-    c->rbuf = NULL;
+    c->rbuf = conn_give(&c->owner->spare_r, c->rbuf, c->rsize == CONN_RBUF_INITIAL);
     c->rsize = 0;
 }
 

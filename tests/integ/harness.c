@@ -39,8 +39,8 @@ struct server {
     int wait_status;
 };
 
-static int64_t
-now_ms(void)
+int64_t
+harness_now_ms(void)
 {
     struct timespec ts;
 
@@ -51,7 +51,7 @@ now_ms(void)
 static int
 ms_left(int64_t deadline)
 {
-    int64_t left = deadline - now_ms();
+    int64_t left = deadline - harness_now_ms();
 
     return left > 0 ? (int)left : 0;
 }
@@ -243,7 +243,7 @@ reap_nohang(struct server *srv)
 static bool
 launch(struct server *srv, const char *const *extra_args, bool keep_db)
 {
-    int64_t deadline = now_ms() + START_TIMEOUT_MS;
+    int64_t deadline = harness_now_ms() + START_TIMEOUT_MS;
 
     srv->reaped = false;
     srv->pid = spawn(extra_args, srv->port, keep_db);
@@ -251,7 +251,7 @@ launch(struct server *srv, const char *const *extra_args, bool keep_db)
         srv->reaped = true;
         return false;
     }
-    while (now_ms() < deadline) {
+    while (harness_now_ms() < deadline) {
         int fd = connect_once(srv->port);
 
         if (fd >= 0) {
@@ -312,11 +312,11 @@ server_start_port(uint16_t port, const char *const *extra_args)
 int
 server_end(struct server *srv, int signo)
 {
-    int64_t deadline = now_ms() + STOP_TIMEOUT_MS;
+    int64_t deadline = harness_now_ms() + STOP_TIMEOUT_MS;
 
     if (!reap_nohang(srv)) {
         kill(srv->pid, signo);
-        while (!reap_nohang(srv) && now_ms() < deadline)
+        while (!reap_nohang(srv) && harness_now_ms() < deadline)
             usleep(10 * 1000);
     }
     if (!srv->reaped) {
@@ -367,14 +367,14 @@ server_alive(struct server *srv)
 int
 server_stop_with(struct server *srv, int signo)
 {
-    int64_t deadline = now_ms() + STOP_TIMEOUT_MS;
+    int64_t deadline = harness_now_ms() + STOP_TIMEOUT_MS;
     int result;
 
     if (srv == NULL)
         return -1;
     if (!reap_nohang(srv)) {
         kill(srv->pid, signo);
-        while (!reap_nohang(srv) && now_ms() < deadline)
+        while (!reap_nohang(srv) && harness_now_ms() < deadline)
             usleep(10 * 1000);
     }
     if (!srv->reaped) {
@@ -451,7 +451,7 @@ wait_readable(int fd, int64_t deadline)
 ssize_t
 harness_read_exact(int fd, void *buf, size_t len, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = harness_now_ms() + timeout_ms;
     char *p = buf;
     size_t got = 0;
 
@@ -473,7 +473,7 @@ harness_read_exact(int fd, void *buf, size_t len, int timeout_ms)
 ssize_t
 harness_read_line(int fd, char *buf, size_t cap, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = harness_now_ms() + timeout_ms;
     size_t got = 0;
 
     if (cap == 0)
@@ -514,7 +514,7 @@ harness_read_quiet(int fd, void *buf, size_t cap, int quiet_ms, bool *closed)
     while (got < cap) {
         ssize_t n;
 
-        if (!wait_readable(fd, now_ms() + quiet_ms))
+        if (!wait_readable(fd, harness_now_ms() + quiet_ms))
             break;
         n = recv(fd, p + got, cap - got, 0);
         if (n < 0 && errno == EINTR)
@@ -531,7 +531,7 @@ harness_read_quiet(int fd, void *buf, size_t cap, int quiet_ms, bool *closed)
 int
 harness_wait_closed(int fd, int timeout_ms, unsigned char *first)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = harness_now_ms() + timeout_ms;
     unsigned char byte;
 
     for (;;) {
@@ -557,7 +557,7 @@ harness_exchange(int fd, const void *out, size_t out_len, void *in,
     const char *op = out;
     char *ip = in;
     size_t sent = 0, got = 0;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = harness_now_ms() + timeout_ms;
     bool can_send = true;
 
     if (in_want > in_cap)
@@ -580,7 +580,7 @@ harness_exchange(int fd, const void *out, size_t out_len, void *in,
                 break;
             if (n > 0) {
                 got += (size_t)n;
-                deadline = now_ms() + timeout_ms;
+                deadline = harness_now_ms() + timeout_ms;
             }
         }
         if ((pfd.revents & POLLOUT) && can_send && sent < out_len) {
@@ -589,7 +589,7 @@ harness_exchange(int fd, const void *out, size_t out_len, void *in,
 
             if (n > 0) {
                 sent += (size_t)n;
-                deadline = now_ms() + timeout_ms;
+                deadline = harness_now_ms() + timeout_ms;
             } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
                 can_send = false;
             }

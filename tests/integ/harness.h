@@ -83,6 +83,9 @@ bool server_alive(struct server *srv);
 /* True when basename($MCKVD) is "memcached": mckv-only checks skip. */
 bool harness_is_memcached(void);
 
+/* CLOCK_MONOTONIC in milliseconds, for deadlines. */
+int64_t harness_now_ms(void);
+
 /* The path in $MCKVD (or "./mckvd" when it is unset). */
 const char *harness_server_path(void);
 

@@ -75,15 +75,6 @@ node_args(void)
     return harness_is_memcached() ? memcached_args : mckvd_args;
 }
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- the keys ---- */
 
 static size_t
@@ -291,7 +282,7 @@ get_all(memcached_st *m, int64_t deadline_ms)
         while ((rc = get_key(m, i)) != MEMCACHED_SUCCESS) {
             if (rc == MEMCACHED_NOTFOUND)
                 fail_msg("ketama:%05u (node %u): a miss", i, node_of(m, i));
-            if (now_ms() > deadline_ms)
+            if (harness_now_ms() > deadline_ms)
                 fail_msg("ketama:%05u (node %u): %s", i, node_of(m, i),
                          memcached_strerror(m, rc));
             retries++;
@@ -364,7 +355,7 @@ test_spread(void **state)
         assert_int_equal(items, g_ring_count[n]);
         assert_in_range(items, EVEN * 9 / 10, EVEN * 11 / 10);
     }
-    assert_int_equal(get_all(g_client, now_ms()), 0);
+    assert_int_equal(get_all(g_client, harness_now_ms()), 0);
 }
 
 /* Values taken before the kill, compared after the restart. */
@@ -375,10 +366,10 @@ static long g_items_before[NODES];
 static void
 wait_drained(int n)
 {
-    int64_t deadline = now_ms() + DRAIN_TIMEOUT_MS;
+    int64_t deadline = harness_now_ms() + DRAIN_TIMEOUT_MS;
 
     while (node_stat(n, "kvstore", "dirty_items") != 0) {
-        if (now_ms() > deadline)
+        if (harness_now_ms() > deadline)
             fail_msg("node %d: dirty_items never reached 0", n);
         usleep(20 * 1000);
     }
@@ -448,11 +439,11 @@ test_node_back(void **state)
     }
     /* the old client: its node-1 connection died with the node; it is
      * retried once RETRY_TIMEOUT passed */
-    retries = get_all(g_client, now_ms() + BACK_TIMEOUT_MS);
+    retries = get_all(g_client, harness_now_ms() + BACK_TIMEOUT_MS);
     fprintf(stderr, "same client: all %d keys back, %u gets retried\n", KEYS,
             retries);
     fresh = ketama_client(g_ports);
-    assert_int_equal(get_all(fresh, now_ms()), 0);
+    assert_int_equal(get_all(fresh, harness_now_ms()), 0);
     memcached_free(fresh);
 
     assert_int_equal(node_stat(VICTIM, NULL, "curr_items"), g_items_before[VICTIM]);

@@ -163,7 +163,7 @@ owner=$(stat -c '%U:%G %a' /var/lib/mckv 2>/dev/null)
 if [ "$owner" = "mckv:mckv 750" ]; then pass "/var/lib/mckv: $owner"; else fail "/var/lib/mckv: '$owner'"; fi
 
 # ---- run it as systemd would, then as root by hand
-# run_unit AS: the unit's ExecStart with --port on a free port, in its
+# run_unit AS: the unit's ExecStart with -p on a free port, in its
 # WorkingDirectory, as user AS (or as root); sets port and server_pid.
 # The command has no quoting.
 run_unit() {
@@ -171,15 +171,8 @@ run_unit() {
     # shellcheck disable=SC2206  # ExecStart is split on blanks, as systemd does
     local cmd=($exec_start)
     [ "$as" = root ] || cmd=(setpriv --reuid="$as" --regid="$as" --init-groups -- "${cmd[@]}")
-    for _ in 1 2 3; do
-        port=$(free_port) || return 1
-        (cd "${work_dir:-/}" && exec "${cmd[@]}" --port="$port") >>"$tmp/server.log" 2>&1 &
-        server_pid=$!
-        pids+=("$server_pid")
-        wait_port "$port" "$server_pid" && return 0
-        stop_pid "$server_pid"
-    done
-    return 1
+    # lib.sh's start_server adds -p PORT (as --port would)
+    start_server env --chdir="${work_dir:-/}" "${cmd[@]}" >>"$tmp/server.log" 2>&1
 }
 process_user() { ps -o user= -p "$1" | tr -d ' '; }
 # same WHAT GOT WANT: passes when GOT is WANT.
