@@ -56,6 +56,7 @@ cache_stats(struct cache_stats *out)
 {
     memset(out, 0, sizeof(*out));
     rel_time_t now = cache_now();
+    rel_time_t evicted_at[CACHE_SIZE_CLASSES] = { 0 };
     for (unsigned i = 0; i < CACHE_SHARDS; i++) {
         struct shard *s = &cache_shards[i];
         pthread_mutex_lock(&s->lock);
@@ -81,6 +82,10 @@ cache_stats(struct cache_stats *out)
             out->class_items[c] += st->class_items[c];
             out->class_bytes[c] += st->class_bytes[c];
             out->class_evictions[c] += st->class_evictions[c];
+            if (st->class_evicted_at[c] > evicted_at[c]) {
+                evicted_at[c] = st->class_evicted_at[c];
+                out->class_evicted_time[c] = st->class_evicted_time[c];
+            }
         }
         /* Age of each class's least recently used item, looking at the
          * last STATS_TAIL_SCAN items of the LRU only (bounded hold time). */
@@ -94,6 +99,8 @@ cache_stats(struct cache_stats *out)
         }
         pthread_mutex_unlock(&s->lock);
     }
+    for (unsigned c = 0; c < CACHE_SIZE_CLASSES; c++)
+        out->class_oom[c] = evict_oom(c);
     out->limit_maxbytes = mem_limit_now();
     out->filter_ready = cache_filter_is_ready();
     out->tombstones = shard_tombstones_now();
@@ -111,6 +118,9 @@ cache_stats_reset(void)
         s->st.expired_unfetched = 0;
         s->st.evicted_unfetched = 0;
         memset(s->st.class_evictions, 0, sizeof(s->st.class_evictions));
+        memset(s->st.class_evicted_time, 0, sizeof(s->st.class_evicted_time));
+        memset(s->st.class_evicted_at, 0, sizeof(s->st.class_evicted_at));
         pthread_mutex_unlock(&s->lock);
     }
+    evict_oom_reset();
 }

@@ -539,6 +539,10 @@ struct cache_stats {
     uint64_t class_bytes[CACHE_SIZE_CLASSES];
     uint64_t class_evictions[CACHE_SIZE_CLASSES];
     rel_time_t class_oldest[CACHE_SIZE_CLASSES]; /* age of LRU tail, seconds */
+    /* memcached's evicted_time: seconds since the last access of the live
+     * item evicted last in the class (0: none) */
+    rel_time_t class_evicted_time[CACHE_SIZE_CLASSES];
+    uint64_t class_oom[CACHE_SIZE_CLASSES];      /* items refused for memory */
 };
 
 /* Sums every shard (takes each shard lock briefly). */

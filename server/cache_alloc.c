@@ -85,6 +85,8 @@ alloc_item(const char *key, uint8_t nkey, uint32_t hv, uint32_t flags,
         return NULL;
     if (may_evict ? !evict_reserve(item_usable(it), index)
                   : !mem_try_reserve(item_usable(it))) {
+        if (may_evict)
+            evict_count_oom(item_usable(it));
         free(it);
         return NULL;
     }

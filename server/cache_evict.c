@@ -148,7 +148,10 @@ shard_evict(struct shard *s, size_t need, size_t *freed_out)
             fetched = (it->iflags & ITEM_FETCHED) != 0;
             size = item_usable(it);
             s->st.evictions++;
-            s->st.class_evictions[item_size_class(size)]++;
+            unsigned c = item_size_class(size);
+            s->st.class_evictions[c]++;
+            s->st.class_evicted_time[c] = now > it->time ? now - it->time : 0;
+            s->st.class_evicted_at[c] = now + 1;   /* 0: never */
             if (!fetched)
                 s->st.evicted_unfetched++;
         }
@@ -193,6 +196,30 @@ evict_victim(unsigned home)
                                           memory_order_relaxed);
     unsigned victim = a_bytes >= b_bytes ? a : b;
     return (a_bytes >= b_bytes ? a_bytes : b_bytes) > home_bytes ? victim : home;
+}
+
+/* Rare (a full cache under -M, or only dirty items left): one atomic per
+ * class outside any shard lock. */
+static _Atomic uint64_t class_oom[CACHE_SIZE_CLASSES];
+
+void
+evict_count_oom(size_t bytes)
+{
+    atomic_fetch_add_explicit(&class_oom[item_size_class(bytes)], 1,
+                              memory_order_relaxed);
+}
+
+uint64_t
+evict_oom(unsigned c)
+{
+    return atomic_load_explicit(&class_oom[c], memory_order_relaxed);
+}
+
+void
+evict_oom_reset(void)
+{
+    for (unsigned c = 0; c < CACHE_SIZE_CLASSES; c++)
+        atomic_store_explicit(&class_oom[c], 0, memory_order_relaxed);
 }
 
 bool

@@ -80,6 +80,9 @@ struct shard_stats {
     uint64_t class_items[CACHE_SIZE_CLASSES];
     uint64_t class_bytes[CACHE_SIZE_CLASSES];
     uint64_t class_evictions[CACHE_SIZE_CLASSES];
+    /* the live item evicted last in each class: its age then, and when */
+    rel_time_t class_evicted_time[CACHE_SIZE_CLASSES];
+    rel_time_t class_evicted_at[CACHE_SIZE_CLASSES];
 };
 
 struct shard {
@@ -312,6 +315,11 @@ void evict_setup(bool disabled);
 /* Reserves `bytes` under the memory limit, evicting when needed (from
  * `home`'s shard first, see cache_evict.c). No lock held. */
 bool evict_reserve(size_t bytes, unsigned home);
+/* An item of `bytes` was refused for memory (memcached's per class
+ * outofmemory); evict_oom() reads the count of size class `c`. */
+void evict_count_oom(size_t bytes);
+uint64_t evict_oom(unsigned c);
+void evict_oom_reset(void);
 
 /* ---------------------------------------------------------------- alloc
  * cache_alloc.c */

@@ -382,6 +382,9 @@ stats_items(stats_emit_fn emit, void *ctx, bool slabs)
                        cs.class_bytes[i]);
             emit_class(emit, ctx, "items:%u:evicted", cls,
                        cs.class_evictions[i]);
+            emit_class(emit, ctx, "items:%u:evicted_time", cls,
+                       cs.class_evicted_time[i]);
+            emit_class(emit, ctx, "items:%u:outofmemory", cls, cs.class_oom[i]);
         }
     }
     if (slabs) {

@@ -12,7 +12,12 @@
   - -C on the SQLite engine: CAS shown as 0, `cas` matches nothing, a flush
     kills what is stored in its second, and after a restart the flushed
     keys stay gone;
-  - -F: flush_all refused in text and binary, nothing flushed.
+  - -F: flush_all refused in text and binary, nothing flushed;
+  - `stats items` evicted_time and outofmemory, which memcached-tool's
+    display shows (Evict_Time, OOM): evicted_time is the age (since its
+    last access) of the item evicted last in the class, here 30 s after
+    debugtime 30; with -M each set refused for memory counts once in its
+    class, as memcached counts it.
 
 MCKVD=/path/to/mckvd python3 tests/integ/test_admin.py
 Exit status: 0 pass, 1 fail, 77 skip.
@@ -150,8 +155,84 @@ def test_no_flush(t):
     t.stop_checked(srv)
 
 
+def value_class(items, prefix="items:"):
+    """The one class of `stats items` holding items: its number."""
+    classes = {k.split(":")[1] for k in items if k.endswith(":number")}
+    return classes.pop() if len(classes) == 1 else None
+
+
+def fill(c, prefix, value, until, limit=20000):
+    """Sets prefix0, prefix1, ... (pipelined by 100) until until(stats)
+    holds; returns how many were set (at most `limit`)."""
+    n = 0
+    while n < limit:
+        for i in range(n, n + 100):
+            c.send(b"set %s%d 0 0 %d noreply\r\n%s\r\n"
+                   % (prefix, i, len(value), value))
+        n += 100
+        if until(c.stats()):
+            return n
+    return n
+
+
+def test_items_stats(t):
+    value = b"v" * 1000
+    srv = t.server(["--engine=memory", "-m", "2",
+                    "--debug-commands=yes"]).start()
+    with srv.text() as c:
+        t0 = time.monotonic()
+        fill(c, b"old", value, lambda st: int(st["evictions"]) > 0)
+        cls = value_class(c.stats("items"))
+        t.check(cls is not None, "one class holds the items")
+        items = c.stats("items")
+        # ages in whole seconds of the server's clock: the real seconds
+        # the test took may add one more
+        slack = int(time.monotonic() - t0) + 1
+        got = int(items.get("items:%s:evicted_time" % cls, -1))
+        t.check(0 <= got <= slack, "evicted_time %d of items evicted as they "
+                "were set (at most %d)" % (got, slack))
+        t.check_eq(line(c, b"debugtime 30\r\n"), b"OK", "debugtime 30")
+        evicted = int(items["items:%s:evicted" % cls])
+        for i in range(10):
+            t.check_eq(c.set("new%d" % i, value), "STORED", "set new%d" % i)
+        items = c.stats("items")
+        t.check(int(items["items:%s:evicted" % cls]) > evicted,
+                "the new items evicted old ones")
+        slack = int(time.monotonic() - t0) + 1
+        got = int(items.get("items:%s:evicted_time" % cls, -1))
+        t.check(30 <= got <= 30 + slack, "evicted_time %d: the last evicted "
+                "item was accessed 30 s (+ %d real) before" % (got, slack))
+        t.check_eq(items.get("items:%s:outofmemory" % cls), "0",
+                   "outofmemory without -M")
+    t.stop_checked(srv)
+    srv = t.server(["--engine=memory", "-m", "2", "-M"]).start()
+    with srv.text() as c:
+        probes = [0]
+
+        def refused(_st):
+            # a new key each time: a refused set of an existing key also
+            # drops the old value (as memcached), which would make room
+            probes[0] += 1
+            c.send(b"set probe%d 0 0 %d\r\n%s\r\n"
+                   % (probes[0], len(value), value))
+            return c.readline().startswith(b"SERVER_ERROR")
+        fill(c, b"k", value, refused)
+        cls = value_class(c.stats("items"))
+        base = int(c.stats("items")["items:%s:outofmemory" % cls])
+        t.check(base >= 1, "-M: the refused set counted (%d)" % base)
+        for i in range(3):
+            reply = c.set("more%d" % i, value)
+            t.check(reply.startswith("SERVER_ERROR out of memory"),
+                    "-M: a set into a full cache refused: %r" % reply)
+        t.check_eq(c.stats("items")["items:%s:outofmemory" % cls],
+                   str(base + 3), "-M: outofmemory counts each refused set")
+        t.check_eq(c.stats()["evictions"], "0", "-M: nothing evicted")
+    t.stop_checked(srv)
+
+
 def main(t):
     test_shutdown(t)
+    test_items_stats(t)
     test_memlimit(t)
     test_debugtime(t)
     test_nocas_sqlite(t)
