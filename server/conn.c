@@ -56,8 +56,8 @@ conn_create(struct conn_owner *o, int fd, uint64_t id)
     c->fd = fd;
     c->id = id;
     c->owner = o;
-    /* The buffers are taken when first needed (struct conn_spare). */
-    /* The largest request: a retrieval line of many keys, or a storage
+    /* No buffer yet: each is taken when first needed (struct conn_spare).
+     * The largest request: a retrieval line of many keys, or a storage
      * command with a value of item_size_max (binary: header + extras + key
      * + value). Anything announcing more is refused by the parsers. */
     c->rmax = (size_t)o->item_size_max + PROTO_TEXT_GET_LINE_MAX + 4096;
@@ -301,7 +301,6 @@ conn_flush(struct conn *c)
     }
     c->nsegs = c->seg_head = 0;
     c->seg_head_done = 0;
-    c->wlen = 0;
     /* all written: the reply buffer goes back until the next reply */
     conn_give_wbuf(c);
     return 0;

@@ -105,7 +105,6 @@ struct conn_front {
     enum conn_req (*text)(struct conn *c, size_t *need);
 };
 
-/* The owner as its connections see it; it outlives them. */
 /* Buffers of their initial size that connections gave back, taken again
  * by the next connection to need one (the owner's thread only): a
  * connection holds a read buffer only while input is buffered, a reply
@@ -135,6 +134,7 @@ conn_spare_give(struct conn_spare *s, void *b)
         free(b);
 }
 
+/* The owner as its connections see it; it outlives them. */
 struct conn_owner {
     struct conn_spare spare_r;   /* CONN_RBUF_INITIAL bytes each */
     struct conn_spare spare_w;   /* CONN_WBUF_INITIAL bytes each */

@@ -13,15 +13,19 @@
 #include "server/cache.h"
 #include "server/conn.h"
 
+static void
+spare_free(struct conn_spare *s)
+{
+    while (s->n > 0)
+        free(s->buf[--s->n]);
+}
+
 void
 conn_owner_free_spares(struct conn_owner *o)
 {
-    while (o->spare_r.n > 0)
-        free(o->spare_r.buf[--o->spare_r.n]);
-    while (o->spare_w.n > 0)
-        free(o->spare_w.buf[--o->spare_w.n]);
-    while (o->spare_s.n > 0)
-        free(o->spare_s.buf[--o->spare_s.n]);
+    spare_free(&o->spare_r);
+    spare_free(&o->spare_w);
+    spare_free(&o->spare_s);
 }
 
 void

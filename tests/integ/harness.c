@@ -309,8 +309,10 @@ server_start_port(uint16_t port, const char *const *extra_args)
     return NULL;
 }
 
-int
-server_end(struct server *srv, int signo)
+/* Sends signo (unless the server has exited already) and waits, bounded by
+ * STOP_TIMEOUT_MS, for it to exit: true once it is reaped. */
+static bool
+signal_and_reap(struct server *srv, int signo)
 {
     int64_t deadline = harness_now_ms() + STOP_TIMEOUT_MS;
 
@@ -319,7 +321,13 @@ server_end(struct server *srv, int signo)
         while (!reap_nohang(srv) && harness_now_ms() < deadline)
             usleep(10 * 1000);
     }
-    if (!srv->reaped) {
+    return srv->reaped;
+}
+
+int
+server_end(struct server *srv, int signo)
+{
+    if (!signal_and_reap(srv, signo)) {
         fprintf(stderr, "harness: pid %d ignored signal %d for %d ms\n",
                 (int)srv->pid, signo, STOP_TIMEOUT_MS);
         return -1;
@@ -367,17 +375,11 @@ server_alive(struct server *srv)
 int
 server_stop_with(struct server *srv, int signo)
 {
-    int64_t deadline = harness_now_ms() + STOP_TIMEOUT_MS;
     int result;
 
     if (srv == NULL)
         return -1;
-    if (!reap_nohang(srv)) {
-        kill(srv->pid, signo);
-        while (!reap_nohang(srv) && harness_now_ms() < deadline)
-            usleep(10 * 1000);
-    }
-    if (!srv->reaped) {
+    if (!signal_and_reap(srv, signo)) {
         fprintf(stderr, "harness: pid %d ignored signal %d for %d ms: "
                 "SIGKILL\n", (int)srv->pid, signo, STOP_TIMEOUT_MS);
         kill(srv->pid, SIGKILL);
